@@ -1,0 +1,208 @@
+//! The [`EventBus`] trait and the types every bus shares.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use async_trait::async_trait;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    envelope::OnexEnvelopeV1, error::BusError, event::MessageCategory, headers::EventHeaders,
+};
+
+/// One message on the bus: where it goes, its key, headers and envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusMessage {
+    /// The full topic, namespace included.
+    pub topic: String,
+    /// The partition key (correlation id, falling back to node id).
+    pub key: String,
+    /// The message headers.
+    pub headers: EventHeaders,
+    /// The envelope.
+    pub envelope: OnexEnvelopeV1,
+}
+
+impl BusMessage {
+    /// A message for an envelope on a full topic, with headers and key
+    /// derived from the envelope.
+    pub fn new(topic: String, envelope: OnexEnvelopeV1, category: MessageCategory) -> Self {
+        let headers = EventHeaders::for_envelope(&envelope, category);
+        BusMessage {
+            topic,
+            key: envelope.partition_key(),
+            headers,
+            envelope,
+        }
+    }
+}
+
+/// Why a handler did not process a message. The bus retries it, and after
+/// the configured retries sends it to the dead-letter topic.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct HandlerError {
+    /// A short classification, carried as the `error_type` DLQ header.
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A handler error of a kind with a message.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        HandlerError {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Handles messages of a subscription.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Processes one message. `Ok` lets the bus commit it; `Err` makes the
+    /// bus retry and eventually dead-letter it.
+    async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError>;
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
+
+struct FnHandler<F>(F);
+
+#[async_trait]
+impl<F> Handler for FnHandler<F>
+where
+    F: Fn(BusMessage) -> BoxFuture + Send + Sync + 'static,
+{
+    async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError> {
+        (self.0)(message.clone()).await
+    }
+}
+
+/// A handler from an async closure.
+///
+/// ```
+/// let handler = onex::bus::handler_fn(|msg| async move {
+///     println!("{}", msg.envelope.event_type);
+///     Ok(())
+/// });
+/// # let _ = handler;
+/// ```
+pub fn handler_fn<F, Fut>(f: F) -> Arc<dyn Handler>
+where
+    F: Fn(BusMessage) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Arc::new(FnHandler(move |m| Box::pin(f(m)) as BoxFuture))
+}
+
+/// What to subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Full topics, namespace included.
+    pub topics: Vec<String>,
+    /// The consumer group: subscribers of one group share the messages.
+    pub group: String,
+}
+
+/// A running subscription; [`SubscriptionHandle::stop`] ends it after the
+/// message in hand and commits what was handled.
+#[derive(Debug)]
+pub struct SubscriptionHandle {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The stop signal a subscription's task watches.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Whether stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when stop is requested (or the handle is dropped).
+    pub async fn stopped(&mut self) {
+        while !*self.0.borrow() {
+            if self.0.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl SubscriptionHandle {
+    /// Spawns a subscription task that receives the stop signal.
+    pub fn spawn<F, Fut>(task: F) -> Self
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(task(StopSignal(rx)));
+        SubscriptionHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the subscription and waits for its task to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Whether the subscription's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// How a bus is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusHealth {
+    /// Connected and delivering.
+    Healthy,
+    /// Running without its broker: publishing is buffered.
+    Degraded {
+        /// Why.
+        reason: String,
+    },
+    /// Shut down.
+    Stopped,
+}
+
+/// An event bus: publish envelopes, subscribe handlers.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// The environment that namespaces topics.
+    fn environment(&self) -> &str;
+
+    /// Publishes one message and returns once the bus has accepted it
+    /// (for Kafka: once the broker acknowledged it, or it was buffered
+    /// while the bus is degraded).
+    async fn publish(&self, message: BusMessage) -> Result<(), BusError>;
+
+    /// Subscribes a handler to topics in a consumer group.
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError>;
+
+    /// Health of the bus.
+    fn health(&self) -> BusHealth;
+
+    /// Delivers what is in flight and releases the bus.
+    async fn shutdown(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,88 @@
+//! Typed publishing: events in, envelopes with headers and keys out.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use uuid::Uuid;
+
+use crate::{
+    bus::{BusMessage, EventBus},
+    envelope::{OnexEnvelopeV1, SourceInfo},
+    error::BusError,
+    event::Event,
+    topic,
+};
+
+/// Publishes typed events of one node on a bus.
+#[derive(Clone)]
+pub struct Publisher {
+    bus: Arc<dyn EventBus>,
+    source: Arc<SourceInfo>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A publisher for a node on a bus.
+    pub fn new(bus: Arc<dyn EventBus>, source: SourceInfo) -> Self {
+        Publisher {
+            bus,
+            source: Arc::new(source),
+        }
+    }
+
+    /// The node identity stamped on every envelope.
+    pub fn source(&self) -> &SourceInfo {
+        &self.source
+    }
+
+    /// The bus this publisher sends on.
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+
+    /// The full topic of `E` in this publisher's environment.
+    pub fn topic_of<E: Event>(&self) -> String {
+        topic::qualified(&self.source.environment, E::TOPIC)
+    }
+
+    /// Builds the message for an event without sending it.
+    pub fn message<E: Event>(
+        &self,
+        event: &E,
+        correlation_id: Option<Uuid>,
+        metadata: BTreeMap<String, serde_json::Value>,
+    ) -> Result<BusMessage, BusError> {
+        let mut envelope = OnexEnvelopeV1::wrap(event, &self.source, correlation_id)?;
+        envelope.metadata = metadata;
+        Ok(BusMessage::new(self.topic_of::<E>(), envelope, E::CATEGORY))
+    }
+
+    /// Publishes an event on its own topic; returns the envelope's event id.
+    pub async fn publish<E: Event>(
+        &self,
+        event: &E,
+        correlation_id: Option<Uuid>,
+    ) -> Result<Uuid, BusError> {
+        self.publish_with_metadata(event, correlation_id, BTreeMap::new())
+            .await
+    }
+
+    /// Publishes an event with envelope metadata.
+    pub async fn publish_with_metadata<E: Event>(
+        &self,
+        event: &E,
+        correlation_id: Option<Uuid>,
+        metadata: BTreeMap<String, serde_json::Value>,
+    ) -> Result<Uuid, BusError> {
+        let message = self.message(event, correlation_id, metadata)?;
+        let id = message.envelope.event_id;
+        self.bus.publish(message).await?;
+        Ok(id)
+    }
+}
