@@ -38,3 +38,20 @@ pub use chrono;
 pub use serde;
 pub use serde_json;
 pub use uuid;
+
+/// Includes the module that `onex-build` generated for a contract.
+///
+/// The argument is the contract's node name (the file stem `onex-build`
+/// wrote to `OUT_DIR`). Put it inside a module of your own:
+///
+/// ```ignore
+/// pub mod postgres_writer {
+///     onex::include_contract!("postgres_writer");
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_contract {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
