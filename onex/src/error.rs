@@ -88,3 +88,39 @@ pub struct ConfigError {
     /// The allowed values or range.
     pub allowed: String,
 }
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, has an unknown key or a value of the wrong
+    /// type.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or a description of the text.
+        origin: String,
+        /// Line of the problem (1-based), when known.
+        line: Option<usize>,
+        /// Column of the problem (1-based), when known.
+        column: Option<usize>,
+        /// What is wrong, with its location.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("{origin}: {source}")]
+    Invalid {
+        /// The file, or a description of the text.
+        origin: String,
+        /// The invalid setting.
+        #[source]
+        source: ConfigError,
+    },
+}

@@ -17,6 +17,7 @@
 
 pub mod bus;
 pub mod circuit;
+pub mod config;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod retry;
 pub mod topic;
 
 pub use bus::{BusHealth, BusMessage, EventBus, Handler, HandlerError, SubscriptionHandle};
+pub use config::KafkaConfig;
 pub use envelope::{OnexEnvelopeV1, SourceInfo};
 pub use error::{BusError, DecodeError};
 pub use event::{Event, EventSet, MessageCategory};
