@@ -67,6 +67,14 @@ pub enum BusError {
     /// The bus was shut down.
     #[error("event bus is shut down")]
     Shutdown,
+    /// Messages the bus accepted could not be delivered (the broker stayed
+    /// unreachable past the timeout). The Kafka bus keeps them for
+    /// `KafkaBus::take_undelivered`.
+    #[error("{count} accepted message(s) could not be delivered within the timeout")]
+    Undelivered {
+        /// How many messages.
+        count: usize,
+    },
     /// A configuration value is invalid.
     #[error(transparent)]
     Config(#[from] crate::error::ConfigError),

@@ -23,6 +23,9 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod headers;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod memory;
 pub mod publisher;
 pub mod retry;
 pub mod topic;
@@ -33,6 +36,7 @@ pub use envelope::{OnexEnvelopeV1, SourceInfo};
 pub use error::{BusError, DecodeError};
 pub use event::{Event, EventSet, MessageCategory};
 pub use headers::EventHeaders;
+pub use memory::InMemoryBus;
 pub use publisher::Publisher;
 
 // Re-exports used by generated code through `::onex::...` paths.

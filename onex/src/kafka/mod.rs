@@ -1,0 +1,836 @@
+//! The Kafka event bus, on rdkafka (librdkafka) and tokio.
+//!
+//! [`KafkaBus`] implements [`EventBus`]:
+//!
+//! - **Publishing** uses an idempotent producer with `acks=all` (both from
+//!   [`KafkaConfig`]) and awaits every delivery report. A message's key is
+//!   [`BusMessage::key`], its value the envelope JSON, its headers
+//!   [`EventHeaders::to_pairs`](crate::EventHeaders::to_pairs). Publishes
+//!   are futures that can run concurrently: thousands can be in flight.
+//! - A failed delivery is retried with exponential backoff and jitter
+//!   ([`KafkaConfig::retry_policy`]). A **circuit breaker**
+//!   ([`KafkaConfig::circuit_breaker`]) counts failed deliveries; when it is
+//!   open, [`KafkaBus::publish_now`] fails fast with
+//!   [`BusError::CircuitOpen`] and [`EventBus::publish`] buffers instead.
+//! - **Graceful degradation**: when the broker cannot be reached (at start,
+//!   or when the breaker opens) the bus reports [`BusHealth::Degraded`] and
+//!   keeps what it is asked to publish in a bounded buffer
+//!   ([`KafkaConfig::publish_buffer_capacity`]); a background task delivers
+//!   the buffer, in order, once the broker answers. A buffered message not
+//!   delivered within [`KafkaConfig::timeout_seconds`] is moved to the
+//!   undelivered list ([`KafkaBus::take_undelivered`]) and reported by
+//!   [`EventBus::shutdown`]; a full buffer refuses with
+//!   [`BusError::BufferFull`]. Nothing is dropped silently.
+//! - A **fatal producer error** (an idempotent producer can get
+//!   `UnknownProducerId` after a broker restart) makes the bus build a new
+//!   producer and send again what failed.
+//! - **Consumers** ([`EventBus::subscribe`]) join a consumer group and
+//!   commit a message's offset only after its handler succeeded
+//!   (at-least-once). A handler that keeps failing is retried per the retry
+//!   policy, then the message goes to the dead-letter topic
+//!   ([`KafkaBus::dead_letter_topic`]) with failure headers, and only then
+//!   is its offset committed.
+//! - [`EventBus::shutdown`] stops the consumers (committing what they
+//!   handled), delivers the buffer and flushes the producer.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), onex::BusError> {
+//! use onex::{EventBus, KafkaConfig, kafka::KafkaBus};
+//!
+//! let config = KafkaConfig::from_env()?;
+//! let bus = KafkaBus::connect(config).await?;
+//! // ... publish and subscribe ...
+//! bus.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod consumer;
+mod producer;
+
+use std::{
+    borrow::Cow,
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use rdkafka::{ClientConfig, error::KafkaError};
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::{
+    bus::{BusHealth, BusMessage, EventBus, Handler, Subscription, SubscriptionHandle},
+    circuit::{CircuitBreaker, CircuitState},
+    config::KafkaConfig,
+    error::BusError,
+    retry::RetryPolicy,
+};
+
+use producer::{ProducerSlot, Record, SharedProducer};
+
+/// The dead-letter topic used when [`KafkaConfig::dead_letter_topic`] is
+/// unset: `{environment}.dlq.v1`.
+///
+/// ```
+/// assert_eq!(onex::kafka::default_dead_letter_topic("dev"), "dev.dlq.v1");
+/// ```
+pub fn default_dead_letter_topic(environment: &str) -> String {
+    format!("{environment}.dlq.v1")
+}
+
+/// Headers a dead-lettered message carries besides its original headers.
+pub mod dlq_headers {
+    /// The topic the message was consumed from.
+    pub const ORIGINAL_TOPIC: &str = "original_topic";
+    /// Its partition there.
+    pub const ORIGINAL_PARTITION: &str = "original_partition";
+    /// Its offset there.
+    pub const ORIGINAL_OFFSET: &str = "original_offset";
+    /// The last handler error's message.
+    pub const FAILURE_REASON: &str = "failure_reason";
+    /// When it was dead-lettered (RFC 3339, UTC).
+    pub const FAILURE_TIMESTAMP: &str = "failure_timestamp";
+    /// The message's correlation id (replaces the original header).
+    pub const CORRELATION_ID: &str = "correlation_id";
+    /// How many times the handler was retried after its first failure
+    /// (replaces the original header).
+    pub const RETRY_COUNT: &str = "retry_count";
+    /// The handler error's kind ([`crate::HandlerError::kind`]), or
+    /// `decode_error` for a message that is not an envelope.
+    pub const ERROR_TYPE: &str = "error_type";
+}
+
+/// Resends of one message after its producer was replaced, on top of the
+/// retry policy's attempts.
+const MAX_RESENDS: u32 = 8;
+
+/// Counters of a [`KafkaBus`], for health pages and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaBusStats {
+    /// Messages the broker acknowledged.
+    pub delivered: u64,
+    /// Messages accepted into the degraded-mode buffer.
+    pub buffered: u64,
+    /// Messages now waiting in the buffer.
+    pub buffer_len: usize,
+    /// Messages moved to the undelivered list (not yet taken).
+    pub undelivered: usize,
+    /// Times the producer was rebuilt after a fatal error.
+    pub producer_rebuilds: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_lettered: u64,
+}
+
+/// A message waiting in the degraded-mode buffer.
+#[derive(Debug)]
+struct Pending {
+    message: BusMessage,
+    record: Record,
+    since: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
+    queue: VecDeque<Pending>,
+    /// Taken by the background task and being sent.
+    sending: usize,
+    /// Given up on after the timeout; handed back by `take_undelivered`.
+    undelivered: Vec<BusMessage>,
+}
+
+/// What a delivery attempt sequence ended with.
+#[derive(Debug)]
+enum SendError {
+    /// The breaker refused the attempt.
+    CircuitOpen,
+    /// The broker did not take it.
+    Failed { attempts: u32, reason: String },
+}
+
+/// The shared state of a [`KafkaBus`], also held by its background tasks.
+struct Inner {
+    config: KafkaConfig,
+    client_config: ClientConfig,
+    dead_letter_topic: String,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+    /// Set on a failure, cleared on the next success: lets the hot path skip
+    /// the breaker's lock while all is well.
+    breaker_dirty: AtomicBool,
+    producer: RwLock<SharedProducer>,
+    next_generation: AtomicU64,
+    degraded: AtomicBool,
+    degraded_reason: Mutex<String>,
+    buffer: Mutex<Buffer>,
+    /// Buffer entries (queued + sending); read on the hot path.
+    buffer_len: AtomicUsize,
+    wake: Notify,
+    closing: AtomicBool,
+    stopped: AtomicBool,
+    /// Tells consumers and the background task to stop.
+    shutdown: watch::Sender<bool>,
+    consumers: Mutex<Vec<oneshot::Receiver<()>>>,
+    delivered: AtomicU64,
+    buffered_total: AtomicU64,
+    rebuilds: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
+/// The Kafka event bus. See the [module documentation](self).
+pub struct KafkaBus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("bootstrap_servers", &self.inner.config.bootstrap_servers)
+            .field("environment", &self.inner.config.environment)
+            .field("health", &self.inner.health())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic in another holder.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long construction waits for the broker before starting degraded.
+fn probe_timeout(config: &KafkaConfig) -> Duration {
+    config.timeout().min(Duration::from_secs(3))
+}
+
+impl KafkaBus {
+    /// Validates the configuration, creates the producer and asks the
+    /// broker for metadata.
+    ///
+    /// An unreachable broker is not an error: the bus starts
+    /// [`BusHealth::Degraded`], buffers what is published and delivers it
+    /// once the broker answers. Construction waits at most
+    /// `min(timeout_seconds, 3 s)` for that answer.
+    ///
+    /// Errors: [`BusError::Config`] for an invalid configuration,
+    /// [`BusError::Other`] when librdkafka rejects a setting.
+    pub async fn connect(config: KafkaConfig) -> Result<Self, BusError> {
+        config.validate()?;
+        let client_config = producer::client_config(&config);
+        let slot = Arc::new(
+            ProducerSlot::create(&client_config, 0)
+                .map_err(|e| BusError::Other(format!("cannot create the Kafka producer: {e}")))?,
+        );
+        let dead_letter_topic = config
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| default_dead_letter_topic(&config.environment));
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            retry: config.retry_policy(),
+            breaker: config.circuit_breaker(),
+            breaker_dirty: AtomicBool::new(false),
+            client_config,
+            dead_letter_topic,
+            producer: RwLock::new(Arc::clone(&slot)),
+            next_generation: AtomicU64::new(1),
+            degraded: AtomicBool::new(false),
+            degraded_reason: Mutex::new(String::new()),
+            buffer: Mutex::new(Buffer::default()),
+            buffer_len: AtomicUsize::new(0),
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            shutdown,
+            consumers: Mutex::new(Vec::new()),
+            delivered: AtomicU64::new(0),
+            buffered_total: AtomicU64::new(0),
+            rebuilds: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            config,
+        });
+        let timeout = probe_timeout(&inner.config);
+        let probe = tokio::task::spawn_blocking(move || slot.probe(timeout)).await;
+        match probe {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => inner.set_degraded(format!(
+                "broker {} did not answer: {e}",
+                inner.config.bootstrap_servers
+            )),
+            Err(e) => inner.set_degraded(format!("broker probe failed: {e}")),
+        }
+        if inner.is_degraded() {
+            tracing::warn!(
+                bootstrap_servers = %inner.config.bootstrap_servers,
+                "Kafka broker unreachable; the bus starts degraded and buffers publishes"
+            );
+        }
+        tokio::spawn(background(Arc::clone(&inner)));
+        Ok(KafkaBus { inner })
+    }
+
+    /// The configuration the bus runs with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.inner.config
+    }
+
+    /// The dead-letter topic: [`KafkaConfig::dead_letter_topic`], or
+    /// [`default_dead_letter_topic`] of the environment.
+    pub fn dead_letter_topic(&self) -> &str {
+        &self.inner.dead_letter_topic
+    }
+
+    /// Publishes without the degraded-mode buffer: returns once the broker
+    /// acknowledged the message, retrying per the policy; fails fast with
+    /// [`BusError::CircuitOpen`] while the circuit breaker is open, and
+    /// with [`BusError::Delivery`] when the retries are spent.
+    pub async fn publish_now(&self, message: BusMessage) -> Result<(), BusError> {
+        self.inner.check_open()?;
+        let record = record_of(&message);
+        self.inner
+            .deliver(&record)
+            .await
+            .map_err(|e| e.into_bus_error(&record.topic))
+    }
+
+    /// The circuit breaker's state.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.inner.breaker.state()
+    }
+
+    /// Messages waiting in the degraded-mode buffer (queued or being sent).
+    pub fn buffered(&self) -> usize {
+        self.inner.buffer_len.load(Ordering::Acquire)
+    }
+
+    /// Takes the messages that could not be delivered within the timeout
+    /// after they were buffered, oldest first, so the application can
+    /// store, log or publish them again.
+    pub fn take_undelivered(&self) -> Vec<BusMessage> {
+        std::mem::take(&mut lock(&self.inner.buffer).undelivered)
+    }
+
+    /// The bus's counters.
+    pub fn stats(&self) -> KafkaBusStats {
+        let i = &self.inner;
+        let buffer = lock(&i.buffer);
+        KafkaBusStats {
+            delivered: i.delivered.load(Ordering::Relaxed),
+            buffered: i.buffered_total.load(Ordering::Relaxed),
+            buffer_len: buffer.queue.len() + buffer.sending,
+            undelivered: buffer.undelivered.len(),
+            producer_rebuilds: i.rebuilds.load(Ordering::Relaxed),
+            dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Raises a fatal error in the current producer, as a broker restart
+    /// can; the bus then rebuilds the producer and re-sends what failed.
+    /// For tests of that recovery.
+    #[doc(hidden)]
+    pub fn inject_fatal_error(&self, reason: &str) {
+        self.inner.current_producer().raise_fatal_error(reason);
+    }
+}
+
+/// The record of a bus message: topic, key, envelope JSON and headers.
+fn record_of(message: &BusMessage) -> Record {
+    Record {
+        topic: message.topic.clone(),
+        key: Some(message.key.clone().into_bytes()),
+        value: message.envelope.to_json(),
+        headers: message
+            .headers
+            .to_pairs()
+            .into_iter()
+            .map(|(name, value)| (Cow::Borrowed(name), value.into_bytes()))
+            .collect(),
+    }
+}
+
+impl SendError {
+    fn into_bus_error(self, topic: &str) -> BusError {
+        match self {
+            SendError::CircuitOpen => BusError::CircuitOpen {
+                target: format!("Kafka topic `{topic}`"),
+            },
+            SendError::Failed { attempts, reason } => BusError::Delivery {
+                topic: topic.to_owned(),
+                attempts,
+                reason,
+            },
+        }
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closing.load(Ordering::Acquire) {
+            Err(BusError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Acquire)
+    }
+
+    fn set_degraded(&self, reason: String) {
+        let mut r = lock(&self.degraded_reason);
+        if !self.degraded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(%reason, "Kafka bus degraded");
+        }
+        *r = reason;
+    }
+
+    fn clear_degraded(&self) {
+        if self.degraded.load(Ordering::Acquire) {
+            let _r = lock(&self.degraded_reason);
+            if self.degraded.swap(false, Ordering::AcqRel) {
+                tracing::info!("Kafka bus healthy again");
+            }
+        }
+    }
+
+    fn health(&self) -> BusHealth {
+        if self.stopped.load(Ordering::Acquire) {
+            BusHealth::Stopped
+        } else if self.is_degraded() {
+            BusHealth::Degraded {
+                reason: lock(&self.degraded_reason).clone(),
+            }
+        } else {
+            BusHealth::Healthy
+        }
+    }
+
+    fn current_producer(&self) -> SharedProducer {
+        Arc::clone(&self.producer.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the producer of `generation` (if it is still the current
+    /// one) after a fatal error.
+    fn rebuild_producer(&self, failed: &ProducerSlot) {
+        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if current.generation != failed.generation {
+            return; // Another task rebuilt it already.
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        match ProducerSlot::create(&self.client_config, generation) {
+            Ok(slot) => {
+                tracing::warn!(
+                    reason = failed.fatal_reason().unwrap_or_default(),
+                    generation,
+                    "rebuilt the Kafka producer after a fatal error; re-sending what failed"
+                );
+                *current = Arc::new(slot);
+                self.rebuilds.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!("cannot rebuild the Kafka producer: {e}"),
+        }
+    }
+
+    /// Asks the breaker for an attempt.
+    fn breaker_allow(&self) -> bool {
+        !self.breaker_dirty.load(Ordering::Acquire) || self.breaker.allow()
+    }
+
+    fn breaker_success(&self) {
+        if self.breaker_dirty.load(Ordering::Acquire) {
+            self.breaker.record_success();
+            self.breaker_dirty.store(false, Ordering::Release);
+        }
+        if self.buffer_len.load(Ordering::Acquire) == 0 {
+            self.clear_degraded();
+        }
+    }
+
+    fn breaker_failure(&self, error: &str) {
+        self.breaker_dirty.store(true, Ordering::Release);
+        self.breaker.record_failure();
+        if self.breaker.state() == CircuitState::Open {
+            self.set_degraded(format!(
+                "circuit breaker open after {} consecutive failed deliveries; last: {error}",
+                self.breaker.failures()
+            ));
+        }
+    }
+
+    /// Sends one record with the retry policy, the circuit breaker and
+    /// producer rebuilds.
+    async fn deliver(&self, record: &Record) -> Result<(), SendError> {
+        let mut attempt = 0u32;
+        let mut resends = 0u32;
+        loop {
+            if !self.breaker_allow() {
+                return Err(SendError::CircuitOpen);
+            }
+            // One attempt; re-sends after a producer rebuild belong to it.
+            let result = loop {
+                let slot = self.current_producer();
+                let deadline = Instant::now() + self.config.timeout();
+                match slot.send(record, deadline).await {
+                    Ok(()) => break Ok(()),
+                    Err(e) => {
+                        let fatal = slot.is_fatal();
+                        if fatal {
+                            self.rebuild_producer(&slot);
+                        }
+                        if (fatal || producer::is_purged(&e)) && resends < MAX_RESENDS {
+                            resends += 1;
+                            continue;
+                        }
+                        break Err(e);
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.breaker_success();
+                    return Ok(());
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    if !producer::is_retriable(&e) {
+                        // The message itself is at fault, not the broker.
+                        return Err(SendError::Failed {
+                            attempts: attempt + 1,
+                            reason,
+                        });
+                    }
+                    self.breaker_failure(&reason);
+                    if attempt >= self.retry.max_retries {
+                        return Err(SendError::Failed {
+                            attempts: attempt + 1,
+                            reason,
+                        });
+                    }
+                    tracing::debug!(topic = %record.topic, attempt, "delivery failed, retrying: {reason}");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Puts a message into the degraded-mode buffer.
+    fn enqueue(&self, message: BusMessage, record: Record) -> Result<(), BusError> {
+        let capacity = self.config.publish_buffer_capacity;
+        {
+            let mut buffer = lock(&self.buffer);
+            if buffer.queue.len() + buffer.sending + buffer.undelivered.len() >= capacity {
+                return Err(BusError::BufferFull { capacity });
+            }
+            buffer.queue.push_back(Pending {
+                message,
+                record,
+                since: Instant::now(),
+            });
+            self.buffer_len.fetch_add(1, Ordering::AcqRel);
+        }
+        self.buffered_total.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Moves buffered messages older than the timeout to the undelivered
+    /// list.
+    fn expire(&self) {
+        let timeout = self.config.timeout();
+        let mut buffer = lock(&self.buffer);
+        let mut expired = 0;
+        while buffer
+            .queue
+            .front()
+            .is_some_and(|p| p.since.elapsed() >= timeout)
+        {
+            if let Some(p) = buffer.queue.pop_front() {
+                buffer.undelivered.push(p.message);
+                expired += 1;
+            }
+        }
+        if expired > 0 {
+            self.buffer_len.fetch_sub(expired, Ordering::AcqRel);
+            tracing::error!(
+                count = expired,
+                timeout_seconds = self.config.timeout_seconds,
+                "buffered messages not delivered within the timeout; \
+                 they are kept for KafkaBus::take_undelivered"
+            );
+        }
+    }
+
+    /// Sends a batch from the front of the buffer, in order. Returns
+    /// whether all of it was delivered.
+    async fn drain_batch(&self, max: usize) -> bool {
+        let batch: Vec<Pending> = {
+            let mut buffer = lock(&self.buffer);
+            let n = buffer.queue.len().min(max);
+            let batch: Vec<Pending> = buffer.queue.drain(..n).collect();
+            buffer.sending += batch.len();
+            batch
+        };
+        if batch.is_empty() {
+            return true;
+        }
+        let slot = self.current_producer();
+        let deadline = Instant::now() + self.config.timeout();
+        // Enqueue all in order (librdkafka keeps the order per partition),
+        // then collect the reports.
+        let mut receivers = Vec::with_capacity(batch.len());
+        for p in &batch {
+            receivers.push(slot.enqueue(&p.record, deadline).await);
+        }
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        let mut delivered = 0u64;
+        for (p, rx) in batch.into_iter().zip(receivers) {
+            let report = match rx {
+                Ok(rx) => rx.await.unwrap_or(Err(KafkaError::Canceled)),
+                Err(e) => Err(e),
+            };
+            match report {
+                Ok(()) => delivered += 1,
+                Err(e) => {
+                    last_error = Some(e);
+                    failed.push(p);
+                }
+            }
+        }
+        self.delivered.fetch_add(delivered, Ordering::Relaxed);
+        let all_ok = failed.is_empty();
+        let n_failed = failed.len();
+        {
+            let mut buffer = lock(&self.buffer);
+            buffer.sending = buffer.sending.saturating_sub(delivered as usize + n_failed);
+            // Failed messages go back to the front, in their order.
+            for p in failed.into_iter().rev() {
+                buffer.queue.push_front(p);
+            }
+            self.buffer_len
+                .fetch_sub(delivered as usize, Ordering::AcqRel);
+        }
+        match last_error {
+            None => self.breaker_success(),
+            Some(e) => {
+                if slot.is_fatal() {
+                    self.rebuild_producer(&slot);
+                } else if !producer::is_purged(&e) {
+                    self.breaker_failure(&e.to_string());
+                    self.set_degraded(format!("{n_failed} buffered message(s) not delivered: {e}"));
+                }
+            }
+        }
+        all_ok
+    }
+
+    /// Asks the broker whether it answers (blocking call off the runtime).
+    async fn probe(&self) -> bool {
+        let slot = self.current_producer();
+        let timeout = probe_timeout(&self.config);
+        matches!(
+            tokio::task::spawn_blocking(move || slot.probe(timeout)).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// The background task: delivers the buffer, expires what waited too long,
+/// and probes the broker while degraded.
+async fn background(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let idle = Duration::from_millis(250);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        inner.expire();
+        let pending = inner.buffer_len.load(Ordering::Acquire) > 0;
+        let pause = if pending {
+            if inner.breaker_allow() {
+                if inner.drain_batch(10_000).await {
+                    continue;
+                }
+                retry_pause(&inner)
+            } else {
+                Duration::from_millis(100)
+            }
+        } else if inner.is_degraded() && inner.breaker.state() != CircuitState::Open {
+            if inner.probe().await {
+                inner.clear_degraded();
+                continue;
+            }
+            Duration::from_secs(1)
+        } else {
+            idle
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = inner.wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+fn retry_pause(inner: &Inner) -> Duration {
+    inner.retry.delay(0).min(Duration::from_secs(5))
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    fn environment(&self) -> &str {
+        &self.inner.config.environment
+    }
+
+    /// Publishes and awaits the broker's acknowledgement; while the bus is
+    /// degraded (broker unreachable, circuit open) the message is buffered
+    /// instead and `Ok` means "accepted into the buffer".
+    async fn publish(&self, message: BusMessage) -> Result<(), BusError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let record = record_of(&message);
+        if inner.is_degraded() || inner.buffer_len.load(Ordering::Acquire) > 0 {
+            // Keep the order: behind what is buffered already.
+            return inner.enqueue(message, record);
+        }
+        match inner.deliver(&record).await {
+            Ok(()) => Ok(()),
+            Err(SendError::CircuitOpen) => inner.enqueue(message, record),
+            Err(e) => Err(e.into_bus_error(&record.topic)),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handler).await
+    }
+
+    fn health(&self) -> BusHealth {
+        self.inner.health()
+    }
+
+    /// Stops the consumers (each commits what it handled), delivers the
+    /// buffer (waiting up to the timeout), flushes the producer. Returns
+    /// [`BusError::Undelivered`] when messages could not be delivered; they
+    /// stay available from [`KafkaBus::take_undelivered`].
+    async fn shutdown(&self) -> Result<(), BusError> {
+        let inner = &self.inner;
+        if inner.closing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let timeout = inner.config.timeout();
+        // 1. Consumers: they may still dead-letter through the producer.
+        let _ = inner.shutdown.send(true);
+        let consumers = std::mem::take(&mut *lock(&inner.consumers));
+        for done in consumers {
+            if tokio::time::timeout(timeout * 2, done).await.is_err() {
+                tracing::warn!("a Kafka consumer did not stop within the timeout");
+            }
+        }
+        // 2. The buffer: the background task stopped; deliver here.
+        let deadline = Instant::now() + timeout;
+        while inner.buffer_len.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            inner.expire();
+            if inner.breaker_allow() {
+                if !inner.drain_batch(10_000).await {
+                    tokio::time::sleep(retry_pause(inner)).await;
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let leftover = {
+            let mut buffer = lock(&inner.buffer);
+            let rest: Vec<BusMessage> = buffer.queue.drain(..).map(|p| p.message).collect();
+            inner.buffer_len.fetch_sub(rest.len(), Ordering::AcqRel);
+            buffer.undelivered.extend(rest);
+            buffer.undelivered.len()
+        };
+        // 3. The producer: dropping it would purge its queue.
+        let slot = inner.current_producer();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let r = slot.flush(timeout);
+            (r, slot.in_flight())
+        })
+        .await;
+        inner.stopped.store(true, Ordering::Release);
+        if leftover > 0 {
+            return Err(BusError::Undelivered { count: leftover });
+        }
+        match flushed {
+            Ok((Ok(()), _)) => Ok(()),
+            Ok((Err(e), in_flight)) => Err(BusError::Undelivered {
+                count: usize::try_from(in_flight).unwrap_or(0).max(1),
+            })
+            .inspect_err(|_| tracing::error!("flushing the Kafka producer failed: {e}")),
+            Err(e) => Err(BusError::Other(format!("flushing the Kafka producer: {e}"))),
+        }
+    }
+}
+
+impl Drop for KafkaBus {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        let _ = inner.shutdown.send(true);
+        if inner.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        // Not shut down: at least hand librdkafka's queue to the broker
+        // before the producer goes (dropping it would purge the queue).
+        let slot = inner.current_producer();
+        let buffered = inner.buffer_len.load(Ordering::Acquire);
+        if buffered > 0 || slot.in_flight() > 0 {
+            tracing::warn!(
+                buffered,
+                in_flight = slot.in_flight(),
+                "KafkaBus dropped without shutdown(); flushing what is in flight"
+            );
+            let timeout = inner.config.timeout();
+            let flush = move || {
+                if let Err(e) = slot.flush(timeout) {
+                    tracing::error!("flushing the Kafka producer on drop failed: {e}");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => {
+                    let _ = std::thread::Builder::new()
+                        .name("onex-producer-flush".to_owned())
+                        .spawn(flush);
+                }
+                Err(_) => flush(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_dlq_topic_is_namespaced() {
+        assert_eq!(default_dead_letter_topic("prod"), "prod.dlq.v1");
+    }
+
+    #[test]
+    fn producer_settings_follow_the_config() {
+        let config = KafkaConfig {
+            linger_ms: 0,
+            timeout_seconds: 7,
+            ..KafkaConfig::default()
+        };
+        let c = producer::client_config(&config);
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("linger.ms"), Some("0"));
+        assert_eq!(c.get("message.timeout.ms"), Some("7000"));
+    }
+}

@@ -1,0 +1,288 @@
+//! The rdkafka producer behind [`super::KafkaBus`]: a `ThreadedProducer`
+//! whose delivery callback completes a oneshot per message, so that any
+//! number of publishes can await their delivery reports concurrently.
+
+use std::{
+    borrow::Cow,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    ClientConfig, ClientContext,
+    config::FromClientConfigAndContext,
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{Header, OwnedHeaders},
+    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
+};
+use tokio::sync::oneshot;
+
+use crate::config::KafkaConfig;
+
+/// The outcome of one delivery report.
+pub(crate) type Report = Result<(), KafkaError>;
+
+/// Client callbacks of the producer: delivery reports go to the waiting
+/// publish; a fatal error is remembered so that the bus rebuilds the
+/// producer.
+pub(crate) struct ProducerCallbacks {
+    fatal: AtomicBool,
+}
+
+impl ClientContext for ProducerCallbacks {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match &error {
+            KafkaError::Global(RDKafkaErrorCode::Fatal) => {
+                self.fatal.store(true, Ordering::Release);
+                tracing::error!(%reason, "fatal Kafka producer error; the producer will be rebuilt");
+            }
+            KafkaError::Global(
+                RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve,
+            ) => tracing::debug!(%reason, "Kafka broker connection: {error}"),
+            _ => tracing::warn!(%reason, "Kafka producer: {error}"),
+        }
+    }
+}
+
+impl ProducerContext for ProducerCallbacks {
+    type DeliveryOpaque = Box<oneshot::Sender<Report>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tx: Self::DeliveryOpaque) {
+        let report = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // The publish may have been cancelled; nobody waits then.
+        let _ = tx.send(report);
+    }
+}
+
+/// One producer instance. A fatal error replaces the slot with a new one of
+/// the next generation.
+pub(crate) struct ProducerSlot {
+    pub(crate) generation: u64,
+    producer: Option<ThreadedProducer<ProducerCallbacks>>,
+}
+
+impl std::fmt::Debug for ProducerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerSlot")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record ready to send: serialized once, sent as often as retries need.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) topic: String,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) headers: Vec<(Cow<'static, str>, Vec<u8>)>,
+}
+
+impl Record {
+    fn owned_headers(&self) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers = headers.insert(Header {
+                key: name.as_ref(),
+                value: Some(value.as_slice()),
+            });
+        }
+        headers
+    }
+}
+
+/// The librdkafka settings of the bus's producer.
+pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let timeout_ms = config.timeout_seconds.saturating_mul(1000).to_string();
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", format!("onex-{}", config.environment))
+        .set("acks", config.acks.as_str())
+        .set(
+            "enable.idempotence",
+            if config.enable_idempotence {
+                "true"
+            } else {
+                "false"
+            },
+        )
+        .set("linger.ms", config.linger_ms.to_string())
+        // A delivery report arrives within the timeout, success or not.
+        .set("message.timeout.ms", &timeout_ms)
+        .set("socket.connection.setup.timeout.ms", &timeout_ms)
+        // Reconnect quickly once a broker is back.
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000");
+    c
+}
+
+impl ProducerSlot {
+    /// Creates a producer; fails only on invalid settings.
+    pub(crate) fn create(config: &ClientConfig, generation: u64) -> Result<Self, KafkaError> {
+        let callbacks = ProducerCallbacks {
+            fatal: AtomicBool::new(false),
+        };
+        let producer = ThreadedProducer::from_config_and_context(config, callbacks)?;
+        Ok(ProducerSlot {
+            generation,
+            producer: Some(producer),
+        })
+    }
+
+    fn producer(&self) -> Option<&ThreadedProducer<ProducerCallbacks>> {
+        self.producer.as_ref()
+    }
+
+    /// Whether this producer hit a fatal error and must be replaced.
+    pub(crate) fn is_fatal(&self) -> bool {
+        self.producer().is_some_and(|p| {
+            p.context().fatal.load(Ordering::Acquire) || p.client().fatal_error().is_some()
+        })
+    }
+
+    /// The fatal error, when there is one.
+    pub(crate) fn fatal_reason(&self) -> Option<String> {
+        self.producer()
+            .and_then(|p| p.client().fatal_error())
+            .map(|(code, reason)| format!("{code}: {reason}"))
+    }
+
+    /// Hands the record to librdkafka and returns the receiver of its
+    /// delivery report. Waits (asynchronously) while librdkafka's queue is
+    /// full, until `deadline`.
+    pub(crate) async fn enqueue(
+        &self,
+        record: &Record,
+        deadline: Instant,
+    ) -> Result<oneshot::Receiver<Report>, KafkaError> {
+        let producer = self.producer().ok_or(KafkaError::Canceled)?;
+        let (tx, rx) = oneshot::channel();
+        let mut base = BaseRecord::with_opaque_to(&record.topic, Box::new(tx))
+            .payload(&record.value)
+            .headers(record.owned_headers());
+        if let Some(key) = &record.key {
+            base = base.key(key);
+        }
+        loop {
+            match producer.send(base) {
+                Ok(()) => return Ok(rx),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    base = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends one record and awaits its delivery report.
+    pub(crate) async fn send(&self, record: &Record, deadline: Instant) -> Report {
+        let rx = self.enqueue(record, deadline).await?;
+        rx.await.unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// Waits (blocking) until everything queued is delivered or failed.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        match self.producer() {
+            Some(p) => p.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// Messages queued or in flight.
+    pub(crate) fn in_flight(&self) -> i32 {
+        self.producer().map_or(0, |p| p.in_flight_count())
+    }
+
+    /// Asks the broker for metadata (blocking): whether it answers.
+    pub(crate) fn probe(&self, timeout: Duration) -> Result<(), KafkaError> {
+        match self.producer() {
+            Some(p) => p.client().fetch_metadata(None, timeout).map(|_| ()),
+            None => Err(KafkaError::Canceled),
+        }
+    }
+
+    /// Raises a fatal error in librdkafka, as a broker restart can
+    /// (`UnknownProducerId`); for tests of the recovery path.
+    pub(crate) fn raise_fatal_error(&self, reason: &str) {
+        let Some(p) = self.producer() else { return };
+        let reason = std::ffi::CString::new(reason.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: the client pointer is valid while the producer lives (we
+        // hold it), and the reason is a NUL-terminated string that outlives
+        // the call; librdkafka copies it.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                p.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+                reason.as_ptr(),
+            );
+        }
+    }
+}
+
+impl Drop for ProducerSlot {
+    fn drop(&mut self) {
+        // Destroying a producer joins its polling thread and waits for
+        // librdkafka: do it off the async runtime's threads. The bus flushes
+        // before it lets go of a producer that may still hold messages.
+        if let Some(producer) = self.producer.take() {
+            let spawned = std::thread::Builder::new()
+                .name("onex-producer-drop".to_owned())
+                .spawn(move || drop(producer));
+            if let Err(e) = spawned {
+                tracing::warn!("could not spawn a thread to drop a producer: {e}");
+            }
+        }
+    }
+}
+
+/// Whether a producer error is worth another attempt. Errors about the
+/// message itself or permissions are not: they would fail again.
+pub(crate) fn is_retriable(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageProduction(code) => *code,
+        KafkaError::Global(code) => *code,
+        KafkaError::Nul(_) => return false,
+        _ => return true,
+    };
+    !matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::BadMessage
+            | RDKafkaErrorCode::UnknownTopic
+    )
+}
+
+/// Whether the message failed only because its producer was purged or
+/// destroyed (after a fatal error): send it again on the new producer.
+pub(crate) fn is_purged(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::Canceled
+            | KafkaError::MessageProduction(
+                RDKafkaErrorCode::PurgeQueue
+                    | RDKafkaErrorCode::PurgeInflight
+                    | RDKafkaErrorCode::Fatal
+            )
+    )
+}
+
+/// A shared producer handle.
+pub(crate) type SharedProducer = Arc<ProducerSlot>;
