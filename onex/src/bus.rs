@@ -34,6 +34,15 @@ impl BusMessage {
             envelope,
         }
     }
+
+    /// The correlation id to carry on: the envelope's, or else the one the
+    /// headers were given. A handler passes it on when it publishes in
+    /// response: `publisher.publish(&event, Some(message.correlation_id()))`.
+    pub fn correlation_id(&self) -> uuid::Uuid {
+        self.envelope
+            .correlation_id
+            .unwrap_or(self.headers.correlation_id)
+    }
 }
 
 /// Why a handler did not process a message. The bus retries it, and after

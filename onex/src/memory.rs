@@ -1,0 +1,864 @@
+//! The in-memory event bus: the whole bus inside one process, for local
+//! development, tests and single-process deployments.
+//!
+//! Guarantees:
+//!
+//! - **FIFO per subscriber.** Every subscriber has its own queue and a
+//!   worker task that handles one message at a time, in publish order.
+//! - **Fan-out and consumer groups.** Every consumer group subscribed to a
+//!   topic gets each message; inside a group, each message goes to one
+//!   member (round robin).
+//! - **Publish returns once the message is queued** for every group. Queues
+//!   are bounded softly by [`MemoryBusOptions::queue_capacity`]: a publisher
+//!   waits while a subscriber's queue is full, except when it publishes from
+//!   that subscriber's own handler (which would otherwise wait on itself).
+//! - **Retries, circuit breaker, dead letters.** A failing handler is
+//!   retried with the [`RetryPolicy`]; when the retries are spent the
+//!   message becomes a [`DeadLetter`] and the subscriber's
+//!   [`CircuitBreaker`] counts a failure. While the breaker is open the
+//!   subscriber is skipped: its messages become dead letters at once
+//!   (`error_type` `circuit_open`) instead of being dropped silently. After
+//!   the reset timeout one message goes through as a trial.
+//! - **Bounded history** of the most recent messages
+//!   ([`MemoryBusOptions::history_capacity`], default 1,000; the oldest are
+//!   dropped).
+//! - **Shutdown drains**: [`EventBus::shutdown`] refuses new messages,
+//!   delivers everything already queued, then returns.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), onex::BusError> {
+//! use std::sync::Arc;
+//! use onex::{EventBus, InMemoryBus, bus::{Subscription, handler_fn}};
+//!
+//! let bus = InMemoryBus::new("dev");
+//! let _subscription = bus
+//!     .subscribe(
+//!         Subscription { topics: vec!["dev.orders.created.v1".into()], group: "audit".into() },
+//!         handler_fn(|msg| async move {
+//!             println!("{}", msg.envelope.event_type);
+//!             Ok(())
+//!         }),
+//!     )
+//!     .await?;
+//! // ... publish ...
+//! bus.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    any::Any,
+    collections::{HashMap, VecDeque},
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, MutexGuard, RwLock, Weak,
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+
+use crate::{
+    bus::{
+        BusHealth, BusMessage, EventBus, Handler, HandlerError, StopSignal, Subscription,
+        SubscriptionHandle,
+    },
+    circuit::{CircuitBreaker, CircuitState},
+    config::KafkaConfig,
+    error::BusError,
+    retry::RetryPolicy,
+};
+
+/// The `error_type` of a message skipped because the subscriber's circuit
+/// breaker was open.
+pub const CIRCUIT_OPEN_ERROR_TYPE: &str = "circuit_open";
+/// The `error_type` of a message whose handler panicked.
+pub const PANIC_ERROR_TYPE: &str = "panic";
+
+/// Settings of an [`InMemoryBus`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryBusOptions {
+    /// Messages kept in the history; the oldest are dropped (default
+    /// 1,000; 0 keeps none).
+    pub history_capacity: usize,
+    /// Messages a subscriber's queue holds before publishers wait (default
+    /// 10,000).
+    pub queue_capacity: usize,
+    /// Retries of a failing handler (default: 3 retries, 1 s base).
+    pub retry: RetryPolicy,
+    /// Consecutive dead-lettered messages that open a subscriber's breaker
+    /// (default 5).
+    pub circuit_breaker_threshold: u32,
+    /// How long an open breaker skips its subscriber before a trial
+    /// (default 30 s).
+    pub circuit_breaker_reset_timeout: Duration,
+    /// Dead letters kept; the oldest are dropped (default 10,000).
+    pub dead_letter_capacity: usize,
+    /// When set, every dead letter is also published on this full topic,
+    /// with its failure metadata in the envelope's metadata.
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for MemoryBusOptions {
+    fn default() -> Self {
+        MemoryBusOptions {
+            history_capacity: 1_000,
+            queue_capacity: 10_000,
+            retry: RetryPolicy::default(),
+            circuit_breaker_threshold: 5,
+            circuit_breaker_reset_timeout: Duration::from_secs(30),
+            dead_letter_capacity: 10_000,
+            dead_letter_topic: None,
+        }
+    }
+}
+
+impl MemoryBusOptions {
+    /// Options taking retries, breaker and dead-letter topic from a Kafka
+    /// configuration, so that a node behaves alike on both buses.
+    pub fn from_kafka_config(config: &KafkaConfig) -> Self {
+        MemoryBusOptions {
+            retry: config.retry_policy(),
+            circuit_breaker_threshold: config.circuit_breaker_threshold,
+            circuit_breaker_reset_timeout: config.circuit_breaker_reset(),
+            dead_letter_topic: config.dead_letter_topic.clone(),
+            ..MemoryBusOptions::default()
+        }
+    }
+}
+
+/// Builds an [`InMemoryBus`]; see [`InMemoryBus::builder`].
+#[derive(Debug, Clone)]
+pub struct InMemoryBusBuilder {
+    environment: String,
+    options: MemoryBusOptions,
+}
+
+impl InMemoryBusBuilder {
+    /// Messages kept in the history (default 1,000).
+    pub fn history_capacity(mut self, capacity: usize) -> Self {
+        self.options.history_capacity = capacity;
+        self
+    }
+
+    /// Messages a subscriber's queue holds before publishers wait (default
+    /// 10,000; at least 1).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.options.queue_capacity = capacity;
+        self
+    }
+
+    /// The retry policy for failing handlers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let bus = onex::InMemoryBus::builder("test")
+    ///     .retry_policy(onex::retry::RetryPolicy::new(2, Duration::from_millis(5)))
+    ///     .build();
+    /// # let _ = bus;
+    /// ```
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.options.retry = retry;
+        self
+    }
+
+    /// The circuit breaker of every subscriber: opens after `threshold`
+    /// consecutive dead letters, tries again after `reset_timeout`.
+    pub fn circuit_breaker(mut self, threshold: u32, reset_timeout: Duration) -> Self {
+        self.options.circuit_breaker_threshold = threshold;
+        self.options.circuit_breaker_reset_timeout = reset_timeout;
+        self
+    }
+
+    /// Dead letters kept (default 10,000).
+    pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
+        self.options.dead_letter_capacity = capacity;
+        self
+    }
+
+    /// Also publish every dead letter on this full topic.
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.options.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Replaces all options at once.
+    pub fn options(mut self, options: MemoryBusOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The bus.
+    pub fn build(self) -> InMemoryBus {
+        InMemoryBus::with_options(self.environment, self.options)
+    }
+}
+
+/// A message whose handler failed after all retries, or that was skipped
+/// because the subscriber's circuit breaker was open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The message as it was published.
+    pub message: BusMessage,
+    /// The topic it was published on.
+    pub original_topic: String,
+    /// The consumer group of the subscriber that failed.
+    pub group: String,
+    /// Why it failed (the handler's message).
+    pub failure_reason: String,
+    /// The handler error's kind, [`CIRCUIT_OPEN_ERROR_TYPE`] or
+    /// [`PANIC_ERROR_TYPE`].
+    pub error_type: String,
+    /// Retries made after the first attempt (0 when the breaker was open).
+    pub retry_count: u32,
+    /// When the message was given up.
+    pub failure_timestamp: DateTime<Utc>,
+    /// The message's correlation id.
+    pub correlation_id: Uuid,
+}
+
+const RUNNING: u8 = 0;
+const STOPPED: u8 = 1;
+
+tokio::task_local! {
+    /// The id of the subscriber whose worker runs the current task.
+    static CURRENT_SUBSCRIBER: u64;
+}
+
+/// Counters shared by the bus and its workers.
+#[derive(Debug)]
+struct Core {
+    options: MemoryBusOptions,
+    dead_letters: Mutex<VecDeque<DeadLetter>>,
+    /// Messages queued or being handled, over all subscribers.
+    pending: AtomicUsize,
+    idle_waiters: AtomicUsize,
+    idle: Notify,
+    /// Worker tasks still running.
+    live_workers: AtomicUsize,
+    workers_done: Notify,
+}
+
+impl Core {
+    fn record_dead_letter(&self, letter: DeadLetter) {
+        tracing::warn!(
+            topic = %letter.original_topic,
+            group = %letter.group,
+            error_type = %letter.error_type,
+            retry_count = letter.retry_count,
+            correlation_id = %letter.correlation_id,
+            reason = %letter.failure_reason,
+            "message dead-lettered"
+        );
+        let capacity = self.options.dead_letter_capacity;
+        if capacity == 0 {
+            return;
+        }
+        let mut list = lock(&self.dead_letters);
+        if list.len() >= capacity {
+            list.pop_front();
+        }
+        list.push_back(letter);
+    }
+
+    fn message_done(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.idle_waiters.load(Ordering::Acquire) > 0
+        {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// The part of a subscriber's queue its worker shares with publishers.
+#[derive(Debug)]
+struct QueueState {
+    id: u64,
+    len: AtomicUsize,
+    space_waiters: AtomicUsize,
+    space: Notify,
+}
+
+/// A subscriber's queue as publishers see it. Dropping every copy closes
+/// the queue; the worker then ends after draining it.
+#[derive(Debug)]
+struct Queue {
+    tx: mpsc::UnboundedSender<Arc<BusMessage>>,
+    state: Arc<QueueState>,
+}
+
+impl Queue {
+    async fn push(&self, core: &Core, message: Arc<BusMessage>) {
+        let state = &*self.state;
+        let capacity = core.options.queue_capacity.max(1);
+        if state.len.load(Ordering::Acquire) >= capacity && !is_current_subscriber(state.id) {
+            state.space_waiters.fetch_add(1, Ordering::AcqRel);
+            loop {
+                let notified = state.space.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if state.len.load(Ordering::Acquire) < capacity {
+                    break;
+                }
+                notified.await;
+            }
+            state.space_waiters.fetch_sub(1, Ordering::AcqRel);
+        }
+        state.len.fetch_add(1, Ordering::AcqRel);
+        core.pending.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(message).is_err() {
+            // The worker is gone (its runtime is shutting down).
+            state.len.fetch_sub(1, Ordering::AcqRel);
+            core.message_done();
+        }
+    }
+}
+
+fn is_current_subscriber(id: u64) -> bool {
+    CURRENT_SUBSCRIBER
+        .try_with(|current| *current == id)
+        .unwrap_or(false)
+}
+
+/// The members of one consumer group on one topic.
+#[derive(Debug)]
+struct GroupRoute {
+    members: Vec<Arc<Queue>>,
+    next: AtomicUsize,
+}
+
+impl GroupRoute {
+    fn pick(&self) -> &Arc<Queue> {
+        let i = if self.members.len() == 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % self.members.len()
+        };
+        &self.members[i]
+    }
+}
+
+/// Topic -> the groups subscribed to it. Rebuilt on (un)subscribe;
+/// publishers take a snapshot.
+type Routes = HashMap<String, Vec<GroupRoute>>;
+
+/// A group's name and members, while routes are rebuilt.
+type NamedGroup<'a> = (&'a str, Vec<Arc<Queue>>);
+
+#[derive(Debug)]
+struct Registration {
+    id: u64,
+    subscription: Subscription,
+    queue: Arc<Queue>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    environment: String,
+    core: Arc<Core>,
+    state: AtomicU8,
+    next_id: AtomicU64,
+    history: Mutex<VecDeque<Arc<BusMessage>>>,
+    registry: Mutex<Vec<Registration>>,
+    routes: RwLock<Arc<Routes>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can be left half-updated by a panic, so a poisoned lock
+    // is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn routes(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Rebuilds the routing table from the registry. Groups keep the order
+    /// in which they first subscribed.
+    fn rebuild_routes(&self, registry: &[Registration]) {
+        let mut named: HashMap<&str, Vec<NamedGroup<'_>>> = HashMap::new();
+        for reg in registry {
+            for topic in &reg.subscription.topics {
+                let groups = named.entry(topic.as_str()).or_default();
+                match groups
+                    .iter_mut()
+                    .find(|(g, _)| *g == reg.subscription.group.as_str())
+                {
+                    Some((_, members)) => {
+                        if !members.iter().any(|q| q.state.id == reg.id) {
+                            members.push(reg.queue.clone());
+                        }
+                    }
+                    None => groups.push((reg.subscription.group.as_str(), vec![reg.queue.clone()])),
+                }
+            }
+        }
+        let routes: Routes = named
+            .into_iter()
+            .map(|(topic, groups)| {
+                let groups = groups
+                    .into_iter()
+                    .map(|(_, members)| GroupRoute {
+                        members,
+                        next: AtomicUsize::new(0),
+                    })
+                    .collect();
+                (topic.to_owned(), groups)
+            })
+            .collect();
+        *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routes);
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut registry = lock(&self.registry);
+        registry.retain(|r| r.id != id);
+        self.rebuild_routes(&registry);
+    }
+
+    async fn publish_arc(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+        if self.state.load(Ordering::Acquire) != RUNNING {
+            return Err(BusError::Shutdown);
+        }
+        let capacity = self.core.options.history_capacity;
+        if capacity > 0 {
+            let mut history = lock(&self.history);
+            if history.len() >= capacity {
+                history.pop_front();
+            }
+            history.push_back(message.clone());
+        }
+        let routes = self.routes();
+        if let Some(groups) = routes.get(&message.topic) {
+            for group in groups {
+                group.pick().push(&self.core, message.clone()).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The in-memory event bus. Cheap to clone: clones share one bus.
+#[derive(Debug, Clone)]
+pub struct InMemoryBus {
+    inner: Arc<Inner>,
+}
+
+impl InMemoryBus {
+    /// A bus for an environment (the topic namespace) with default options.
+    pub fn new(environment: impl Into<String>) -> Self {
+        Self::with_options(environment, MemoryBusOptions::default())
+    }
+
+    /// A builder for a bus with non-default options.
+    pub fn builder(environment: impl Into<String>) -> InMemoryBusBuilder {
+        InMemoryBusBuilder {
+            environment: environment.into(),
+            options: MemoryBusOptions::default(),
+        }
+    }
+
+    /// A bus with the given options.
+    pub fn with_options(environment: impl Into<String>, options: MemoryBusOptions) -> Self {
+        let history = VecDeque::with_capacity(options.history_capacity.min(65_536));
+        InMemoryBus {
+            inner: Arc::new(Inner {
+                environment: environment.into(),
+                core: Arc::new(Core {
+                    options,
+                    dead_letters: Mutex::new(VecDeque::new()),
+                    pending: AtomicUsize::new(0),
+                    idle_waiters: AtomicUsize::new(0),
+                    idle: Notify::new(),
+                    live_workers: AtomicUsize::new(0),
+                    workers_done: Notify::new(),
+                }),
+                state: AtomicU8::new(RUNNING),
+                next_id: AtomicU64::new(1),
+                history: Mutex::new(history),
+                registry: Mutex::new(Vec::new()),
+                routes: RwLock::new(Arc::new(HashMap::new())),
+            }),
+        }
+    }
+
+    /// The bus's options.
+    pub fn options(&self) -> &MemoryBusOptions {
+        &self.inner.core.options
+    }
+
+    /// The most recent published messages, oldest first.
+    pub fn history(&self) -> Vec<BusMessage> {
+        lock(&self.inner.history)
+            .iter()
+            .map(|m| BusMessage::clone(m))
+            .collect()
+    }
+
+    /// The most recent messages published on `topic` (a full topic),
+    /// oldest first.
+    pub fn history_for(&self, topic: &str) -> Vec<BusMessage> {
+        lock(&self.inner.history)
+            .iter()
+            .filter(|m| m.topic == topic)
+            .map(|m| BusMessage::clone(m))
+            .collect()
+    }
+
+    /// How many messages the history holds.
+    pub fn history_len(&self) -> usize {
+        lock(&self.inner.history).len()
+    }
+
+    /// Empties the history.
+    pub fn clear_history(&self) {
+        lock(&self.inner.history).clear();
+    }
+
+    /// The dead letters, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.inner.core.dead_letters)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Empties the dead-letter list and returns what it held.
+    pub fn take_dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.inner.core.dead_letters).drain(..).collect()
+    }
+
+    /// Running subscribers of a full topic, over all groups.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        lock(&self.inner.registry)
+            .iter()
+            .filter(|r| r.subscription.topics.iter().any(|t| t == topic))
+            .count()
+    }
+
+    /// Messages queued or being handled, over all subscribers.
+    pub fn pending(&self) -> usize {
+        self.inner.core.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits until every queued message has been handled (or
+    /// dead-lettered), including messages that handlers publish meanwhile.
+    pub async fn wait_until_idle(&self) {
+        let core = &self.inner.core;
+        core.idle_waiters.fetch_add(1, Ordering::AcqRel);
+        loop {
+            let notified = core.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if core.pending.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+        core.idle_waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Publishes a message that is already shared, without copying it.
+    pub async fn publish_shared(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+        self.inner.publish_arc(message).await
+    }
+}
+
+#[async_trait]
+impl EventBus for InMemoryBus {
+    fn environment(&self) -> &str {
+        &self.inner.environment
+    }
+
+    async fn publish(&self, message: BusMessage) -> Result<(), BusError> {
+        self.inner.publish_arc(Arc::new(message)).await
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        if subscription.topics.is_empty() {
+            return Err(BusError::Other(format!(
+                "subscription of group `{}` names no topic",
+                subscription.group
+            )));
+        }
+        let inner = &self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        if inner.state.load(Ordering::Acquire) != RUNNING {
+            return Err(BusError::Shutdown);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        inner.core.live_workers.fetch_add(1, Ordering::AcqRel);
+        let state = Arc::new(QueueState {
+            id,
+            len: AtomicUsize::new(0),
+            space_waiters: AtomicUsize::new(0),
+            space: Notify::new(),
+        });
+        let worker = Worker {
+            _live: LiveGuard(inner.core.clone()),
+            id,
+            group: subscription.group.clone(),
+            core: inner.core.clone(),
+            bus: Arc::downgrade(inner),
+            queue: state.clone(),
+            handler,
+            breaker: CircuitBreaker::new(
+                inner.core.options.circuit_breaker_threshold,
+                inner.core.options.circuit_breaker_reset_timeout,
+            ),
+        };
+        {
+            let mut registry = lock(&inner.registry);
+            // Checked under the registry lock, which shutdown also takes:
+            // no subscriber can register after shutdown emptied it.
+            if inner.state.load(Ordering::Acquire) != RUNNING {
+                return Err(BusError::Shutdown);
+            }
+            registry.push(Registration {
+                id,
+                subscription,
+                queue: Arc::new(Queue { tx, state }),
+            });
+            inner.rebuild_routes(&registry);
+        }
+        Ok(SubscriptionHandle::spawn(move |stop| {
+            CURRENT_SUBSCRIBER.scope(id, worker.run(rx, stop))
+        }))
+    }
+
+    fn health(&self) -> BusHealth {
+        match self.inner.state.load(Ordering::Acquire) {
+            RUNNING => BusHealth::Healthy,
+            _ => BusHealth::Stopped,
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), BusError> {
+        let inner = &self.inner;
+        {
+            let mut registry = lock(&inner.registry);
+            inner.state.store(STOPPED, Ordering::Release);
+            registry.clear();
+            inner.rebuild_routes(&registry);
+        }
+        // With every queue closed, each worker ends once it has handled
+        // what its queue holds.
+        let core = &inner.core;
+        loop {
+            let notified = core.workers_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if core.live_workers.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+        Ok(())
+    }
+}
+
+/// Counts a worker as live until dropped.
+struct LiveGuard(Arc<Core>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.workers_done.notify_waiters();
+        }
+    }
+}
+
+/// One subscriber's worker: handles its queue in order.
+struct Worker {
+    /// Created before the task is spawned, so that a task dropped unpolled
+    /// still counts itself out.
+    _live: LiveGuard,
+    id: u64,
+    group: String,
+    core: Arc<Core>,
+    bus: Weak<Inner>,
+    queue: Arc<QueueState>,
+    handler: Arc<dyn Handler>,
+    breaker: CircuitBreaker,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Arc<BusMessage>>, mut stop: StopSignal) {
+        let mut stopping = false;
+        loop {
+            let next = if stopping {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    biased;
+                    () = stop.stopped() => {
+                        // Leave the routing table; what is already queued is
+                        // still handled, then the closed queue ends the loop.
+                        stopping = true;
+                        if let Some(bus) = self.bus.upgrade() {
+                            bus.unregister(self.id);
+                        }
+                        continue;
+                    }
+                    next = rx.recv() => next,
+                }
+            };
+            let Some(message) = next else { break };
+            self.deliver(&message).await;
+            if self.queue.len.fetch_sub(1, Ordering::AcqRel)
+                <= self.core.options.queue_capacity.max(1)
+                && self.queue.space_waiters.load(Ordering::Acquire) > 0
+            {
+                self.queue.space.notify_waiters();
+            }
+            self.core.message_done();
+        }
+    }
+
+    async fn deliver(&self, message: &Arc<BusMessage>) {
+        if !self.breaker.allow() {
+            self.dead_letter(
+                message,
+                HandlerError::new(
+                    CIRCUIT_OPEN_ERROR_TYPE,
+                    format!(
+                        "circuit breaker open for a subscriber of group `{}`; \
+                         the message was not handed to it",
+                        self.group
+                    ),
+                ),
+                0,
+            )
+            .await;
+            return;
+        }
+        let trial = self.breaker.state() == CircuitState::HalfOpen;
+        let handler = &*self.handler;
+        let result = self
+            .core
+            .options
+            .retry
+            .run(|_| async move {
+                match CatchUnwind(handler.handle(message)).await {
+                    Ok(result) => result,
+                    Err(panic) => Err(HandlerError::new(PANIC_ERROR_TYPE, panic_text(&*panic))),
+                }
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                if trial {
+                    tracing::info!(group = %self.group, "subscriber recovered; circuit closed");
+                }
+                self.breaker.record_success();
+            }
+            Err((error, attempts)) => {
+                self.breaker.record_failure();
+                if self.breaker.state() == CircuitState::Open {
+                    tracing::warn!(
+                        group = %self.group,
+                        failures = self.breaker.failures(),
+                        "subscriber keeps failing; circuit open"
+                    );
+                }
+                self.dead_letter(message, error, attempts.saturating_sub(1))
+                    .await;
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &Arc<BusMessage>, error: HandlerError, retry_count: u32) {
+        let letter = DeadLetter {
+            message: BusMessage::clone(message),
+            original_topic: message.topic.clone(),
+            group: self.group.clone(),
+            failure_reason: error.message,
+            error_type: error.kind,
+            retry_count,
+            failure_timestamp: Utc::now(),
+            correlation_id: message.correlation_id(),
+        };
+        let forward = self
+            .core
+            .options
+            .dead_letter_topic
+            .as_ref()
+            .map(|topic| dead_letter_message(topic, &letter));
+        self.core.record_dead_letter(letter);
+        // Best effort, like the Kafka bus: a failed forward is logged only.
+        if let (Some(forward), Some(bus)) = (forward, self.bus.upgrade()) {
+            if let Err(e) = bus.publish_arc(Arc::new(forward)).await {
+                tracing::warn!(error = %e, "could not publish a dead letter");
+            }
+        }
+    }
+}
+
+/// The message forwarded to the dead-letter topic: the original envelope
+/// with the failure metadata added to its metadata and headers.
+fn dead_letter_message(topic: &str, letter: &DeadLetter) -> BusMessage {
+    let mut message = letter.message.clone();
+    message.topic = topic.to_owned();
+    message.headers.retry_count = letter.retry_count;
+    let meta = &mut message.envelope.metadata;
+    meta.insert(
+        "original_topic".into(),
+        letter.original_topic.clone().into(),
+    );
+    meta.insert(
+        "failure_reason".into(),
+        letter.failure_reason.clone().into(),
+    );
+    meta.insert("error_type".into(), letter.error_type.clone().into());
+    meta.insert("retry_count".into(), letter.retry_count.into());
+    meta.insert(
+        "failure_timestamp".into(),
+        letter.failure_timestamp.to_rfc3339().into(),
+    );
+    meta.insert(
+        "correlation_id".into(),
+        letter.correlation_id.to_string().into(),
+    );
+    message
+}
+
+/// Turns a panic while polling the inner future into an `Err`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.get_mut().0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
