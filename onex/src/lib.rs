@@ -18,6 +18,7 @@
 pub mod bus;
 pub mod circuit;
 pub mod config;
+pub mod connect;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod topic;
 
 pub use bus::{BusHealth, BusMessage, EventBus, Handler, HandlerError, SubscriptionHandle};
 pub use config::KafkaConfig;
+pub use connect::{connect, connect_from_env};
 pub use envelope::{OnexEnvelopeV1, SourceInfo};
 pub use error::{BusError, DecodeError};
 pub use event::{Event, EventSet, MessageCategory};

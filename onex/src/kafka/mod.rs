@@ -300,6 +300,11 @@ impl KafkaBus {
         self.inner.breaker.state()
     }
 
+    /// Messages handed to librdkafka and not yet acknowledged or failed.
+    pub fn in_flight(&self) -> usize {
+        usize::try_from(self.inner.current_producer().in_flight()).unwrap_or(0)
+    }
+
     /// Messages waiting in the degraded-mode buffer (queued or being sent).
     pub fn buffered(&self) -> usize {
         self.inner.buffer_len.load(Ordering::Acquire)

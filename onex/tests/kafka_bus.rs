@@ -1,0 +1,420 @@
+//! The Kafka bus against the real broker (Tansu) at
+//! `ONEX_TEST_BOOTSTRAP_SERVERS`, checked with an independent client.
+//!
+//! Without the variable these tests print a note and pass; with it they
+//! fail when the broker does not answer.
+
+#[path = "support/kafka.rs"]
+mod support;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use onex::{
+    BusMessage, EventBus, HandlerError, OnexEnvelopeV1,
+    bus::{Handler, Subscription},
+    kafka::dlq_headers,
+};
+use support::*;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_events_round_trip() {
+    let Some(bootstrap) = bootstrap("typed_events_round_trip") else {
+        return;
+    };
+    let env = unique("rt");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    assert_eq!(topic, format!("{env}.orders.order.placed.v1"));
+
+    // Publish first: the topic exists when the consumer joins.
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        let id = publisher
+            .publish(&order(n), Some(Uuid::new_v4()))
+            .await
+            .expect("publish");
+        sent.push((id, order(n)));
+    }
+    let (collector, handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
+    collector.wait_for(20, Duration::from_secs(30)).await;
+    handle.stop().await;
+
+    let got = collector.messages();
+    assert_eq!(got.len(), 20, "each event exactly once");
+    for (id, event) in &sent {
+        let m = got
+            .iter()
+            .find(|m| m.envelope.event_id == *id)
+            .expect("every event consumed");
+        let decoded: OrderPlaced = m.envelope.decode().expect("decodes as OrderPlaced");
+        assert_eq!(&decoded, event);
+        assert_eq!(m.topic, topic);
+        assert_eq!(m.headers.message_id, *id);
+        assert_eq!(m.headers.event_type, "orders.order.placed");
+        assert_eq!(m.envelope.source_service, "orders");
+    }
+    bus.shutdown().await.expect("shutdown");
+    assert_eq!(bus.health(), onex::BusHealth::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_client_reads_envelope_headers_key_and_topic() {
+    let Some(bootstrap) = bootstrap("independent_client_reads_envelope_headers_key_and_topic")
+    else {
+        return;
+    };
+    let env = unique("ic");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    let mut sent: Vec<BusMessage> = Vec::new();
+    for n in 0..3 {
+        let m = message(&publisher, &topic, n);
+        bus.publish(m.clone()).await.expect("publish");
+        sent.push(m);
+    }
+    bus.shutdown().await.expect("shutdown");
+
+    let records = read_topic(&bootstrap, &topic, Some(3), Duration::from_secs(30));
+    assert_eq!(records.len(), 3, "{records:?}");
+    for m in &sent {
+        let r = records
+            .iter()
+            .find(|r| r.envelope().event_id == m.envelope.event_id)
+            .expect("record of each message");
+        assert_eq!(r.topic, topic);
+        assert_eq!(r.key.as_deref(), Some(m.key.as_str()));
+        // The value is exactly the envelope JSON.
+        let value: serde_json::Value =
+            serde_json::from_str(r.value.as_deref().expect("value")).expect("json");
+        let expected: serde_json::Value =
+            serde_json::from_slice(&m.envelope.to_json()).expect("json");
+        assert_eq!(value, expected);
+        assert_eq!(value["envelope_version"], "1.0");
+        assert_eq!(value["event_type"], "orders.order.placed");
+        assert_eq!(value["payload"]["order_no"], m.envelope.payload["order_no"]);
+        // Every header of EventHeaders::to_pairs, with its value.
+        for (name, v) in m.headers.to_pairs() {
+            assert_eq!(r.header(name), Some(v.as_str()), "header {name}");
+        }
+        assert_eq!(r.header("message_category"), Some("EVENT"));
+        assert_eq!(
+            r.header("message_id"),
+            Some(m.envelope.event_id.to_string().as_str())
+        );
+        let decoded: OrderPlaced = r.envelope().decode().expect("decodes");
+        assert_eq!(decoded, m.envelope.decode::<OrderPlaced>().expect("own"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_none_lost_none_duplicated() {
+    let Some(bootstrap) = bootstrap("ten_thousand_events_none_lost_none_duplicated") else {
+        return;
+    };
+    const N: u64 = 10_000;
+    let env = unique("tt");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+
+    // All publishes in flight at once; each awaits its delivery report.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent = Vec::with_capacity(N as usize);
+    for n in 0..N {
+        let m = message(&publisher, &topic, n);
+        sent.push(m.envelope.event_id);
+        let bus = bus.clone();
+        tasks.spawn(async move { bus.publish(m).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task").expect("publish");
+    }
+    assert_eq!(bus.stats().delivered, N);
+
+    let (collector, handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
+    collector
+        .wait_for(N as usize, Duration::from_secs(90))
+        .await;
+    // Anything extra would arrive now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+
+    let got = collector.ids();
+    let (distinct, duplicates) = distinct_ids(got.iter().copied());
+    assert_eq!(duplicates, 0, "no event consumed twice");
+    assert_eq!(got.len(), N as usize, "every event consumed once");
+    assert_eq!(distinct, sent.iter().copied().collect::<HashSet<_>>());
+    assert_eq!(checksum(got), checksum(sent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_group_resumes_at_the_committed_offset() {
+    let Some(bootstrap) = bootstrap("restarted_group_resumes_at_the_committed_offset") else {
+        return;
+    };
+    let env = unique("rg");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    let group = unique("g");
+
+    let mut first = HashSet::new();
+    for n in 0..50 {
+        first.insert(publisher.publish(&order(n), None).await.expect("publish"));
+    }
+    let (c1, h1) = collect(bus.as_ref(), &topic, &group).await;
+    c1.wait_for(50, Duration::from_secs(30)).await;
+    // Stopping commits what was handled.
+    h1.stop().await;
+    assert_eq!(c1.ids().into_iter().collect::<HashSet<_>>(), first);
+
+    let mut second = HashSet::new();
+    for n in 50..100 {
+        second.insert(publisher.publish(&order(n), None).await.expect("publish"));
+    }
+    let (c2, h2) = collect(bus.as_ref(), &topic, &group).await;
+    c2.wait_for(50, Duration::from_secs(30)).await;
+    // Give redeliveries of the first batch, if any, time to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h2.stop().await;
+    bus.shutdown().await.expect("shutdown");
+
+    let got = c2.ids();
+    let (distinct, duplicates) = distinct_ids(got.iter().copied());
+    assert_eq!(duplicates, 0);
+    assert!(
+        distinct.is_disjoint(&first),
+        "committed events were delivered again"
+    );
+    assert_eq!(distinct, second, "resumed exactly at the committed offset");
+}
+
+/// Fails every message, counting the calls.
+struct AlwaysFails(AtomicU32);
+
+#[async_trait::async_trait]
+impl Handler for AlwaysFails {
+    async fn handle(&self, _message: &BusMessage) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(HandlerError::new(
+            "validation_error",
+            "amount must be positive",
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_handler_sends_the_event_to_the_dead_letter_topic() {
+    let Some(bootstrap) = bootstrap("failing_handler_sends_the_event_to_the_dead_letter_topic")
+    else {
+        return;
+    };
+    let env = unique("dl");
+    let mut config = test_config(&bootstrap, &env);
+    config.max_retry_attempts = 2;
+    let bus = kafka_bus(config).await;
+    let dlq = bus.dead_letter_topic().to_owned();
+    assert_eq!(dlq, format!("{env}.dlq.v1"));
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    let m = message(&publisher, &topic, 7);
+    bus.publish(m.clone()).await.expect("publish");
+
+    let handler = Arc::new(AlwaysFails(AtomicU32::new(0)));
+    let group = unique("g");
+    let handle = bus
+        .subscribe(
+            Subscription {
+                topics: vec![topic.clone()],
+                group: group.clone(),
+            },
+            handler.clone(),
+        )
+        .await
+        .expect("subscribe");
+
+    let records = read_topic(&bootstrap, &dlq, Some(1), Duration::from_secs(45));
+    assert_eq!(records.len(), 1, "one dead letter");
+    let r = &records[0];
+    assert_eq!(handler.0.load(Ordering::SeqCst), 3, "first try + 2 retries");
+    assert_eq!(r.topic, dlq);
+    assert_eq!(r.key.as_deref(), Some(m.key.as_str()));
+    // The value is the original envelope.
+    assert_eq!(r.envelope(), m.envelope);
+    assert_eq!(r.header(dlq_headers::ORIGINAL_TOPIC), Some(topic.as_str()));
+    assert_eq!(
+        r.header(dlq_headers::FAILURE_REASON),
+        Some("amount must be positive")
+    );
+    assert_eq!(r.header(dlq_headers::ERROR_TYPE), Some("validation_error"));
+    assert_eq!(r.header(dlq_headers::RETRY_COUNT), Some("2"));
+    assert_eq!(
+        r.header(dlq_headers::CORRELATION_ID),
+        Some(m.headers.correlation_id.to_string().as_str())
+    );
+    let ts = r
+        .header(dlq_headers::FAILURE_TIMESTAMP)
+        .expect("failure timestamp");
+    chrono_parse(ts);
+    assert!(r.header(dlq_headers::ORIGINAL_OFFSET).is_some());
+    // The original headers travel along.
+    assert_eq!(r.header("event_type"), Some("orders.order.placed"));
+    assert_eq!(
+        r.header("message_id"),
+        Some(m.envelope.event_id.to_string().as_str())
+    );
+    assert_eq!(r.header("source"), Some("orders"));
+
+    // Dead-lettered counts as handled: its offset is committed, so the
+    // group does not get it again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle.stop().await;
+    assert_eq!(bus.stats().dead_lettered, 1);
+    let again = Arc::new(AlwaysFails(AtomicU32::new(0)));
+    let handle = bus
+        .subscribe(
+            Subscription {
+                topics: vec![topic.clone()],
+                group,
+            },
+            again.clone(),
+        )
+        .await
+        .expect("subscribe");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle.stop().await;
+    assert_eq!(again.0.load(Ordering::SeqCst), 0, "offset was committed");
+    bus.shutdown().await.expect("shutdown");
+}
+
+fn chrono_parse(ts: &str) {
+    onex::chrono::DateTime::parse_from_rfc3339(ts)
+        .unwrap_or_else(|e| panic!("failure_timestamp {ts:?} is not RFC 3339: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_records_are_dead_lettered_not_dropped() {
+    let Some(bootstrap) = bootstrap("undecodable_records_are_dead_lettered_not_dropped") else {
+        return;
+    };
+    let env = unique("ud");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let topic = format!("{env}.raw.v1");
+    // A record that is not an envelope, written by another client.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key("k1")
+                .payload("this is not JSON"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("sent");
+    let (collector, handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
+    let records = read_topic(
+        &bootstrap,
+        bus.dead_letter_topic(),
+        Some(1),
+        Duration::from_secs(30),
+    );
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+    assert_eq!(collector.len(), 0);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some("this is not JSON"));
+    assert_eq!(
+        records[0].header(dlq_headers::ERROR_TYPE),
+        Some("decode_error")
+    );
+    assert_eq!(
+        records[0].header(dlq_headers::ORIGINAL_TOPIC),
+        Some(topic.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_everything_in_flight() {
+    let Some(bootstrap) = bootstrap("shutdown_delivers_everything_in_flight") else {
+        return;
+    };
+    const N: usize = 2_000;
+    let env = unique("sd");
+    let mut config = test_config(&bootstrap, &env);
+    // Batches wait a second before they go: at shutdown the messages are
+    // still queued in the client.
+    config.linger_ms = 1000;
+    let bus = kafka_bus(config).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent = HashSet::new();
+    for n in 0..N as u64 {
+        let m = message(&publisher, &topic, n);
+        sent.insert(m.envelope.event_id);
+        let bus = bus.clone();
+        tasks.spawn(async move { bus.publish(m).await });
+    }
+    // Wait until every publish has handed its message to the client.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bus.in_flight() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} in flight",
+            bus.in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    bus.shutdown().await.expect("shutdown delivers everything");
+    assert_eq!(bus.in_flight(), 0);
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task").expect("every publish acknowledged");
+    }
+    assert!(matches!(
+        bus.publish(message(&publisher, &topic, 0)).await,
+        Err(onex::BusError::Shutdown)
+    ));
+
+    let records = read_topic(&bootstrap, &topic, Some(N), Duration::from_secs(30));
+    let ids: Vec<Uuid> = records.iter().map(|r| r.envelope().event_id).collect();
+    let (distinct, duplicates) = distinct_ids(ids);
+    assert_eq!(duplicates, 0);
+    assert_eq!(distinct, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_picks_kafka_when_a_broker_is_configured() {
+    let Some(bootstrap) = bootstrap("connect_picks_kafka_when_a_broker_is_configured") else {
+        return;
+    };
+    let env = unique("cn");
+    let config = test_config(&bootstrap, &env);
+    assert_eq!(
+        onex::connect::choose(&config),
+        onex::connect::BusKind::Kafka
+    );
+    let bus = onex::connect(config).await.expect("connect");
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    let id = publisher.publish(&order(1), None).await.expect("publish");
+    bus.shutdown().await.expect("shutdown");
+    let records = read_topic(&bootstrap, &topic, Some(1), Duration::from_secs(30));
+    assert_eq!(records.len(), 1);
+    let envelope: OnexEnvelopeV1 = records[0].envelope();
+    assert_eq!(envelope.event_id, id);
+}
