@@ -12,7 +12,11 @@
 //! - [`bus`]: the [`EventBus`] trait, with the [`memory`] bus and (feature
 //!   `kafka`) the Kafka bus;
 //! - [`publisher`]: typed publishing that builds envelopes, headers and keys;
-//! - [`retry`] and [`circuit`]: the resilience policies the buses share.
+//! - [`retry`] and [`circuit`]: the resilience policies the buses share;
+//! - [`config`]: [`KafkaConfig`] from `KAFKA_*` variables or YAML, with
+//!   validated ranges;
+//! - [`lifecycle`] and [`logging`]: what a node's `main` needs (introspection,
+//!   heartbeats, signal handling, ordered shutdown, `RUST_LOG` logging).
 #![deny(missing_docs)]
 
 pub mod bus;
@@ -26,6 +30,8 @@ pub mod event;
 pub mod headers;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod lifecycle;
+pub mod logging;
 pub mod memory;
 pub mod publisher;
 pub mod retry;
