@@ -427,12 +427,21 @@ impl Inner {
         match ProducerSlot::create(&self.client_config, generation) {
             Ok(slot) => {
                 tracing::warn!(
-                    reason = failed.fatal_reason().unwrap_or_default(),
+                    reason = failed.fatal_reason(),
                     generation,
-                    "rebuilt the Kafka producer after a fatal error; re-sending what failed"
+                    "rebuilt the Kafka producer; re-sending what failed"
                 );
-                *current = Arc::new(slot);
+                let old = std::mem::replace(&mut *current, Arc::new(slot));
                 self.rebuilds.fetch_add(1, Ordering::Relaxed);
+                drop(current);
+                // What waits in the old producer fails now (purged) and its
+                // publishes send it again on the new one.
+                let purged = std::thread::Builder::new()
+                    .name("onex-producer-purge".to_owned())
+                    .spawn(move || old.purge());
+                if let Err(e) = purged {
+                    tracing::warn!("could not purge the old producer: {e}");
+                }
             }
             Err(e) => tracing::error!("cannot rebuild the Kafka producer: {e}"),
         }
@@ -653,6 +662,11 @@ async fn background(inner: Arc<Inner>) {
         if *shutdown.borrow() {
             return;
         }
+        let slot = inner.current_producer();
+        if slot.is_fatal() {
+            inner.rebuild_producer(&slot);
+        }
+        drop(slot);
         inner.expire();
         let pending = inner.buffer_len.load(Ordering::Acquire) > 0;
         let pause = if pending {
@@ -664,8 +678,13 @@ async fn background(inner: Arc<Inner>) {
             } else {
                 Duration::from_millis(100)
             }
-        } else if inner.is_degraded() && inner.breaker.state() != CircuitState::Open {
+        } else if inner.is_degraded() {
+            // Nothing to send: find out whether the broker is back. An
+            // answer closes the breaker; silence leaves it to the trials
+            // of publishes.
             if inner.probe().await {
+                inner.breaker_dirty.store(true, Ordering::Release);
+                inner.breaker_success();
                 inner.clear_degraded();
                 continue;
             }

@@ -6,17 +6,19 @@ use std::{
     borrow::Cow,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use rdkafka::{
     ClientConfig, ClientContext,
-    config::FromClientConfigAndContext,
+    config::{FromClientConfigAndContext, RDKafkaLogLevel},
     error::{KafkaError, RDKafkaErrorCode},
     message::{Header, OwnedHeaders},
-    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
+    producer::{
+        BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+    },
 };
 use tokio::sync::oneshot;
 
@@ -30,9 +32,46 @@ pub(crate) type Report = Result<(), KafkaError>;
 /// producer.
 pub(crate) struct ProducerCallbacks {
     fatal: AtomicBool,
+    /// `UnknownProducerId` answers since the last delivery. After a broker
+    /// restart that forgot the producer id, librdkafka can loop on them
+    /// (bumping the epoch of an id the broker does not know) until every
+    /// queued message times out; the bus treats that like a fatal error.
+    unknown_producer_id: AtomicU32,
 }
 
+/// `UnknownProducerId` answers in a row that make a producer "stuck".
+const STUCK_AFTER_UNKNOWN_PID: u32 = 3;
+
 impl ClientContext for ProducerCallbacks {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // `debug=eos` (set for idempotent producers) logs the idempotence
+        // state machine, where the unknown-producer-id loop shows.
+        if facility == "UNKPID" {
+            self.unknown_producer_id.fetch_add(1, Ordering::AcqRel);
+        }
+        match level {
+            // Connection failures are reported through the bus's health.
+            _ if facility == "FAIL" => {
+                tracing::debug!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "{facility}: {message}")
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         match &error {
             KafkaError::Global(RDKafkaErrorCode::Fatal) => {
@@ -54,7 +93,10 @@ impl ProducerContext for ProducerCallbacks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tx: Self::DeliveryOpaque) {
         let report = match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.unknown_producer_id.store(0, Ordering::Release);
+                Ok(())
+            }
             Err((e, _)) => Err(e.clone()),
         };
         // The publish may have been cancelled; nobody waits then.
@@ -121,6 +163,12 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
         // Reconnect quickly once a broker is back.
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "1000");
+    if config.enable_idempotence {
+        // Lets the bus see an idempotent producer stuck on an unknown
+        // producer id (only state changes are logged: cheap).
+        c.set("debug", "eos");
+        c.set_log_level(RDKafkaLogLevel::Debug);
+    }
     c
 }
 
@@ -129,6 +177,7 @@ impl ProducerSlot {
     pub(crate) fn create(config: &ClientConfig, generation: u64) -> Result<Self, KafkaError> {
         let callbacks = ProducerCallbacks {
             fatal: AtomicBool::new(false),
+            unknown_producer_id: AtomicU32::new(0),
         };
         let producer = ThreadedProducer::from_config_and_context(config, callbacks)?;
         Ok(ProducerSlot {
@@ -141,18 +190,32 @@ impl ProducerSlot {
         self.producer.as_ref()
     }
 
-    /// Whether this producer hit a fatal error and must be replaced.
+    /// Whether this producer hit a fatal error, or is stuck on a producer
+    /// id the broker forgot, and must be replaced.
     pub(crate) fn is_fatal(&self) -> bool {
         self.producer().is_some_and(|p| {
-            p.context().fatal.load(Ordering::Acquire) || p.client().fatal_error().is_some()
+            let ctx = p.context();
+            ctx.fatal.load(Ordering::Acquire)
+                || ctx.unknown_producer_id.load(Ordering::Acquire) >= STUCK_AFTER_UNKNOWN_PID
+                || p.client().fatal_error().is_some()
         })
     }
 
-    /// The fatal error, when there is one.
-    pub(crate) fn fatal_reason(&self) -> Option<String> {
-        self.producer()
-            .and_then(|p| p.client().fatal_error())
-            .map(|(code, reason)| format!("{code}: {reason}"))
+    /// Why the producer is being replaced.
+    pub(crate) fn fatal_reason(&self) -> String {
+        match self.producer().and_then(|p| p.client().fatal_error()) {
+            Some((code, reason)) => format!("fatal error {code}: {reason}"),
+            None => "the broker does not know the producer id (UnknownProducerId)".to_owned(),
+        }
+    }
+
+    /// Fails everything queued or in flight at once (with a purge error),
+    /// so that it is re-sent on a new producer instead of waiting for the
+    /// timeout. Blocks briefly.
+    pub(crate) fn purge(&self) {
+        if let Some(p) = self.producer() {
+            p.purge(PurgeConfig::default().queue().inflight());
+        }
     }
 
     /// Hands the record to librdkafka and returns the receiver of its

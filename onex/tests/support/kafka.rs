@@ -53,8 +53,19 @@ pub fn broker_tests_enabled(test: &str) -> bool {
     }
 }
 
+/// Logs to the test output, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
+    init_logging();
     format!("{prefix}-{}", Uuid::new_v4().simple())
 }
 
