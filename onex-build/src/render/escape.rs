@@ -1,0 +1,213 @@
+//! Escaping contract text for the places it lands in generated code.
+//!
+//! Nothing a contract says is pasted into Rust source as is: text becomes a
+//! Rust string literal ([`string_literal`]) or `#[doc = "..."]` attributes
+//! ([`doc_attributes`]), whose values are themselves string literals. A
+//! description full of quotes, `*/`, `"#` or `#[attr]` therefore stays text.
+//! Doc text is also defused as Markdown: it cannot open a code block (which
+//! rustdoc would run as a doctest), raw HTML or intra-doc links, and it
+//! cannot carry characters rustc rejects in comments.
+
+/// A Rust string literal (with the quotes) whose value is `text`.
+///
+/// Control characters, bidirectional-override and other invisible format
+/// characters are written as `\u{..}` escapes, so the literal is plain,
+/// printable ASCII punctuation around the text.
+pub fn string_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() || is_invisible(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Characters that change how text around them displays (bidirectional
+/// overrides: rustc denies them in comments and literals) or that do not
+/// display at all.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// The doc lines for `text`: normalized, trimmed, defused Markdown.
+///
+/// Returns at least one non-empty line.
+pub fn doc_lines(text: &str) -> Vec<String> {
+    // Normalize line breaks; drop control and invisible characters.
+    let mut clean = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                clean.push('\n');
+            }
+            '\n' | '\u{2028}' | '\u{2029}' => clean.push('\n'),
+            '\t' => clean.push(' '),
+            c if c.is_control() || is_invisible(c) => {}
+            c => clean.push(c),
+        }
+    }
+
+    let mut lines: Vec<String> = Vec::new();
+    // The prefix that keeps a list item's or a quote's continuation lines
+    // inside it (clippy's `doc_lazy_continuation`).
+    let mut continuation: Option<String> = None;
+    for raw in clean.split('\n') {
+        let line = defuse_markdown(raw.trim());
+        if line.is_empty() {
+            continuation = None;
+            if lines.last().is_some_and(|l| !l.is_empty()) {
+                lines.push(String::new());
+            }
+            continue;
+        }
+        if let Some(width) = list_marker_width(&line) {
+            continuation = Some(" ".repeat(width));
+            lines.push(line);
+        } else if line.starts_with('>') {
+            continuation = Some("> ".to_owned());
+            lines.push(line);
+        } else if let Some(prefix) = &continuation {
+            lines.push(format!("{prefix}{line}"));
+        } else {
+            lines.push(line);
+        }
+    }
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        lines.push("(No description.)".to_owned());
+    }
+    lines
+}
+
+/// `#[doc = " ..."]` attributes, one per line, for `text`.
+pub fn doc_attributes(text: &str) -> String {
+    let mut out = String::new();
+    for line in doc_lines(text) {
+        out.push_str("#[doc = ");
+        if line.is_empty() {
+            out.push_str("\"\"");
+        } else {
+            out.push_str(&string_literal(&format!(" {line}")));
+        }
+        out.push_str("]\n");
+    }
+    out
+}
+
+/// Escapes what would make Markdown more than text: code fences (rustdoc
+/// runs fenced and indented code as doctests; lines are already trimmed, so
+/// nothing is indented), raw HTML `<` and link brackets `[` outside inline
+/// code spans.
+fn defuse_markdown(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 4);
+    let line_start = line.starts_with("```") || line.starts_with("~~~");
+    if line_start {
+        out.push('\\');
+    }
+    let mut in_code = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '`' if !(line_start && i == 0) => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '<' | '[' if !in_code => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The width of a list marker (`- `, `* `, `+ `, `1. `, `1) `) that opens
+/// `line`, if any.
+fn list_marker_width(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    match bytes {
+        [b'-' | b'*' | b'+', b' ', ..] => Some(2),
+        _ => {
+            let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            let is_marker = (1..=9).contains(&digits)
+                && matches!(bytes.get(digits), Some(b'.' | b')'))
+                && bytes.get(digits + 1) == Some(&b' ');
+            is_marker.then_some(digits + 2)
+        }
+    }
+}
+
+/// Whether `text` is a Rust identifier or raw identifier (not a keyword).
+pub fn is_identifier(text: &str) -> bool {
+    syn::parse_str::<syn::Ident>(text).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_controls() {
+        assert_eq!(string_literal(r#"a "b" \ c"#), r#""a \"b\" \\ c""#);
+        assert_eq!(string_literal("x\n\u{202e}y"), r#""x\n\u{202e}y""#);
+        let lit: syn::LitStr = syn::parse_str(&string_literal("\"#]; fn evil() {} //")).unwrap();
+        assert_eq!(lit.value(), "\"#]; fn evil() {} //");
+    }
+
+    #[test]
+    fn docs_are_defused() {
+        assert_eq!(
+            doc_lines("```rust\nfn main() {}\n```"),
+            vec!["\\```rust", "fn main() {}", "\\```"]
+        );
+        assert_eq!(doc_lines("    indented code"), vec!["indented code"]);
+        assert_eq!(
+            doc_lines("<script>x</script> `<ok>`"),
+            vec!["\\<script>x\\</script> `<ok>`"]
+        );
+        assert_eq!(
+            doc_lines("- item\nmore\n\nnext"),
+            vec!["- item", "  more", "", "next"]
+        );
+        assert_eq!(doc_lines("a\r\nb\rc"), vec!["a", "b", "c"]);
+        assert_eq!(doc_lines(" \n\u{202e}\n "), vec!["(No description.)"]);
+        assert_eq!(doc_lines("*/ \"# #[x]"), vec!["*/ \"# #\\[x]"]);
+    }
+
+    #[test]
+    fn doc_attributes_parse_as_docs_only() {
+        let attrs = doc_attributes("end */ \"#\n#[derive(Evil)]\nfn x() {}");
+        let file: syn::File = syn::parse_str(&format!("{attrs} pub struct S;")).unwrap();
+        assert_eq!(file.items.len(), 1);
+        let syn::Item::Struct(s) = &file.items[0] else {
+            panic!("not a struct")
+        };
+        assert_eq!(s.attrs.len(), 3);
+        assert!(s.attrs.iter().all(|a| a.path().is_ident("doc")));
+    }
+}
