@@ -27,7 +27,7 @@
 //! | `KAFKA_ENABLE_IDEMPOTENCE` | `enable_idempotence` | `true` | boolean |
 //! | `KAFKA_AUTO_OFFSET_RESET` | `auto_offset_reset` | `latest` | `earliest`, `latest` |
 //! | `KAFKA_ENABLE_AUTO_COMMIT` | `enable_auto_commit` | `true` | boolean |
-//! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | none | a topic name |
+//! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | unset (Kafka: `{environment}.dlq.v1`) | a topic name |
 //! | `KAFKA_LINGER_MS` | `linger_ms` | `1` | `0..=1000` |
 //! | `KAFKA_SESSION_TIMEOUT_MS` | `session_timeout_ms` | `6000` | `1000..=3600000` |
 //! | `KAFKA_PUBLISH_BUFFER_CAPACITY` | `publish_buffer_capacity` | `10000` | `1..=10000000` |
@@ -173,7 +173,8 @@ const DLQ: Setting = setting(
     "dead_letter_topic",
     "",
     "a topic name of letters, digits, '.', '_' and '-'",
-    "Topic for messages whose handler failed after all retries (unset: none).",
+    "Topic for messages whose handler failed after all retries \
+     (unset: the Kafka bus uses `{environment}.dlq.v1`).",
 );
 const LINGER: Setting = setting(
     "KAFKA_LINGER_MS",
@@ -375,8 +376,9 @@ pub struct KafkaConfig {
     /// each handled message. `false` costs a broker round trip per message
     /// and narrows the window of redelivery after a crash.
     pub enable_auto_commit: bool,
-    /// Topic for dead letters (`KAFKA_DEAD_LETTER_TOPIC`); `None`: failed
-    /// messages are logged and skipped.
+    /// Topic for dead letters (`KAFKA_DEAD_LETTER_TOPIC`). `None`: the
+    /// Kafka bus uses `{environment}.dlq.v1`; the in-memory bus keeps dead
+    /// letters in its list only.
     pub dead_letter_topic: Option<String>,
     /// Producer batching delay, milliseconds (`KAFKA_LINGER_MS`).
     pub linger_ms: u64,

@@ -23,7 +23,8 @@
 //!   ([`MemoryBusOptions::history_capacity`], default 1,000; the oldest are
 //!   dropped).
 //! - **Shutdown drains**: [`EventBus::shutdown`] refuses new messages,
-//!   delivers everything already queued, then returns.
+//!   delivers everything already queued, then returns. (Called from inside
+//!   a handler it returns at once and the queues drain in the background.)
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -94,7 +95,7 @@ pub struct MemoryBusOptions {
     pub queue_capacity: usize,
     /// Retries of a failing handler (default: 3 retries, 1 s base).
     pub retry: RetryPolicy,
-    /// Consecutive dead-lettered messages that open a subscriber's breaker
+    /// Consecutive failed messages (retries spent) that open a subscriber's breaker
     /// (default 5).
     pub circuit_breaker_threshold: u32,
     /// How long an open breaker skips its subscriber before a trial
@@ -171,7 +172,7 @@ impl InMemoryBusBuilder {
     }
 
     /// The circuit breaker of every subscriber: opens after `threshold`
-    /// consecutive dead letters, tries again after `reset_timeout`.
+    /// consecutive failed messages, tries again after `reset_timeout`.
     pub fn circuit_breaker(mut self, threshold: u32, reset_timeout: Duration) -> Self {
         self.options.circuit_breaker_threshold = threshold;
         self.options.circuit_breaker_reset_timeout = reset_timeout;
@@ -270,8 +271,8 @@ impl Core {
     }
 
     fn message_done(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.idle_waiters.load(Ordering::Acquire) > 0
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.idle_waiters.load(Ordering::SeqCst) > 0
         {
             self.idle.notify_waiters();
         }
@@ -299,24 +300,24 @@ impl Queue {
     async fn push(&self, core: &Core, message: Arc<BusMessage>) {
         let state = &*self.state;
         let capacity = core.options.queue_capacity.max(1);
-        if state.len.load(Ordering::Acquire) >= capacity && !is_current_subscriber(state.id) {
-            state.space_waiters.fetch_add(1, Ordering::AcqRel);
+        if state.len.load(Ordering::SeqCst) >= capacity && !is_current_subscriber(state.id) {
+            state.space_waiters.fetch_add(1, Ordering::SeqCst);
             loop {
                 let notified = state.space.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if state.len.load(Ordering::Acquire) < capacity {
+                if state.len.load(Ordering::SeqCst) < capacity {
                     break;
                 }
                 notified.await;
             }
-            state.space_waiters.fetch_sub(1, Ordering::AcqRel);
+            state.space_waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        state.len.fetch_add(1, Ordering::AcqRel);
-        core.pending.fetch_add(1, Ordering::AcqRel);
+        state.len.fetch_add(1, Ordering::SeqCst);
+        core.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.send(message).is_err() {
             // The worker is gone (its runtime is shutting down).
-            state.len.fetch_sub(1, Ordering::AcqRel);
+            state.len.fetch_sub(1, Ordering::SeqCst);
             core.message_done();
         }
     }
@@ -428,7 +429,7 @@ impl Inner {
     }
 
     async fn publish_arc(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
-        if self.state.load(Ordering::Acquire) != RUNNING {
+        if self.state.load(Ordering::SeqCst) != RUNNING {
             return Err(BusError::Shutdown);
         }
         let capacity = self.core.options.history_capacity;
@@ -549,24 +550,24 @@ impl InMemoryBus {
 
     /// Messages queued or being handled, over all subscribers.
     pub fn pending(&self) -> usize {
-        self.inner.core.pending.load(Ordering::Acquire)
+        self.inner.core.pending.load(Ordering::SeqCst)
     }
 
     /// Waits until every queued message has been handled (or
     /// dead-lettered), including messages that handlers publish meanwhile.
     pub async fn wait_until_idle(&self) {
         let core = &self.inner.core;
-        core.idle_waiters.fetch_add(1, Ordering::AcqRel);
+        core.idle_waiters.fetch_add(1, Ordering::SeqCst);
         loop {
             let notified = core.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if core.pending.load(Ordering::Acquire) == 0 {
+            if core.pending.load(Ordering::SeqCst) == 0 {
                 break;
             }
             notified.await;
         }
-        core.idle_waiters.fetch_sub(1, Ordering::AcqRel);
+        core.idle_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Publishes a message that is already shared, without copying it.
@@ -598,11 +599,11 @@ impl EventBus for InMemoryBus {
         }
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        if inner.state.load(Ordering::Acquire) != RUNNING {
+        if inner.state.load(Ordering::SeqCst) != RUNNING {
             return Err(BusError::Shutdown);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        inner.core.live_workers.fetch_add(1, Ordering::AcqRel);
+        inner.core.live_workers.fetch_add(1, Ordering::SeqCst);
         let state = Arc::new(QueueState {
             id,
             len: AtomicUsize::new(0),
@@ -621,12 +622,13 @@ impl EventBus for InMemoryBus {
                 inner.core.options.circuit_breaker_threshold,
                 inner.core.options.circuit_breaker_reset_timeout,
             ),
+            troubled: false,
         };
         {
             let mut registry = lock(&inner.registry);
             // Checked under the registry lock, which shutdown also takes:
             // no subscriber can register after shutdown emptied it.
-            if inner.state.load(Ordering::Acquire) != RUNNING {
+            if inner.state.load(Ordering::SeqCst) != RUNNING {
                 return Err(BusError::Shutdown);
             }
             registry.push(Registration {
@@ -642,7 +644,7 @@ impl EventBus for InMemoryBus {
     }
 
     fn health(&self) -> BusHealth {
-        match self.inner.state.load(Ordering::Acquire) {
+        match self.inner.state.load(Ordering::SeqCst) {
             RUNNING => BusHealth::Healthy,
             _ => BusHealth::Stopped,
         }
@@ -652,9 +654,14 @@ impl EventBus for InMemoryBus {
         let inner = &self.inner;
         {
             let mut registry = lock(&inner.registry);
-            inner.state.store(STOPPED, Ordering::Release);
+            inner.state.store(STOPPED, Ordering::SeqCst);
             registry.clear();
             inner.rebuild_routes(&registry);
+        }
+        // Called from a handler, waiting for the workers would wait on this
+        // very worker: the queues are closed and drain on their own.
+        if CURRENT_SUBSCRIBER.try_with(|_| ()).is_ok() {
+            return Ok(());
         }
         // With every queue closed, each worker ends once it has handled
         // what its queue holds.
@@ -663,7 +670,7 @@ impl EventBus for InMemoryBus {
             let notified = core.workers_done.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if core.live_workers.load(Ordering::Acquire) == 0 {
+            if core.live_workers.load(Ordering::SeqCst) == 0 {
                 break;
             }
             notified.await;
@@ -677,7 +684,7 @@ struct LiveGuard(Arc<Core>);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        if self.0.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.0.live_workers.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.workers_done.notify_waiters();
         }
     }
@@ -695,10 +702,12 @@ struct Worker {
     queue: Arc<QueueState>,
     handler: Arc<dyn Handler>,
     breaker: CircuitBreaker,
+    /// Whether the breaker has counted failures since the last success.
+    troubled: bool,
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Arc<BusMessage>>, mut stop: StopSignal) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Arc<BusMessage>>, mut stop: StopSignal) {
         let mut stopping = false;
         loop {
             let next = if stopping {
@@ -720,9 +729,9 @@ impl Worker {
             };
             let Some(message) = next else { break };
             self.deliver(&message).await;
-            if self.queue.len.fetch_sub(1, Ordering::AcqRel)
+            if self.queue.len.fetch_sub(1, Ordering::SeqCst)
                 <= self.core.options.queue_capacity.max(1)
-                && self.queue.space_waiters.load(Ordering::Acquire) > 0
+                && self.queue.space_waiters.load(Ordering::SeqCst) > 0
             {
                 self.queue.space.notify_waiters();
             }
@@ -730,8 +739,11 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, message: &Arc<BusMessage>) {
-        if !self.breaker.allow() {
+    async fn deliver(&mut self, message: &Arc<BusMessage>) {
+        // Only this worker reports to its breaker: while the last message
+        // succeeded the breaker is closed with no failures, and the fast
+        // path leaves it alone.
+        if self.troubled && !self.breaker.allow() {
             self.dead_letter(
                 message,
                 HandlerError::new(
@@ -747,7 +759,6 @@ impl Worker {
             .await;
             return;
         }
-        let trial = self.breaker.state() == CircuitState::HalfOpen;
         let handler = &*self.handler;
         let result = self
             .core
@@ -762,13 +773,17 @@ impl Worker {
             .await;
         match result {
             Ok(()) => {
-                if trial {
-                    tracing::info!(group = %self.group, "subscriber recovered; circuit closed");
+                if self.troubled {
+                    if self.breaker.state() == CircuitState::HalfOpen {
+                        tracing::info!(group = %self.group, "subscriber recovered; circuit closed");
+                    }
+                    self.breaker.record_success();
+                    self.troubled = false;
                 }
-                self.breaker.record_success();
             }
             Err((error, attempts)) => {
                 self.breaker.record_failure();
+                self.troubled = true;
                 if self.breaker.state() == CircuitState::Open {
                     tracing::warn!(
                         group = %self.group,
@@ -860,5 +875,148 @@ fn panic_text(panic: &(dyn Any + Send)) -> String {
         format!("handler panicked: {s}")
     } else {
         "handler panicked".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{envelope::SourceInfo, event::MessageCategory};
+
+    fn message(topic: &str) -> BusMessage {
+        let envelope = crate::envelope::OnexEnvelopeV1 {
+            envelope_version: "1.0".into(),
+            event_id: Uuid::new_v4(),
+            event_type: "test.thing".into(),
+            event_version: "1.0".into(),
+            event_timestamp: Utc::now(),
+            source_node_id: SourceInfo::new("svc", "1.0.0", "dev").node_id.to_string(),
+            source_service: "svc".into(),
+            source_version: "1.0.0".into(),
+            correlation_id: Some(Uuid::new_v4()),
+            environment: "dev".into(),
+            payload: serde_json::json!({"n": 1}),
+            metadata: Default::default(),
+        };
+        BusMessage::new(topic.into(), envelope, MessageCategory::Event)
+    }
+
+    #[test]
+    fn panic_payloads_become_readable_reasons() {
+        assert_eq!(panic_text(&"boom"), "handler panicked: boom");
+        assert_eq!(
+            panic_text(&String::from("bad state")),
+            "handler panicked: bad state"
+        );
+        assert_eq!(panic_text(&42u8), "handler panicked");
+    }
+
+    #[test]
+    fn dead_letter_copies_carry_the_failure_metadata() {
+        let original = message("dev.svc.test.thing.v1");
+        let letter = DeadLetter {
+            message: original.clone(),
+            original_topic: original.topic.clone(),
+            group: "g".into(),
+            failure_reason: "no database".into(),
+            error_type: "db".into(),
+            retry_count: 3,
+            failure_timestamp: Utc::now(),
+            correlation_id: original.correlation_id(),
+        };
+        let copy = dead_letter_message("dev.dlq", &letter);
+        assert_eq!(copy.topic, "dev.dlq");
+        assert_eq!(copy.key, original.key, "same partition key");
+        assert_eq!(copy.envelope.event_id, original.envelope.event_id);
+        assert_eq!(copy.headers.retry_count, 3);
+        let meta = &copy.envelope.metadata;
+        assert_eq!(meta["original_topic"], "dev.svc.test.thing.v1");
+        assert_eq!(meta["failure_reason"], "no database");
+        assert_eq!(meta["error_type"], "db");
+        assert_eq!(meta["retry_count"], 3);
+        assert_eq!(
+            meta["correlation_id"],
+            original.correlation_id().to_string().as_str()
+        );
+        assert!(meta.contains_key("failure_timestamp"));
+    }
+
+    #[test]
+    fn group_members_take_turns() {
+        let queues: Vec<Arc<Queue>> = (0..3)
+            .map(|id| {
+                Arc::new(Queue {
+                    tx: mpsc::unbounded_channel().0,
+                    state: Arc::new(QueueState {
+                        id,
+                        len: AtomicUsize::new(0),
+                        space_waiters: AtomicUsize::new(0),
+                        space: Notify::new(),
+                    }),
+                })
+            })
+            .collect();
+        let route = GroupRoute {
+            members: queues,
+            next: AtomicUsize::new(0),
+        };
+        let picks: Vec<u64> = (0..7).map(|_| route.pick().state.id).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn options_follow_a_kafka_config() {
+        let config = KafkaConfig {
+            max_retry_attempts: 7,
+            circuit_breaker_threshold: 9,
+            circuit_breaker_reset_timeout: 12.0,
+            dead_letter_topic: Some("x.dlq".into()),
+            ..KafkaConfig::default()
+        };
+        let o = MemoryBusOptions::from_kafka_config(&config);
+        assert_eq!(o.retry.max_retries, 7);
+        assert_eq!(o.circuit_breaker_threshold, 9);
+        assert_eq!(o.circuit_breaker_reset_timeout, Duration::from_secs(12));
+        assert_eq!(o.dead_letter_topic.as_deref(), Some("x.dlq"));
+        assert_eq!(o.history_capacity, 1_000);
+    }
+
+    #[tokio::test]
+    async fn routes_follow_subscriptions() {
+        let bus = InMemoryBus::new("dev");
+        let handler = crate::bus::handler_fn(|_m| async { Ok(()) });
+        let both = Subscription {
+            topics: vec!["a".into(), "b".into(), "a".into()],
+            group: "g".into(),
+        };
+        let h1 = bus.subscribe(both, handler.clone()).await.unwrap();
+        let h2 = bus
+            .subscribe(
+                Subscription {
+                    topics: vec!["a".into()],
+                    group: "g".into(),
+                },
+                handler,
+            )
+            .await
+            .unwrap();
+        {
+            let routes = bus.inner.routes();
+            assert_eq!(routes["a"].len(), 1, "one group");
+            assert_eq!(
+                routes["a"][0].members.len(),
+                2,
+                "a topic named twice counts once"
+            );
+            assert_eq!(routes["b"][0].members.len(), 1);
+        }
+        h1.stop().await;
+        let routes = bus.inner.routes();
+        assert!(!routes.contains_key("b"));
+        assert_eq!(routes["a"][0].members.len(), 1);
+        drop(routes);
+        h2.stop().await;
+        assert!(bus.inner.routes().is_empty());
+        bus.shutdown().await.unwrap();
     }
 }

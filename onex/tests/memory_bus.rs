@@ -734,3 +734,38 @@ async fn a_published_message_without_subscribers_lands_in_history_only() {
     assert_eq!(history[0].envelope.event_id, id);
     assert_eq!(bus.pending(), 0);
 }
+
+#[tokio::test]
+async fn shutdown_from_inside_a_handler_does_not_wait_on_itself() {
+    let bus = InMemoryBus::new("dev");
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (h, b) = (handled.clone(), bus.clone());
+    let _s = bus
+        .subscribe(
+            sub(TICKS, "g"),
+            handler_fn(move |msg| {
+                let (h, b) = (h.clone(), b.clone());
+                async move {
+                    if tick_of(&msg)?.n == 0 {
+                        b.shutdown()
+                            .await
+                            .map_err(|e| HandlerError::new("shutdown", e.to_string()))?;
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..5 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), bus.wait_until_idle())
+        .await
+        .expect("no deadlock");
+    assert_eq!(handled.load(Ordering::SeqCst), 5, "the queue still drained");
+    assert_eq!(bus.health(), BusHealth::Stopped);
+    bus.shutdown().await.unwrap();
+}
