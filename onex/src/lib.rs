@@ -44,6 +44,8 @@ pub use envelope::{OnexEnvelopeV1, SourceInfo};
 pub use error::{BusError, DecodeError};
 pub use event::{Event, EventSet, MessageCategory};
 pub use headers::EventHeaders;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaBus;
 pub use memory::InMemoryBus;
 pub use publisher::Publisher;
 

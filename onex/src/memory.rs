@@ -265,7 +265,14 @@ impl Core {
         }
         let mut list = lock(&self.dead_letters);
         if list.len() >= capacity {
-            list.pop_front();
+            if let Some(oldest) = list.pop_front() {
+                tracing::warn!(
+                    capacity,
+                    topic = %oldest.original_topic,
+                    correlation_id = %oldest.correlation_id,
+                    "dead-letter list full; oldest dead letter dropped from it"
+                );
+            }
         }
         list.push_back(letter);
     }
@@ -301,7 +308,7 @@ impl Queue {
         let state = &*self.state;
         let capacity = core.options.queue_capacity.max(1);
         if state.len.load(Ordering::SeqCst) >= capacity && !is_current_subscriber(state.id) {
-            state.space_waiters.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting::new(&state.space_waiters);
             loop {
                 let notified = state.space.notified();
                 tokio::pin!(notified);
@@ -311,7 +318,6 @@ impl Queue {
                 }
                 notified.await;
             }
-            state.space_waiters.fetch_sub(1, Ordering::SeqCst);
         }
         state.len.fetch_add(1, Ordering::SeqCst);
         core.pending.fetch_add(1, Ordering::SeqCst);
@@ -320,6 +326,23 @@ impl Queue {
             state.len.fetch_sub(1, Ordering::SeqCst);
             core.message_done();
         }
+    }
+}
+
+/// Counts a waiter for as long as it lives, also when its future is
+/// dropped while waiting.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -557,7 +580,7 @@ impl InMemoryBus {
     /// dead-lettered), including messages that handlers publish meanwhile.
     pub async fn wait_until_idle(&self) {
         let core = &self.inner.core;
-        core.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting::new(&core.idle_waiters);
         loop {
             let notified = core.idle.notified();
             tokio::pin!(notified);
@@ -567,7 +590,6 @@ impl InMemoryBus {
             }
             notified.await;
         }
-        core.idle_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Publishes a message that is already shared, without copying it.

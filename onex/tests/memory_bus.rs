@@ -769,3 +769,30 @@ async fn shutdown_from_inside_a_handler_does_not_wait_on_itself() {
     assert_eq!(bus.health(), BusHealth::Stopped);
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_dead_letter_list_is_bounded_and_keeps_the_newest() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(0))
+        .circuit_breaker(100, Duration::from_secs(60))
+        .dead_letter_capacity(2)
+        .build();
+    let _s = bus
+        .subscribe(
+            sub(TICKS, "g"),
+            handler_fn(|_msg| async { Err(HandlerError::new("nope", "always fails")) }),
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..5 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    let kept: Vec<u64> = bus
+        .dead_letters()
+        .iter()
+        .map(|l| tick_of(&l.message).unwrap().n)
+        .collect();
+    assert_eq!(kept, [3, 4]);
+}
