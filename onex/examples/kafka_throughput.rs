@@ -1,0 +1,184 @@
+//! Publishing throughput of the Kafka bus next to raw rdkafka with the same
+//! settings (idempotent, `acks=all`, every delivery report awaited).
+//!
+//! ```sh
+//! bash scripts/tansu.sh start
+//! cargo run --release -p onex --example kafka_throughput -- 127.0.0.1:9092 100000 5000
+//! ```
+//!
+//! Arguments: bootstrap servers, message count, publishes in flight.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use onex::{
+    BusMessage, EventBus, KafkaConfig, Publisher, SourceInfo,
+    kafka::KafkaBus,
+    serde_json::json,
+};
+use rdkafka::{
+    ClientConfig,
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use tokio::{sync::Semaphore, task::JoinSet};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Reading {
+    sensor: String,
+    value: f64,
+    tags: Vec<String>,
+}
+
+impl onex::Event for Reading {
+    const EVENT_TYPE: &'static str = "telemetry.reading.recorded";
+    const EVENT_VERSION: &'static str = "1.0";
+    const CATEGORY: onex::MessageCategory = onex::MessageCategory::Event;
+    const TOPIC: &'static str = "telemetry.reading.recorded.v1";
+}
+
+fn messages(publisher: &Publisher, topic: &str, n: usize) -> Vec<BusMessage> {
+    (0..n)
+        .map(|i| {
+            let event = Reading {
+                sensor: format!("sensor-{}", i % 64),
+                value: i as f64 * 0.5,
+                tags: vec!["bench".to_owned(), "loopback".to_owned()],
+            };
+            let mut metadata = std::collections::BTreeMap::new();
+            metadata.insert("run".to_owned(), json!("throughput"));
+            let mut m = publisher
+                .message(&event, Some(onex::uuid::Uuid::new_v4()), metadata)
+                .expect("message");
+            m.topic = topic.to_owned();
+            m
+        })
+        .collect()
+}
+
+async fn drive<F, Fut>(count: usize, in_flight: usize, mut start: F) -> Duration
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let mut tasks = JoinSet::new();
+    let began = Instant::now();
+    for i in 0..count {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+        let fut = start(i);
+        tasks.spawn(async move {
+            fut.await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    began.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bootstrap = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9092".to_owned());
+    let count: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let in_flight: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
+
+    let mut config = KafkaConfig::from_env_pairs([("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())])
+        .expect("config");
+    config.environment = format!("bench{}", onex::uuid::Uuid::new_v4().simple());
+    let bus = Arc::new(KafkaBus::connect(config.clone()).await.expect("bus"));
+    let publisher = Publisher::new(
+        bus.clone(),
+        SourceInfo::new("telemetry", "1.0.0", &config.environment),
+    );
+    let raw_topic = format!("{}.raw.v1", config.environment);
+    let bus_topic = format!("{}.bus.v1", config.environment);
+
+    // Raw rdkafka: same settings, pre-serialized values and headers.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", config.linger_ms.to_string())
+        .create()
+        .expect("producer");
+    let raw: Vec<(String, Vec<u8>, Vec<(&'static str, String)>)> =
+        messages(&publisher, &raw_topic, count)
+            .into_iter()
+            .map(|m| (m.key.clone(), m.envelope.to_json(), m.headers.to_pairs()))
+            .collect();
+    let raw = Arc::new(raw);
+    let bytes = raw.first().map_or(0, |r| r.1.len());
+    // Warm up both (topic creation, connections).
+    let warm = messages(&publisher, &bus_topic, 1).remove(0);
+    bus.publish(warm).await.expect("warm up bus");
+    {
+        let (k, v, _) = &raw[0];
+        producer
+            .send(
+                FutureRecord::to(&raw_topic).key(k).payload(v),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("warm up raw");
+    }
+
+    let raw_time = {
+        let producer = producer.clone();
+        let topic = raw_topic.clone();
+        drive(count, in_flight, move |i| {
+            let producer = producer.clone();
+            let raw = raw.clone();
+            let topic = topic.clone();
+            async move {
+                let (k, v, h) = &raw[i];
+                let mut headers = OwnedHeaders::new_with_capacity(h.len());
+                for (name, value) in h {
+                    headers = headers.insert(Header {
+                        key: name,
+                        value: Some(value.as_bytes()),
+                    });
+                }
+                producer
+                    .send(
+                        FutureRecord::to(&topic).key(k).payload(v).headers(headers),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("raw delivery");
+            }
+        })
+        .await
+    };
+
+    let batch = Arc::new(std::sync::Mutex::new(
+        messages(&publisher, &bus_topic, count)
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>(),
+    ));
+    let bus_time = {
+        let bus = bus.clone();
+        drive(count, in_flight, move |i| {
+            let bus = bus.clone();
+            let m = batch.lock().expect("lock")[i].take().expect("message");
+            async move {
+                bus.publish(m).await.expect("bus delivery");
+            }
+        })
+        .await
+    };
+    bus.shutdown().await.expect("shutdown");
+
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    println!("{count} messages of {bytes} bytes, {in_flight} in flight");
+    println!("raw rdkafka FutureProducer: {:>10.0} msg/s", rate(raw_time));
+    println!("onex KafkaBus::publish:     {:>10.0} msg/s", rate(bus_time));
+    println!(
+        "ratio (includes building the envelope JSON and headers): {:.0}%",
+        100.0 * rate(bus_time) / rate(raw_time)
+    );
+}
