@@ -14,9 +14,7 @@ use std::{
 };
 
 use onex::{
-    BusMessage, EventBus, KafkaConfig, Publisher, SourceInfo,
-    kafka::KafkaBus,
-    serde_json::json,
+    BusMessage, EventBus, KafkaConfig, Publisher, SourceInfo, kafka::KafkaBus, serde_json::json,
 };
 use rdkafka::{
     ClientConfig,
@@ -58,6 +56,9 @@ fn messages(publisher: &Publisher, topic: &str, n: usize) -> Vec<BusMessage> {
         .collect()
 }
 
+/// Key, value and headers of one message, serialized ahead.
+type RawRecord = (String, Vec<u8>, Vec<(&'static str, String)>);
+
 async fn drive<F, Fut>(count: usize, in_flight: usize, mut start: F) -> Duration
 where
     F: FnMut(usize) -> Fut,
@@ -82,7 +83,10 @@ where
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bootstrap = args.first().cloned().unwrap_or_else(|| "127.0.0.1:9092".to_owned());
+    let bootstrap = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:9092".to_owned());
     let count: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let in_flight: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
 
@@ -105,11 +109,10 @@ async fn main() {
         .set("linger.ms", config.linger_ms.to_string())
         .create()
         .expect("producer");
-    let raw: Vec<(String, Vec<u8>, Vec<(&'static str, String)>)> =
-        messages(&publisher, &raw_topic, count)
-            .into_iter()
-            .map(|m| (m.key.clone(), m.envelope.to_json(), m.headers.to_pairs()))
-            .collect();
+    let raw: Vec<RawRecord> = messages(&publisher, &raw_topic, count)
+        .into_iter()
+        .map(|m| (m.key.clone(), m.envelope.to_json(), m.headers.to_pairs()))
+        .collect();
     let raw = Arc::new(raw);
     let bytes = raw.first().map_or(0, |r| r.1.len());
     // Warm up both (topic creation, connections).
