@@ -100,6 +100,7 @@ pub mod error;
 pub mod naming;
 pub mod render;
 pub mod spec;
+pub mod validate;
 
 pub use builder::{Builder, GeneratedFile, compile_contracts};
 pub use error::Error;

@@ -1,8 +1,33 @@
 //! Stage 1, parse: YAML text to a [`Contract`], with precise diagnostics.
+//!
+//! Every failure is one [`Diagnostic`] with the code [`PARSE`], the file,
+//! the line and column, the field path, what was expected and found, and
+//! how to fix it ("did you mean `domain`?" for a misspelt key). Whatever the
+//! input, loading returns: it never panics and never takes long (see
+//! [`MAX_CONTRACT_BYTES`], [`MAX_DEPTH`](super::locate::MAX_DEPTH) and
+//! [`MAX_ALIAS_EXPANSION`](super::locate::MAX_ALIAS_EXPANSION)).
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
 
-use super::{diagnostic::Diagnostic, model::Contract};
+use super::{
+    diagnostic::Diagnostic,
+    locate::{self, MAX_ALIAS_EXPANSION, MAX_DEPTH, Position, Problem, SourceMap},
+    model::Contract,
+    suggest::{backticked, did_you_mean},
+};
+
+/// The code of every loading diagnostic (YAML and schema errors).
+pub const PARSE: &str = "PARSE";
+
+/// The largest contract accepted, in bytes (1 MiB). Real contracts are a
+/// few kilobytes; the limit keeps a stray large file from stalling a build.
+pub const MAX_CONTRACT_BYTES: u64 = 1024 * 1024;
+
+/// The smallest valid contract, shown when a file is empty.
+pub const MINIMAL_CONTRACT: &str = "contract_version: 1\nnode: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}";
 
 /// A parsed contract and where it came from.
 #[derive(Debug, Clone)]
@@ -13,31 +38,441 @@ pub struct LoadedContract {
     pub source: String,
     /// The parsed contract.
     pub contract: Contract,
+    /// Where each value is in `source`, by field path.
+    pub locations: SourceMap,
+}
+
+impl LoadedContract {
+    /// A diagnostic about the value at `path`, placed at that value (or at
+    /// its closest ancestor present in the file).
+    pub fn diagnostic(
+        &self,
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let path = path.into();
+        let mut d = Diagnostic::new(code, &self.path, message);
+        if let Some((line, column)) = self.locations.nearest(&path) {
+            d = d.at(line, column);
+        }
+        d.path(path)
+    }
 }
 
 /// Reads and parses a contract file.
+// A `Diagnostic` is built once per failed load; boxing it would only
+// burden every caller.
+#[allow(clippy::result_large_err)]
 pub fn load_file(path: &Path) -> Result<LoadedContract, Diagnostic> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new("PARSE", path, format!("cannot read the contract: {e}"))
-            .help("check that the file exists and is readable UTF-8 text")
+    let cannot_read = |e: std::io::Error| {
+        Diagnostic::new(PARSE, path, format!("cannot read the contract: {e}"))
+            .help("check that the file exists and is readable")
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONTRACT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_CONTRACT_BYTES {
+        let size = std::fs::metadata(path).map(|m| m.len()).ok();
+        return Err(too_large(path, size));
+    }
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        not_utf8(path, bytes, e.utf8_error().valid_up_to())
     })?;
     load_str(path, source)
 }
 
 /// Parses contract text; `path` is used in diagnostics only.
+// A `Diagnostic` is built once per failed load; boxing it would only
+// burden every caller.
+#[allow(clippy::result_large_err)]
 pub fn load_str(path: &Path, source: String) -> Result<LoadedContract, Diagnostic> {
-    match serde_yaml::from_str::<Contract>(&source) {
+    if source.len() as u64 > MAX_CONTRACT_BYTES {
+        return Err(too_large(path, Some(source.len() as u64)));
+    }
+    if let Some(d) = control_character(path, &source) {
+        return Err(d);
+    }
+    let locations = match locate::scan(&source) {
+        Ok(map) => map,
+        Err((_, problem)) => return Err(problem_diagnostic(path, &source, problem)),
+    };
+    let de = serde_yaml::Deserializer::from_str(&source);
+    match serde_path_to_error::deserialize::<_, Contract>(de) {
         Ok(contract) => Ok(LoadedContract {
             path: path.to_owned(),
             source,
             contract,
+            locations,
         }),
         Err(e) => {
-            let mut d = Diagnostic::new("PARSE", path, e.to_string());
-            if let Some(loc) = e.location() {
-                d = d.at(loc.line(), loc.column());
-            }
-            Err(d)
+            let field_path = match e.path().to_string() {
+                p if p == "." => String::new(),
+                p => p,
+            };
+            Err(schema_diagnostic(path, &locations, field_path, e.inner()))
         }
+    }
+}
+
+fn too_large(path: &Path, size: Option<u64>) -> Diagnostic {
+    let found = match size {
+        Some(size) => format!("{size} bytes"),
+        None => format!("more than {MAX_CONTRACT_BYTES} bytes"),
+    };
+    Diagnostic::new(PARSE, path, "the contract file is too large")
+        .expected(format!("at most {MAX_CONTRACT_BYTES} bytes (1 MiB)"))
+        .found(found)
+        .help("a contract describes one node in a few kilobytes: check that this is the right file, and split very large contracts into one per node")
+}
+
+fn not_utf8(path: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let valid = bytes.get(..valid_up_to).unwrap_or_default();
+    let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&valid[line_start..])
+        .chars()
+        .count()
+        + 1;
+    let found = match bytes.get(valid_up_to) {
+        Some(b) => format!("the byte 0x{b:02X}, which is not UTF-8"),
+        None => "an incomplete UTF-8 sequence at the end of the file".to_owned(),
+    };
+    Diagnostic::new(PARSE, path, "the contract is not valid UTF-8 text")
+        .at(line, column)
+        .expected("UTF-8 text")
+        .found(found)
+        .help("save the file as UTF-8 (text from Latin-1 or Windows-1252 can be converted with `iconv -f latin1 -t utf-8`)")
+}
+
+fn control_character(path: &Path, source: &str) -> Option<Diagnostic> {
+    for (i, line) in source.split('\n').enumerate() {
+        for (j, c) in line.chars().enumerate() {
+            let allowed = matches!(c, '\t' | '\r' | '\u{85}' | '\u{feff}');
+            if c.is_control() && !allowed || matches!(c, '\u{fffe}' | '\u{ffff}') {
+                return Some(
+                    Diagnostic::new(PARSE, path, "the contract holds a control character")
+                        .at(i + 1, j + 1)
+                        .expected("printable text")
+                        .found(format!("the character U+{:04X}", c as u32))
+                        .help("delete the character; YAML does not allow control characters, not even in quoted strings (write `\\x01`-style escapes in a double-quoted string instead)"),
+                );
+            }
+        }
+    }
+    None
+}
+
+fn problem_diagnostic(path: &Path, source: &str, problem: Problem) -> Diagnostic {
+    match problem {
+        Problem::Empty => Diagnostic::new(PARSE, path, "the contract is empty")
+            .at(1, 1)
+            .expected("a YAML mapping with `contract_version` and `node`")
+            .found("no YAML content")
+            .help(format!("start from the minimal contract: {MINIMAL_CONTRACT}")),
+        Problem::TooDeep { at } => {
+            Diagnostic::new(PARSE, path, "the contract nests too deeply")
+                .at(at.0, at.1)
+                .expected(format!("at most {MAX_DEPTH} levels of nested lists and mappings"))
+                .found(format!("more than {MAX_DEPTH} levels"))
+                .help("the contract format needs six levels at most: check for unbalanced `[` or `{`, or a value that should be a plain string")
+        }
+        Problem::AliasBomb { at } => Diagnostic::new(
+            PARSE,
+            path,
+            "the contract's aliases expand to too much data",
+        )
+        .at(at.0, at.1)
+        .expected(format!(
+            "aliases (`*name`) that add at most {MAX_ALIAS_EXPANSION} values in total"
+        ))
+        .found("aliases that refer to anchors full of further aliases")
+        .help("write the values out instead of nesting `&anchor`/`*alias` references; a contract needs no anchors"),
+        Problem::DuplicateKey {
+            path: key_path,
+            key,
+            at,
+            first,
+        } => Diagnostic::new(PARSE, path, format!("the key `{key}` appears twice"))
+            .at(at.0, at.1)
+            .path(key_path)
+            .expected("each key once per mapping")
+            .found(format!(
+                "`{key}` again; it was first given at line {}, column {}",
+                first.0, first.1
+            ))
+            .help("delete one of the two entries, or merge them"),
+        Problem::SecondDocument { at } => Diagnostic::new(
+            PARSE,
+            path,
+            "the file holds more than one YAML document",
+        )
+        .at(at.0, at.1)
+        .expected("one contract per file")
+        .found("a `---` document separator followed by a second document")
+        .help("move the second document to a file of its own, or delete the `---` line"),
+        Problem::Syntax { message, at } => syntax_diagnostic(path, source, &message, at),
+    }
+}
+
+fn syntax_diagnostic(path: &Path, source: &str, message: &str, at: Position) -> Diagnostic {
+    if message.contains("tab") {
+        let tab = source.lines().enumerate().find_map(|(i, line)| {
+            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+            indent
+                .chars()
+                .position(|c| c == '\t')
+                .map(|col| (i + 1, col + 1))
+        });
+        let (line, column) = tab.unwrap_or(at);
+        return Diagnostic::new(PARSE, path, "a tab character is used for indentation")
+            .at(line, column)
+            .expected("spaces")
+            .found("a tab")
+            .help("YAML does not allow tabs in indentation: replace the tab with spaces, two per level");
+    }
+    let help = if message.contains("mapping values are not allowed") {
+        "a value containing `: ` must be quoted (`name: \"a: b\"`), or the line is indented wrongly"
+    } else if message.contains("did not find expected key") {
+        "keys of one mapping must start in the same column: check this line's indentation"
+    } else if message.contains("did not find expected ',' or '}'") {
+        "close the `{` with a `}`, and separate entries with `,`"
+    } else if message.contains("did not find expected ',' or ']'") {
+        "close the `[` with a `]`, and separate items with `,`"
+    } else if message.contains("quoted scalar") {
+        "close the quoted string with the same quote it opened with"
+    } else if message.contains("unknown anchor") {
+        "define `&name` before using `*name`, or write the value out"
+    } else if message.contains("block sequence entries are not allowed") {
+        "a `- item` list must start on its own line, indented under its key"
+    } else {
+        "fix the YAML syntax at this position"
+    };
+    Diagnostic::new(PARSE, path, "the contract is not valid YAML")
+        .at(at.0, at.1)
+        .found(message.to_owned())
+        .help(help)
+}
+
+/// The serde message without serde_yaml's `path: ` prefix and
+/// ` at line L column C` suffix.
+fn bare_message(e: &serde_yaml::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(loc) = e.location() {
+        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(i) = text.find(&suffix) {
+            text.replace_range(i..i + suffix.len(), "");
+        }
+    }
+    // serde_yaml prefixes the path it tracked itself; drop it.
+    if let Some((head, rest)) = text.split_once(": ") {
+        let looks_like_path = !head.contains(' ') && !head.is_empty() && !head.contains('`');
+        if looks_like_path {
+            text = rest.to_owned();
+        }
+    }
+    text
+}
+
+fn last_segment(path: &str) -> &str {
+    let parent = locate::parent(path);
+    path[parent.len()..].trim_start_matches('.')
+}
+
+fn schema_diagnostic(
+    path: &Path,
+    locations: &SourceMap,
+    field_path: String,
+    e: &serde_yaml::Error,
+) -> Diagnostic {
+    let message = bare_message(e);
+    let position = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .or_else(|| locations.nearest(&field_path));
+    let within = |p: &str| {
+        if p.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("in `{p}`")
+        }
+    };
+    let mut d;
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let names = backticked(rest);
+        let (key, valid) = names.split_first().map_or(("", &[][..]), |(k, v)| (*k, v));
+        d = Diagnostic::new(
+            PARSE,
+            path,
+            format!(
+                "unknown key `{key}` {}",
+                within(locate::parent(&field_path))
+            ),
+        )
+        .expected(if valid.is_empty() {
+            "no keys here".to_owned()
+        } else {
+            format!("one of {}", quote_list(valid))
+        })
+        .found(format!("`{key}`"))
+        .help(
+            did_you_mean(key, valid.iter().copied())
+                .unwrap_or_else(|| "remove the key, or move it where it belongs".to_owned()),
+        );
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let names = backticked(rest);
+        let (value, valid) = names.split_first().map_or(("", &[][..]), |(k, v)| (*k, v));
+        d = Diagnostic::new(
+            PARSE,
+            path,
+            format!("`{value}` is not a valid `{}`", last_segment(&field_path)),
+        )
+        .expected(format!("one of {}", quote_list(valid)))
+        .found(format!("`{value}`"))
+        .help(
+            did_you_mean(value, valid.iter().copied())
+                .unwrap_or_else(|| format!("use one of {}", quote_list(valid))),
+        );
+    } else if let Some(rest) = message.strip_prefix("missing field ") {
+        let key = backticked(rest).first().copied().unwrap_or_default();
+        let parent_path = field_path.clone();
+        let missing = if parent_path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{parent_path}.{key}")
+        };
+        d = Diagnostic::new(
+            PARSE,
+            path,
+            format!("missing key `{key}` {}", within(&parent_path)),
+        )
+        .expected(format!("a `{key}` key"))
+        .found(format!("no `{key}`"))
+        .help(missing_key_help(key));
+        let at = locations
+            .key_position(&parent_path)
+            .or_else(|| locations.position(&parent_path))
+            .or(position);
+        if let Some((line, column)) = at {
+            d = d.at(line, column);
+        }
+        return d.path(missing);
+    } else if let Some(rest) = message.strip_prefix("duplicate field ") {
+        let key = backticked(rest).first().copied().unwrap_or_default();
+        d = Diagnostic::new(PARSE, path, format!("the key `{key}` appears twice"))
+            .expected("each key once per mapping")
+            .help("delete one of the two entries");
+    } else if let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|r| r.split_once(", expected "))
+    {
+        let key = last_segment(&field_path);
+        let what = if key.is_empty() {
+            "the contract".to_owned()
+        } else {
+            format!("`{key}`")
+        };
+        d = Diagnostic::new(PARSE, path, format!("wrong type of value for {what}"))
+            .expected(humanize_expected(expected))
+            .found(humanize_found(found))
+            .help(type_help(expected, found, key));
+    } else if message.contains("recursion limit") {
+        d = Diagnostic::new(PARSE, path, "the contract nests too deeply")
+            .help("check for unbalanced `[` or `{`");
+    } else if message.contains("repetition limit") {
+        d = Diagnostic::new(
+            PARSE,
+            path,
+            "the contract's aliases expand to too much data",
+        )
+        .help("write the values out instead of using `&anchor`/`*alias` references");
+    } else {
+        d = Diagnostic::new(PARSE, path, message)
+            .help("compare this part of the contract with docs/contracts.md");
+    }
+    if let Some((line, column)) = position {
+        d = d.at(line, column);
+    }
+    d.path(field_path)
+}
+
+fn quote_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn humanize_expected(expected: &str) -> String {
+    match expected {
+        "a boolean" => "`true` or `false`".to_owned(),
+        "u32" => "a whole number from 0 to 4294967295".to_owned(),
+        "u64" => "a whole number from 0 to 18446744073709551615".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        "a string" => "a string".to_owned(),
+        s if s.starts_with("struct ") => "a mapping of keys to values".to_owned(),
+        s if s.starts_with("enum ") => "one of the allowed words".to_owned(),
+        s => s.to_owned(),
+    }
+}
+
+fn humanize_found(found: &str) -> String {
+    match found {
+        "sequence" => "a list".to_owned(),
+        "map" => "a mapping".to_owned(),
+        "unit value" => "nothing (an empty value)".to_owned(),
+        s => s.to_owned(),
+    }
+}
+
+fn type_help(expected: &str, found: &str, key: &str) -> String {
+    let key = if key.is_empty() || key.starts_with('[') {
+        "the value".to_owned()
+    } else {
+        format!("`{key}`")
+    };
+    if found == "unit value" {
+        return format!("give {key} a value, or remove the line");
+    }
+    match expected {
+        "a boolean" => format!("write {key} as `true` or `false`, without quotes"),
+        "u32" | "u64" => format!("write {key} as a whole number without quotes, e.g. `1`"),
+        "a string" if found == "sequence" => {
+            format!("quote {key} if it is text: a value starting with `[` is a YAML list")
+        }
+        "a string" if found == "map" => format!(
+            "quote {key} if it is text: a value with `: ` or starting with `{{` is a YAML mapping"
+        ),
+        "a string" => format!("write {key} as text"),
+        "a sequence" => format!("write {key} as a list: `[a, b]`, or one `- item` per line"),
+        s if s.starts_with("struct ") => format!(
+            "write {key} as a mapping: `key: value` lines indented under it, or `{{key: value}}`"
+        ),
+        _ => format!("see docs/contracts.md for the type of {key}"),
+    }
+}
+
+fn missing_key_help(key: &str) -> String {
+    match key {
+        "contract_version" => "add `contract_version: 1` as the first line".to_owned(),
+        "node" => "add `node:` with `name`, `node_type`, `version` and `domain`, e.g. `node: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}`".to_owned(),
+        "name" => "add `name:` with a snake_case name (PascalCase for a type)".to_owned(),
+        "node_type" => "add `node_type:` with one of `effect`, `compute`, `reducer`, `orchestrator`".to_owned(),
+        "version" => "add `version: 1.0.0` (a semantic version)".to_owned(),
+        "domain" => "add `domain:`, e.g. `domain: database`".to_owned(),
+        "type" => "add `type:`, e.g. `type: string` (see the field types in docs/contracts.md)".to_owned(),
+        "input" | "output" => format!("add `{key}:` naming a struct declared under `types`"),
+        "topic" => "add `topic: <service>.<event_type>.v1`".to_owned(),
+        "initial" => "add `initial:` naming one of the `states`".to_owned(),
+        "states" => "add `states:` listing the states, e.g. `states: [idle, running]`".to_owned(),
+        "from" | "to" => format!("add `{key}:` naming one of the `states`"),
+        "steps" => "add `steps:` with at least one `- name: <step>`".to_owned(),
+        "topics" => "add `topics:` listing the topics to aggregate, e.g. `topics: [orders.effect.order.placed.v1]`".to_owned(),
+        other => format!("add `{other}:` (see docs/contracts.md)"),
     }
 }

@@ -2,8 +2,11 @@
 
 pub mod diagnostic;
 pub mod load;
+pub mod locate;
 pub mod model;
+pub mod suggest;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use load::{LoadedContract, load_file, load_str};
+pub use load::{LoadedContract, MAX_CONTRACT_BYTES, PARSE, load_file, load_str};
+pub use locate::SourceMap;
 pub use model::*;
