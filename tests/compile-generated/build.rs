@@ -15,12 +15,20 @@ fn main() {
     };
     let mut modules = String::new();
     let mut sources = String::new();
-    for (group, folder) in [
+    // (module, folder): the real contracts, this crate's own hostile
+    // contracts, and the shared hostile contracts when they exist.
+    let groups = [
         ("contracts", "../../contracts"),
-        ("hostile", "../hostile_contracts"),
-    ] {
+        ("hostile", "hostile"),
+        ("hostile_shared", "../hostile_contracts"),
+    ];
+    for (group, folder) in groups {
         if !Path::new(folder).is_dir() {
-            println!("cargo:rerun-if-changed={folder}");
+            // Watching a missing path would rerun this script on every
+            // build; watch the parent folder to see it appear.
+            if let Some(parent) = Path::new(folder).parent() {
+                println!("cargo:rerun-if-changed={}", parent.display());
+            }
             continue;
         }
         let group_dir = Path::new(&out_dir).join(group);
