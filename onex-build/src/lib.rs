@@ -98,6 +98,7 @@ pub mod builder;
 pub mod contract;
 pub mod error;
 pub mod naming;
+pub mod pipeline;
 pub mod render;
 pub mod spec;
 pub mod validate;

@@ -53,6 +53,9 @@ pub use publisher::Publisher;
 pub use chrono;
 pub use serde;
 pub use serde_json;
+// Used by the node crates of `cargo onex generate` (async runtime, logs).
+pub use tokio;
+pub use tracing;
 pub use uuid;
 
 /// Includes the module that `onex-build` generated for a contract.

@@ -26,6 +26,17 @@ pub const ALL: &[Template] = templates![
     "module/state.rs.tera",
     "module/event_enum.rs.tera",
     "module/discovery.rs.tera",
+    // The node crate `cargo onex generate` writes.
+    "node/Cargo.toml.tera",
+    "node/README.md.tera",
+    "node/build.rs.tera",
+    "node/compose.yaml.tera",
+    "node/contract.yaml.tera",
+    "node/env.template.tera",
+    "node/handler.rs.tera",
+    "node/lib.rs.tera",
+    "node/lifecycle.rs.tera",
+    "node/main.rs.tera",
 ];
 
 /// The source of the template called `name`, if there is one.

@@ -1,0 +1,83 @@
+//! The command line.
+
+use std::{ffi::OsString, path::PathBuf};
+
+/// `cargo onex`: turn ONEX YAML contracts into complete node crates.
+#[derive(Debug, clap::Parser)]
+#[command(name = "cargo-onex", bin_name = "cargo onex", version)]
+pub struct Cli {
+    /// The workspace's Cargo.toml (default: the one cargo finds from here).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline and write one node crate per contract.
+    Generate(GenerateArgs),
+    /// Parse and validate contracts and render their code (stages 1 to 5);
+    /// write nothing.
+    Check(CheckArgs),
+}
+
+/// `cargo onex generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Contract files or node names (default: every contract in the
+    /// workspace's `contracts/` folder).
+    #[arg(value_name = "CONTRACT")]
+    pub contracts: Vec<PathBuf>,
+    /// Where node crates go (default: `generated/` at the workspace root).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write nothing; fail listing every stale file (for CI).
+    #[arg(long)]
+    pub check: bool,
+    /// Run `cargo check` on each generated crate (stage 7).
+    #[arg(long)]
+    pub compile_check: bool,
+}
+
+/// `cargo onex check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Contract files or node names (default: every contract in the
+    /// workspace's `contracts/` folder).
+    #[arg(value_name = "CONTRACT")]
+    pub contracts: Vec<PathBuf>,
+}
+
+/// Drops the `onex` that cargo passes as the first argument when it runs
+/// `cargo-onex` for `cargo onex`.
+pub fn without_cargo_subcommand(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == "onex") {
+        args.remove(1);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn drops_the_cargo_subcommand_word() {
+        assert_eq!(
+            without_cargo_subcommand(strings(&["cargo-onex", "onex", "generate"])),
+            strings(&["cargo-onex", "generate"])
+        );
+        assert_eq!(
+            without_cargo_subcommand(strings(&["cargo-onex", "generate"])),
+            strings(&["cargo-onex", "generate"])
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Stage 2, build contract: a parsed contract to the [`NodeModel`] the node
+//! crate's templates read: the [`NodeSpec`] that every template renders
+//! (defaults, derived names, derived events), plus what only a node crate
+//! needs: its package name, the contract's text, and the routes from
+//! incoming messages to operations.
+
+use serde::Serialize;
+
+use super::StageError;
+use crate::{
+    contract::{Category, LoadedContract},
+    naming::to_pascal_case,
+    spec::{self, NodeSpec, SpecOptions},
+};
+
+/// Everything the node crate's templates read. The [`NodeSpec`]'s fields
+/// appear at the top level (`node.node_struct`, `node.operations`, ...).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeModel {
+    /// The normalized contract.
+    #[serde(flatten)]
+    pub spec: NodeSpec,
+    /// The contract's text, copied into the node crate.
+    pub contract_source: String,
+    /// The node crate's package name and folder, e.g. `postgres-writer`.
+    pub crate_name: String,
+    /// The library's name, e.g. `postgres_writer`.
+    pub lib_name: String,
+    /// The contract's named types that operation signatures (and a
+    /// reducer's state) use, sorted: the node crate imports them.
+    pub signature_types: Vec<String>,
+    /// Commands of this node that run an operation.
+    pub commands: Vec<CommandRoute>,
+    /// Other nodes' topics that run an operation.
+    pub subscription_routes: Vec<SubscriptionRoute>,
+    /// An orchestrator's workflow steps and the operations they run.
+    pub steps: Vec<StepRoute>,
+    /// Commands of an orchestrator: each starts a workflow run.
+    pub workflow_triggers: Vec<String>,
+}
+
+/// A workflow step: its own handler method, or an operation whose input
+/// the handler builds from the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRoute {
+    /// The step's name.
+    pub name: String,
+    /// Its PascalCase name, the prefix of its event types.
+    pub pascal_name: String,
+    /// The operation it runs, if the contract names one the node has.
+    pub operation: Option<String>,
+    /// That operation's input type.
+    pub input: Option<String>,
+}
+
+/// A command of this node whose payload carries an operation's input.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRoute {
+    /// The command's struct.
+    pub event: String,
+    /// The payload field that holds the input.
+    pub field: String,
+    /// The operation.
+    pub operation: String,
+}
+
+/// A subscription whose payload decodes as an operation's input.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionRoute {
+    /// Namespace-free topic.
+    pub topic: String,
+    /// The operation.
+    pub operation: String,
+    /// The operation's input type.
+    pub input: String,
+}
+
+/// Builds the model of a parsed contract.
+pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> {
+    let spec = spec::build(loaded, &SpecOptions::default()).map_err(StageError::Contract)?;
+    let contract = &loaded.contract;
+    // A command runs the first operation whose input type is the type of
+    // one of its payload fields; an orchestrator's commands start its
+    // workflow instead.
+    let orchestrates = spec.workflow.is_some();
+    let commands: Vec<CommandRoute> = contract
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Command && !orchestrates)
+        .filter_map(|event| {
+            event.fields.iter().find_map(|field| {
+                contract
+                    .operations
+                    .iter()
+                    .find(|op| op.input == field.ty)
+                    .map(|op| CommandRoute {
+                        event: to_pascal_case(&event.name),
+                        field: field.name.clone(),
+                        operation: op.name.clone(),
+                    })
+            })
+        })
+        .collect();
+    let workflow_triggers = if spec.workflow.is_some() {
+        contract
+            .events
+            .iter()
+            .filter(|e| e.category == Category::Command)
+            .map(|e| to_pascal_case(&e.name))
+            .filter(|name| !commands.iter().any(|c| &c.event == name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let named = |ty: &String| spec.types.iter().any(|t| &t.rust_name == ty);
+    let in_events = |ty: &String| {
+        if named(ty) {
+            format!("events::{ty}")
+        } else {
+            ty.clone()
+        }
+    };
+    let subscription_routes = spec
+        .subscriptions
+        .iter()
+        .filter_map(|sub| {
+            let name = sub.operation.as_deref()?;
+            let op = spec.operations.iter().find(|op| op.name == name)?;
+            Some(SubscriptionRoute {
+                topic: sub.topic.clone(),
+                operation: op.name.clone(),
+                input: in_events(&op.input),
+            })
+        })
+        .collect();
+    let steps = spec
+        .workflow
+        .iter()
+        .flat_map(|w| &w.steps)
+        .map(|step| {
+            let op = step
+                .operation
+                .as_ref()
+                .and_then(|name| spec.operations.iter().find(|op| &op.name == name));
+            StepRoute {
+                name: step.name.clone(),
+                pascal_name: step.pascal_name.clone(),
+                operation: op.map(|op| op.name.clone()),
+                input: op.map(|op| op.input.clone()),
+            }
+        })
+        .collect();
+    let mut signature_types: Vec<String> = spec
+        .operations
+        .iter()
+        .flat_map(|op| [&op.input, &op.output])
+        .chain(spec.aggregation.as_ref().map(|a| &a.state_type))
+        .filter(|ty| named(ty))
+        .cloned()
+        .collect();
+    signature_types.sort();
+    signature_types.dedup();
+    Ok(NodeModel {
+        signature_types,
+        contract_source: loaded.source.clone(),
+        crate_name: spec.name.replace('_', "-"),
+        lib_name: spec.name.clone(),
+        commands,
+        subscription_routes,
+        steps,
+        workflow_triggers,
+        spec,
+    })
+}

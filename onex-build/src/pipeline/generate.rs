@@ -1,0 +1,141 @@
+//! Stage 4, generate: the node crate's code from templates: the manifest,
+//! the build script, the contract copy, the node struct with its operation
+//! wrappers and publishers, the handler stub and the README.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{
+    GENERATOR_VERSION, NodeModel, RenderedFiles, StageError,
+    files::{FileKind, Ownership},
+    paths,
+    templates::{FileSpec, NodeTemplates},
+};
+
+/// How the node crate depends on the runtime and on onex-build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeDependency {
+    /// Path dependencies, relative to the node crate's folder, `/`-separated.
+    Path {
+        /// The `onex` crate.
+        onex: String,
+        /// The `onex-build` crate.
+        onex_build: String,
+    },
+    /// A version requirement for both, e.g. `0.1.0`.
+    Version(String),
+}
+
+impl RuntimeDependency {
+    /// The registry version of this generator.
+    pub fn this_version() -> Self {
+        RuntimeDependency::Version(GENERATOR_VERSION.to_owned())
+    }
+
+    /// Path dependencies for node crates inside `out_dir` (each in a folder
+    /// of its own) on the crates in the folders `onex` and `onex_build`.
+    pub fn from_crate_dirs(out_dir: &Path, onex: &Path, onex_build: &Path) -> Self {
+        RuntimeDependency::Path {
+            onex: format!("../{}", paths::relative(out_dir, onex)),
+            onex_build: format!("../{}", paths::relative(out_dir, onex_build)),
+        }
+    }
+
+    /// The inside of the TOML inline tables for `onex` and `onex-build`,
+    /// e.g. `path = "../../onex"`.
+    pub fn toml(&self) -> (String, String) {
+        match self {
+            RuntimeDependency::Path { onex, onex_build } => (
+                format!("path = {}", toml_string(onex)),
+                format!("path = {}", toml_string(onex_build)),
+            ),
+            RuntimeDependency::Version(v) => (
+                format!("version = {}", toml_string(v)),
+                format!("version = {}", toml_string(v)),
+            ),
+        }
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+/// What every node template reads.
+#[derive(Debug, Serialize)]
+pub struct TemplateContext<'a> {
+    /// The node.
+    pub node: &'a NodeModel,
+    /// `path = "..."` or `version = "..."` for `onex`.
+    pub onex_dependency: String,
+    /// The same for `onex-build`.
+    pub onex_build_dependency: String,
+    /// The generator's version.
+    pub generator_version: &'static str,
+}
+
+impl<'a> TemplateContext<'a> {
+    /// The context for a node and its runtime dependency.
+    pub fn new(node: &'a NodeModel, runtime: &RuntimeDependency) -> Self {
+        let (onex_dependency, onex_build_dependency) = runtime.toml();
+        TemplateContext {
+            node,
+            onex_dependency,
+            onex_build_dependency,
+            generator_version: GENERATOR_VERSION,
+        }
+    }
+}
+
+const FILES: &[FileSpec<'static>] = &[
+    FileSpec {
+        path: "Cargo.toml",
+        template: "node/Cargo.toml.tera",
+        kind: FileKind::Text,
+        ownership: Ownership::Scaffold,
+    },
+    FileSpec {
+        path: "build.rs",
+        template: "node/build.rs.tera",
+        kind: FileKind::Rust,
+        ownership: Ownership::Generated,
+    },
+    FileSpec {
+        path: "contract.yaml",
+        template: "node/contract.yaml.tera",
+        kind: FileKind::Text,
+        ownership: Ownership::Generated,
+    },
+    FileSpec {
+        path: "src/lib.rs",
+        template: "node/lib.rs.tera",
+        kind: FileKind::Rust,
+        ownership: Ownership::Generated,
+    },
+    FileSpec {
+        path: "src/handler.rs",
+        template: "node/handler.rs.tera",
+        kind: FileKind::Rust,
+        ownership: Ownership::Scaffold,
+    },
+    FileSpec {
+        path: "README.md",
+        template: "node/README.md.tera",
+        kind: FileKind::Text,
+        ownership: Ownership::Generated,
+    },
+];
+
+/// Renders the node crate's core files.
+pub fn generate(
+    templates: &NodeTemplates,
+    context: &TemplateContext<'_>,
+    contract: &Path,
+) -> Result<RenderedFiles, StageError> {
+    FILES
+        .iter()
+        .map(|spec| templates.render(*spec, context, contract))
+        .collect()
+}

@@ -1,0 +1,49 @@
+//! Stage 5, post-validate: every generated Rust file parses with syn, and
+//! every generated file carries the `@generated` marker.
+
+use super::{
+    ParsedFiles, RenderedFiles, StageError,
+    files::{FileKind, GENERATED_MARKER, Ownership, ParsedFile},
+    report::GateResult,
+};
+
+/// The gate: every generated `.rs` file parses.
+pub const SYNTAX_GATE: &str = "SV-003";
+/// The gate: every generated file carries the marker.
+pub const MARKER_GATE: &str = "QC-001";
+
+/// Parses the Rust files; returns them with their syntax trees and the gate
+/// results.
+pub fn post_validate(files: RenderedFiles) -> Result<(ParsedFiles, Vec<GateResult>), StageError> {
+    let mut parsed = Vec::with_capacity(files.len());
+    for rendered in files {
+        if rendered.ownership == Ownership::Generated && !rendered.text.contains(GENERATED_MARKER) {
+            return Err(StageError::Template {
+                template: rendered.template,
+                message: format!("`{}` lacks the `{GENERATED_MARKER}` marker", rendered.path),
+            });
+        }
+        let syntax = match rendered.kind {
+            FileKind::Rust => Some(syn::parse_file(&rendered.text).map_err(|e| {
+                let start = e.span().start();
+                StageError::Syntax {
+                    file: rendered.path.clone(),
+                    template: rendered.template.clone(),
+                    line: start.line,
+                    column: start.column + 1,
+                    message: e.to_string(),
+                }
+            })?),
+            FileKind::Text => None,
+        };
+        parsed.push(ParsedFile { rendered, syntax });
+    }
+    let gates = vec![
+        GateResult::passed(SYNTAX_GATE, "every generated Rust file parses"),
+        GateResult::passed(
+            MARKER_GATE,
+            "every generated file carries the @generated marker",
+        ),
+    ];
+    Ok((parsed, gates))
+}
