@@ -61,9 +61,11 @@ async fn probe_consumer() {
         .append(true)
         .open(out)
         .expect("output file");
-    let bus = KafkaBus::connect(test_config(&bootstrap, "probe"))
-        .await
-        .expect("connect");
+    let mut config = test_config(&bootstrap, "probe");
+    // Commit after every handled message, so that kills land among commits
+    // (with background commits every 5 s, a short run commits nothing).
+    config.enable_auto_commit = false;
+    let bus = KafkaBus::connect(config).await.expect("connect");
     let _handle = bus
         .subscribe(
             Subscription {
@@ -176,7 +178,7 @@ async fn consumer_killed_with_sigkill_and_restarted_loses_nothing() {
     // A last run consumes the rest.
     let mut child = spawn_probe(&bootstrap, &topic, &group, &out);
     let waited = std::panic::catch_unwind(|| {
-        wait_until(&out, "every event", Duration::from_secs(90), |ids| {
+        wait_until(&out, "every event", Duration::from_secs(60), |ids| {
             ids.iter()
                 .copied()
                 .collect::<HashSet<_>>()
