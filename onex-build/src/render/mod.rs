@@ -185,3 +185,112 @@ fn ident_filter(
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{contract::load_str, spec};
+
+    /// A contract that validation would reject, rendered anyway: even
+    /// strings that are meant to be identifiers-like (actions, event types,
+    /// topics, versions, the health endpoint) must end up as literals or
+    /// docs, never as code.
+    const UNVALIDATED: &str = r##"
+contract_version: 1
+node:
+  name: sneaky
+  node_type: effect
+  version: "1.0.0\"; fn evil_version() {} //"
+  domain: "d\"); fn evil_domain() {} (\""
+  description: "*/ #[doc = \"x\"] fn evil_doc() {} /* \"# r#\"\n```\nfn evil_block() {}\n```"
+  tags: ["\"]; fn evil_tag() {} //"]
+capabilities:
+  protocols: ["\u202e\"; fn evil_protocol() {} //"]
+  health_endpoint: "/health\"); fn evil_health() { (\""
+  actions: ["act\"; fn evil_action() {} //"]
+types:
+  - name: Payload
+    fields:
+      - name: value
+        type: string
+events:
+  - name: happened
+    event_type: "x.\"; fn evil_event_type() {} //"
+    version: "1.0\"#; fn evil_event_version() {} //"
+    fields:
+      - name: payload
+        type: Payload
+subscriptions:
+  - topic: "t.\"; fn evil_topic() {} //.v1"
+    description: "*/ fn evil_subscription() {}"
+states:
+  initial: idle
+  states: [idle, busy]
+  transitions:
+    - { from: idle, to: busy, on: "\"); fn evil_trigger() {} (\"" }
+"##;
+
+    fn names(items: &[syn::Item], out: &mut Vec<String>) {
+        for item in items {
+            match item {
+                syn::Item::Fn(f) => out.push(f.sig.ident.to_string()),
+                syn::Item::Struct(s) => out.push(s.ident.to_string()),
+                syn::Item::Enum(e) => out.push(e.ident.to_string()),
+                syn::Item::Const(c) => out.push(c.ident.to_string()),
+                syn::Item::Mod(m) => {
+                    out.push(m.ident.to_string());
+                    if let Some((_, inner)) = &m.content {
+                        names(inner, out);
+                    }
+                }
+                syn::Item::Impl(i) => {
+                    for item in &i.items {
+                        match item {
+                            syn::ImplItem::Fn(f) => out.push(f.sig.ident.to_string()),
+                            syn::ImplItem::Const(c) => out.push(c.ident.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_strings_stay_literals_and_docs() {
+        let loaded = load_str(Path::new("sneaky.yaml"), UNVALIDATED.to_owned()).expect("loads");
+        let spec = spec::build(&loaded, &Default::default()).expect("builds");
+        let code = super::render_module(&spec).expect("renders");
+        let file = syn::parse_file(&code).expect("the output parses");
+        let mut found = Vec::new();
+        names(&file.items, &mut found);
+        let evil: Vec<&String> = found.iter().filter(|n| n.contains("evil")).collect();
+        assert!(evil.is_empty(), "injected items: {evil:?}\n{code}");
+        // Every doc attribute is a plain string, and the values survive.
+        assert!(code.contains(r#"pub const VERSION: &str = "1.0.0\"; fn evil_version() {} //";"#));
+        assert!(code.contains(
+            r#"pub const PROTOCOLS: &[&str] = &["\u{202e}\"; fn evil_protocol() {} //"];"#
+        ));
+        assert!(
+            code.contains(
+                r#"const EVENT_TYPE: &'static str = "x.\"; fn evil_event_type() {} //";"#
+            )
+        );
+        assert!(
+            !code.contains('\u{202e}'),
+            "bidi overrides are escaped or dropped"
+        );
+    }
+
+    #[test]
+    fn invalid_rust_names_the_template_and_the_contract() {
+        let err = super::format_rust("pub struct {", "module/module.rs.tera", Path::new("c.yaml"))
+            .expect_err("does not parse");
+        let text = err.to_string();
+        assert!(text.contains("module/module.rs.tera"), "{text}");
+        assert!(text.contains("c.yaml"), "{text}");
+        assert!(text.contains("line 1"), "{text}");
+    }
+}

@@ -1309,6 +1309,82 @@ mod tests {
         assert!(!path_matches("p", "pw.A"));
     }
 
+    fn spec_of(yaml: &str) -> Result<NodeSpec, Diagnostics> {
+        let loaded = crate::contract::load_str(std::path::Path::new("c.yaml"), yaml.to_owned())
+            .expect("loads");
+        build(&loaded, &SpecOptions::default())
+    }
+
+    const REDUCER: &str = "\
+contract_version: 1
+node: { name: event_counter, node_type: reducer, version: 1.0.0, domain: metrics }
+types:
+  - name: Counts
+    fields: [{ name: total, type: u64 }]
+operations:
+  - { name: aggregation, input: Counts, output: Counts }
+  - { name: state_snapshot, input: Counts, output: Counts }
+aggregation: { topics: [a.effect.x.v1], state: Counts }
+";
+
+    #[test]
+    fn derives_names_and_the_seed_event_catalog() {
+        let spec = spec_of(REDUCER).expect("builds");
+        assert_eq!(spec.service, "event_counter");
+        assert_eq!(spec.node_struct, "NodeEventCounterReducer");
+        assert_eq!(spec.event_enum, "EventCounterEvent");
+        // Seed 002: 2 operations x 3 stages + state + metric = 8, then the
+        // reducer's state.updated and the two discovery events.
+        assert_eq!(
+            spec.event_types(),
+            [
+                "reducer.aggregation.started",
+                "reducer.aggregation.completed",
+                "reducer.aggregation.failed",
+                "reducer.state_snapshot.started",
+                "reducer.state_snapshot.completed",
+                "reducer.state_snapshot.failed",
+                "reducer.state.changed",
+                "reducer.metric.recorded",
+                "reducer.state.updated",
+                "omninode.discovery.node_introspection",
+                "omninode.discovery.node_heartbeat",
+            ]
+        );
+        let updated = spec.event("reducer.state.updated").expect("state.updated");
+        assert_eq!(updated.topic, "event_counter.reducer.state.updated.v1");
+        assert_eq!(updated.fields[1].rust_type, "Counts");
+        assert!(updated.derive_eq);
+        let started = spec.event("reducer.aggregation.started").expect("started");
+        assert_eq!(started.struct_name, "AggregationStarted");
+        assert_eq!(started.summary["total"], "u64");
+        assert!(
+            !spec
+                .event("reducer.aggregation.failed")
+                .expect("failed")
+                .derive_eq
+        );
+    }
+
+    #[test]
+    fn generated_name_collisions_are_diagnosed() {
+        let yaml =
+            format!("{REDUCER}events:\n  - name: aggregation_started\n  - name: state_changed\n");
+        let err = spec_of(&yaml).expect_err("collides");
+        let text = err.to_string();
+        assert!(
+            text.contains("`AggregationStarted` is used twice"),
+            "{text}"
+        );
+        assert!(text.contains("`StateChanged` is used twice"), "{text}");
+    }
+
+    #[test]
+    fn unknown_types_get_a_suggestion() {
+        let err = spec_of(&REDUCER.replace("state: Counts", "state: Count")).expect_err("unknown");
+        assert!(err.to_string().contains("did you mean `Counts`?"), "{err}");
+    }
+
     #[test]
     fn serde_snake_case_round_trip() {
         assert_eq!(serde_snake_case("WriteRecord"), "write_record");
