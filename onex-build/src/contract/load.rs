@@ -27,7 +27,7 @@ pub const PARSE: &str = "PARSE";
 pub const MAX_CONTRACT_BYTES: u64 = 1024 * 1024;
 
 /// The smallest valid contract, shown when a file is empty.
-pub const MINIMAL_CONTRACT: &str = "contract_version: 1\nnode: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}";
+pub const MINIMAL_CONTRACT: &str = "contract_version: 1\nnode: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}\n";
 
 /// A parsed contract and where it came from.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ fn problem_diagnostic(path: &Path, source: &str, problem: Problem) -> Diagnostic
             .at(1, 1)
             .expected("a YAML mapping with `contract_version` and `node`")
             .found("no YAML content")
-            .help(format!("start from the minimal contract: {MINIMAL_CONTRACT}")),
+            .help("start from the minimal contract, two lines: `contract_version: 1` and `node: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}`"),
         Problem::TooDeep { at } => {
             Diagnostic::new(PARSE, path, "the contract nests too deeply")
                 .at(at.0, at.1)
@@ -436,6 +436,9 @@ fn type_help(expected: &str, found: &str, key: &str) -> String {
     } else {
         format!("`{key}`")
     };
+    if key == "the value" && expected.starts_with("struct ") {
+        return "a contract is a YAML mapping: start from the two lines `contract_version: 1` and `node: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}`".to_owned();
+    }
     if found == "unit value" {
         return format!("give {key} a value, or remove the line");
     }

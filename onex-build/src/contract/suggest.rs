@@ -2,7 +2,7 @@
 
 /// The candidate closest to `word`, if one is close enough to be a likely
 /// misspelling: equal ignoring case, `-`/`_` and spaces, or within an edit
-/// distance of about a third of the word's length.
+/// distance of about a quarter of the word's length.
 ///
 /// ```
 /// use onex_build::contract::suggest::closest;
@@ -24,7 +24,7 @@ where
         } else {
             strsim::damerau_levenshtein(&word.to_lowercase(), &candidate.to_lowercase())
         };
-        let limit = (word.chars().count().max(candidate.chars().count()) / 3).max(1);
+        let limit = (word.chars().count().max(candidate.chars().count()) / 4).max(1);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }

@@ -530,7 +530,7 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
         "the heartbeat event".into(),
     );
 
-    let mut custom_types: HashMap<String, String> = HashMap::new();
+    let mut custom_types: HashMap<String, (String, bool)> = HashMap::new();
     for (i, e) in c.events.iter().enumerate() {
         if let Some(origin) = by_name.get(e.name.as_str()) {
             let d = ctx
@@ -561,7 +561,11 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
                 .found(format!("`{event_type}`, the event type of {origin}"))
                 .help("choose another `event_type`, e.g. with your domain as its first segment");
             ctx.push(d);
-        } else if let Some(first) = custom_types.get(&event_type) {
+        } else if let Some((first, explicit)) = custom_types.get(&event_type) {
+            if !explicit && e.event_type.is_none() {
+                // Two events of one name: QC-003 reports it already.
+                continue;
+            }
             let d = ctx
                 .error(
                     "QC-004",
@@ -576,7 +580,7 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
                 .help("give one of the events another `event_type`");
             ctx.push(d);
         } else {
-            custom_types.insert(event_type, path);
+            custom_types.insert(event_type, (path, e.event_type.is_some()));
         }
     }
 }

@@ -4,6 +4,24 @@
 use super::Ctx;
 use crate::contract::{NodeType, suggest::did_you_mean};
 
+/// `an effect`, `a compute`, ...
+fn article(t: NodeType) -> String {
+    match t {
+        NodeType::Effect | NodeType::Orchestrator => format!("an {}", t.as_str()),
+        NodeType::Compute | NodeType::Reducer => format!("a {}", t.as_str()),
+    }
+}
+
+/// `An effect`, `A compute`, ...
+fn capital(t: NodeType) -> String {
+    let a = article(t);
+    let mut chars = a.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or(a)
+}
+
 pub(crate) fn check(ctx: &mut Ctx<'_>) {
     let c = ctx.contract;
     let node_type = c.node.node_type;
@@ -60,10 +78,10 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             .error(
                 "ND-003",
                 "workflow",
-                format!("a {} node cannot have a `workflow`", node_type.as_str()),
+                format!("{} node cannot have a `workflow`", capital(node_type)),
             )
             .expected("`workflow` only on orchestrator nodes")
-            .found(format!("`workflow` on a {} node", node_type.as_str()))
+            .found(format!("`workflow` on {} node", article(node_type)))
             .help("remove `workflow`, or set `node_type: orchestrator`");
         ctx.push(d);
     }
@@ -72,10 +90,10 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             .error(
                 "ND-003",
                 "aggregation",
-                format!("a {} node cannot have an `aggregation`", node_type.as_str()),
+                format!("{} node cannot have an `aggregation`", capital(node_type)),
             )
             .expected("`aggregation` only on reducer nodes")
-            .found(format!("`aggregation` on a {} node", node_type.as_str()))
+            .found(format!("`aggregation` on {} node", article(node_type)))
             .help("remove `aggregation`, or set `node_type: reducer`");
         ctx.push(d);
     }
@@ -83,7 +101,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         && matches!(node_type, NodeType::Effect | NodeType::Orchestrator)
     {
         let d = ctx
-            .error("ND-003", "event_bus.enabled", format!("the event bus cannot be disabled on a {} node", node_type.as_str()))
+            .error("ND-003", "event_bus.enabled", format!("the event bus cannot be disabled on {} node", article(node_type)))
             .expected("`enabled: true` or no `enabled` (effect and orchestrator nodes always use the event bus)")
             .found("`enabled: false`")
             .help("remove `enabled: false`; only compute and reducer nodes can run without the event bus");
