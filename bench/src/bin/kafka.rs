@@ -1,0 +1,566 @@
+//! Publishing and consuming through `onex::kafka::KafkaBus` against raw
+//! rdkafka with the same producer settings, on the same broker, in the same
+//! run. Writes JSON results.
+//!
+//! ```text
+//! onex-bench-kafka --brokers 127.0.0.1:9092 --messages 50000 --runs 5 \
+//!     --in-flight 1000 --latency-messages 1000 --out kafka.json
+//! ```
+//!
+//! Producers (each run, in rotating order):
+//! - `raw_future`: rdkafka's `FutureProducer`, `send(..).await` per message;
+//! - `raw_threaded`: rdkafka's `ThreadedProducer` whose delivery callback
+//!   completes a oneshot per message;
+//! - `bus_publisher`: `onex::Publisher::publish` of a typed event on the
+//!   Kafka bus (envelope, headers, key, delivery report awaited);
+//! - `bus_prebuilt`: `EventBus::publish` of an already built message.
+//!
+//! Raw producers send the bytes, key and headers of an envelope the bus
+//! would send, with `acks=all`, idempotence and the bus's `linger.ms` and
+//! `message.timeout.ms`. Throughput runs keep `--in-flight` sends
+//! outstanding; latency runs send one at a time.
+//!
+//! Consumers read the messages the bus published, from the earliest
+//! offset, in a fresh group: raw rdkafka `StreamConsumer` storing each
+//! offset after counting it (the bus's at-least-once settings) against a
+//! bus subscription whose handler counts. Timed from the first message to
+//! the last, so the group join is not counted.
+
+use std::{
+    error::Error,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use onex::{
+    BusMessage, EventBus, KafkaConfig, Publisher, SourceInfo,
+    bus::{Handler, HandlerError, Subscription},
+    config::AutoOffsetReset,
+    kafka::KafkaBus,
+};
+use onex_bench::{event::RecordWritten, stats};
+use rdkafka::{
+    ClientConfig, ClientContext, Message,
+    consumer::{Consumer, StreamConsumer},
+    message::{Header, OwnedHeaders},
+    producer::{
+        BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer as _, ProducerContext,
+        ThreadedProducer,
+    },
+    util::Timeout,
+};
+use serde_json::{Value, json};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinSet,
+};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[derive(Debug, Clone)]
+struct Args {
+    brokers: String,
+    messages: usize,
+    runs: usize,
+    in_flight: usize,
+    latency_messages: usize,
+    consume: bool,
+    out: Option<String>,
+}
+
+fn parse_args() -> Result<Args, BoxError> {
+    let mut args = Args {
+        brokers: "127.0.0.1:9092".to_owned(),
+        messages: 50_000,
+        runs: 5,
+        in_flight: 1_000,
+        latency_messages: 1_000,
+        consume: true,
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--brokers" => args.brokers = value()?,
+            "--messages" => args.messages = value()?.parse()?,
+            "--runs" => args.runs = value()?.parse()?,
+            "--in-flight" => args.in_flight = value()?.parse()?,
+            "--latency-messages" => args.latency_messages = value()?.parse()?,
+            "--no-consume" => args.consume = false,
+            "--out" => args.out = Some(value()?),
+            other => return Err(format!("unknown argument `{other}`").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// The bus's configuration for a run: the defaults, the broker, an
+/// environment of its own (so every run has fresh topics).
+fn bus_config(args: &Args, environment: &str) -> KafkaConfig {
+    let mut config = KafkaConfig {
+        bootstrap_servers: args.brokers.clone(),
+        bootstrap_configured: true,
+        environment: environment.to_owned(),
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        ..KafkaConfig::default()
+    };
+    config.group = format!("{environment}-group");
+    config
+}
+
+/// The raw producer's settings: what the bus promises (idempotent,
+/// acks=all) with the bus's linger and message timeout.
+fn raw_producer_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", config.linger_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            (config.timeout_seconds * 1000).to_string(),
+        );
+    c
+}
+
+/// The bytes a raw producer sends: those of a message the bus would send.
+#[derive(Clone)]
+struct Payload {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Payload {
+    fn of(message: &BusMessage) -> Self {
+        Payload {
+            key: message.key.clone().into_bytes(),
+            value: message.envelope.to_json(),
+            headers: message
+                .headers
+                .to_pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_bytes()))
+                .collect(),
+        }
+    }
+
+    fn owned_headers(&self) -> OwnedHeaders {
+        let mut h = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (k, v) in &self.headers {
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        h
+    }
+}
+
+/// Runs `n` sends with at most `window` outstanding; returns the elapsed
+/// time and each send's latency in microseconds.
+async fn drive<F, Fut>(n: usize, window: usize, send: F) -> Result<(Duration, Vec<f64>), BoxError>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut latencies = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        if set.len() >= window.max(1) {
+            if let Some(done) = set.join_next().await {
+                latencies.push(done??);
+            }
+        }
+        let fut = send(i);
+        set.spawn(async move {
+            let t = Instant::now();
+            fut.await?;
+            Ok::<f64, BoxError>(t.elapsed().as_secs_f64() * 1e6)
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        latencies.push(done??);
+    }
+    Ok((started.elapsed(), latencies))
+}
+
+/// A `ThreadedProducer` whose delivery callback completes a oneshot.
+struct OneshotContext;
+
+impl ClientContext for OneshotContext {}
+
+impl ProducerContext for OneshotContext {
+    type DeliveryOpaque = Box<oneshot::Sender<Result<(), String>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tx: Self::DeliveryOpaque) {
+        let _ = tx.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Producer {
+    RawFuture,
+    RawThreaded,
+    BusPublisher,
+    BusPrebuilt,
+}
+
+impl Producer {
+    const ALL: [Producer; 4] = [
+        Producer::RawFuture,
+        Producer::RawThreaded,
+        Producer::BusPublisher,
+        Producer::BusPrebuilt,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Producer::RawFuture => "raw_future",
+            Producer::RawThreaded => "raw_threaded",
+            Producer::BusPublisher => "bus_publisher",
+            Producer::BusPrebuilt => "bus_prebuilt",
+        }
+    }
+}
+
+/// One measurement of a producer: `n` messages with `window` outstanding.
+/// Returns (messages/s, latencies in µs) and, for the bus, the topic it
+/// wrote.
+async fn produce(
+    args: &Args,
+    producer: Producer,
+    environment: &str,
+    n: usize,
+    window: usize,
+) -> Result<(f64, Vec<f64>, String), BoxError> {
+    let config = bus_config(args, environment);
+    let source = SourceInfo::new("postgres_writer", "1.0.0", environment);
+    let event = RecordWritten::sample();
+    let template = Publisher::new(
+        Arc::new(onex::InMemoryBus::new(environment)),
+        source.clone(),
+    )
+    .message(&event, None, Default::default())?;
+    let topic = template.topic.clone();
+    let payload = Arc::new(Payload::of(&template));
+
+    // Warm up: connection, producer id, topic metadata.
+    let warmup = 200.min(n);
+    let (elapsed, latencies) = match producer {
+        Producer::RawFuture => {
+            let p: FutureProducer = raw_producer_config(&config).create()?;
+            let send = |_| {
+                let p = p.clone();
+                let payload = Arc::clone(&payload);
+                let topic = topic.clone();
+                async move {
+                    let record = FutureRecord::to(&topic)
+                        .key(&payload.key)
+                        .payload(&payload.value)
+                        .headers(payload.owned_headers());
+                    p.send(record, Timeout::Never)
+                        .await
+                        .map(|_| ())
+                        .map_err(|(e, _)| BoxError::from(e.to_string()))
+                }
+            };
+            drive(warmup, window, send).await?;
+            let r = drive(n, window, send).await?;
+            p.flush(Timeout::After(Duration::from_secs(30)))?;
+            r
+        }
+        Producer::RawThreaded => {
+            let p: Arc<ThreadedProducer<OneshotContext>> =
+                Arc::new(raw_producer_config(&config).create_with_context(OneshotContext)?);
+            let send = |_| {
+                let p = Arc::clone(&p);
+                let payload = Arc::clone(&payload);
+                let topic = topic.clone();
+                async move {
+                    let (tx, rx) = oneshot::channel();
+                    let mut record = BaseRecord::with_opaque_to(&topic, Box::new(tx))
+                        .key(&payload.key)
+                        .payload(&payload.value)
+                        .headers(payload.owned_headers());
+                    loop {
+                        match p.send(record) {
+                            Ok(()) => break,
+                            Err((
+                                rdkafka::error::KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                                ),
+                                back,
+                            )) => {
+                                record = back;
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            Err((e, _)) => return Err(BoxError::from(e.to_string())),
+                        }
+                    }
+                    rx.await.map_err(|e| BoxError::from(e.to_string()))?.map_err(BoxError::from)
+                }
+            };
+            drive(warmup, window, send).await?;
+            let r = drive(n, window, send).await?;
+            p.flush(Timeout::After(Duration::from_secs(30)))?;
+            r
+        }
+        Producer::BusPublisher | Producer::BusPrebuilt => {
+            let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::connect(config).await?);
+            let publisher = Publisher::new(Arc::clone(&bus), source);
+            let prebuilt = producer == Producer::BusPrebuilt;
+            let send = |_| {
+                let publisher = publisher.clone();
+                let message = prebuilt.then(|| template.clone());
+                let event = event.clone();
+                async move {
+                    match message {
+                        Some(m) => publisher.bus().publish(m).await?,
+                        None => {
+                            publisher.publish(&event, None).await?;
+                        }
+                    }
+                    Ok(())
+                }
+            };
+            drive(warmup, window, send).await?;
+            let r = drive(n, window, send).await?;
+            bus.shutdown().await?;
+            r
+        }
+    };
+    let rate = n as f64 / elapsed.as_secs_f64();
+    Ok((rate, latencies, topic))
+}
+
+struct Counter {
+    seen: AtomicUsize,
+    target: usize,
+    first: Mutex<Option<Instant>>,
+    last: Mutex<Option<Instant>>,
+    done: Notify,
+}
+
+impl Counter {
+    fn new(target: usize) -> Arc<Self> {
+        Arc::new(Counter {
+            seen: AtomicUsize::new(0),
+            target,
+            first: Mutex::new(None),
+            last: Mutex::new(None),
+            done: Notify::new(),
+        })
+    }
+
+    fn count(&self) {
+        let seen = self.seen.fetch_add(1, Ordering::AcqRel) + 1;
+        if seen == 1 {
+            *self.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        if seen == self.target {
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            self.done.notify_one();
+        }
+    }
+
+    /// Messages per second from the first message to the last.
+    fn rate(&self) -> f64 {
+        let first = *self.first.lock().unwrap_or_else(|e| e.into_inner());
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match (first, last) {
+            (Some(f), Some(l)) if l > f => (self.target - 1) as f64 / (l - f).as_secs_f64(),
+            _ => f64::NAN,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Counter {
+    async fn handle(&self, _message: &BusMessage) -> Result<(), HandlerError> {
+        self.count();
+        Ok(())
+    }
+}
+
+/// Reads `n` messages of `topic` with a raw consumer; messages/s.
+async fn consume_raw(args: &Args, topic: &str, group: &str, n: usize) -> Result<f64, BoxError> {
+    let config = bus_config(args, group);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("group.id", group)
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let counter = Counter::new(n);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while counter.seen.load(Ordering::Acquire) < n {
+        let message = tokio::time::timeout_at(deadline.into(), consumer.recv())
+            .await
+            .map_err(|_| "raw consumer: timed out")??;
+        consumer.store_offset_from_message(&message)?;
+        counter.count();
+        let _ = message.payload();
+    }
+    Ok(counter.rate())
+}
+
+/// Reads `n` messages of `topic` through a bus subscription; messages/s.
+async fn consume_bus(args: &Args, topic: &str, group: &str, n: usize) -> Result<f64, BoxError> {
+    let bus = KafkaBus::connect(bus_config(args, group)).await?;
+    let counter = Counter::new(n);
+    let done = counter.done.notified();
+    tokio::pin!(done);
+    done.as_mut().enable();
+    let handle = bus
+        .subscribe(
+            Subscription {
+                topics: vec![topic.to_owned()],
+                group: group.to_owned(),
+            },
+            Arc::clone(&counter) as Arc<dyn Handler>,
+        )
+        .await?;
+    tokio::time::timeout(Duration::from_secs(120), done)
+        .await
+        .map_err(|_| "bus consumer: timed out")?;
+    handle.stop().await;
+    bus.shutdown().await?;
+    Ok(counter.rate())
+}
+
+fn summary(values: &[f64]) -> Value {
+    json!({
+        "median": stats::median(values),
+        "min": values.iter().copied().fold(f64::INFINITY, f64::min),
+        "max": values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "runs": values,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = parse_args()?;
+    let tag = format!("bench{}", std::process::id());
+    let defaults = KafkaConfig::default();
+
+    let mut produce_results = serde_json::Map::new();
+    let mut latency_results = serde_json::Map::new();
+    let mut throughput: Vec<(Producer, Vec<f64>, Vec<f64>, Vec<f64>)> = Producer::ALL
+        .iter()
+        .map(|p| (*p, Vec::new(), Vec::new(), Vec::new()))
+        .collect();
+    let mut lone: Vec<(Producer, Vec<f64>, Vec<f64>)> = Producer::ALL
+        .iter()
+        .map(|p| (*p, Vec::new(), Vec::new()))
+        .collect();
+    let mut bus_topics = Vec::new();
+    for run in 0..args.runs {
+        for k in 0..Producer::ALL.len() {
+            let i = (k + run) % Producer::ALL.len();
+            let producer = Producer::ALL[i];
+            let env = format!("{tag}-{}-t{run}", producer.name());
+            let (rate, lat, topic) = produce(&args, producer, &env, args.messages, args.in_flight).await?;
+            eprintln!(
+                "run {run} {:<14} {:>10.0} msg/s  p50 {:>8.0} µs  p99 {:>8.0} µs",
+                producer.name(),
+                rate,
+                stats::percentile(&lat, 50.0),
+                stats::percentile(&lat, 99.0)
+            );
+            throughput[i].1.push(rate);
+            throughput[i].2.push(stats::percentile(&lat, 50.0));
+            throughput[i].3.push(stats::percentile(&lat, 99.0));
+            if producer == Producer::BusPublisher {
+                bus_topics.push(topic);
+            }
+            let env = format!("{tag}-{}-l{run}", producer.name());
+            let (_, lat, _) = produce(&args, producer, &env, args.latency_messages, 1).await?;
+            eprintln!(
+                "run {run} {:<14} one at a time: p50 {:>6.0} µs  p99 {:>6.0} µs",
+                producer.name(),
+                stats::percentile(&lat, 50.0),
+                stats::percentile(&lat, 99.0)
+            );
+            lone[i].1.push(stats::percentile(&lat, 50.0));
+            lone[i].2.push(stats::percentile(&lat, 99.0));
+        }
+    }
+    for (p, rate, p50, p99) in &throughput {
+        produce_results.insert(
+            p.name().to_owned(),
+            json!({ "rate": summary(rate), "p50_us": summary(p50), "p99_us": summary(p99) }),
+        );
+    }
+    for (p, p50, p99) in &lone {
+        latency_results.insert(
+            p.name().to_owned(),
+            json!({ "p50_us": summary(p50), "p99_us": summary(p99) }),
+        );
+    }
+
+    let mut consume_results = serde_json::Map::new();
+    if args.consume {
+        let mut raw = Vec::new();
+        let mut bus = Vec::new();
+        for (run, topic) in bus_topics.iter().enumerate() {
+            // Alternate which consumer goes first.
+            for k in 0..2 {
+                let group = format!("{tag}-c{run}-{k}");
+                if (k + run) % 2 == 0 {
+                    let r = consume_raw(&args, topic, &group, args.messages).await?;
+                    eprintln!("run {run} consume raw  {r:>10.0} msg/s");
+                    raw.push(r);
+                } else {
+                    let r = consume_bus(&args, topic, &group, args.messages).await?;
+                    eprintln!("run {run} consume bus  {r:>10.0} msg/s");
+                    bus.push(r);
+                }
+            }
+        }
+        consume_results.insert("raw_stream".to_owned(), json!({ "rate": summary(&raw) }));
+        consume_results.insert("bus_subscribe".to_owned(), json!({ "rate": summary(&bus) }));
+    }
+
+    let sample = Payload::of(
+        &Publisher::new(
+            Arc::new(onex::InMemoryBus::new("local")),
+            SourceInfo::new("postgres_writer", "1.0.0", "local"),
+        )
+        .message(&RecordWritten::sample(), None, Default::default())?,
+    );
+    let result = json!({
+        "settings": {
+            "brokers": "Tansu on loopback",
+            "messages": args.messages,
+            "runs": args.runs,
+            "in_flight": args.in_flight,
+            "latency_messages": args.latency_messages,
+            "acks": "all",
+            "enable_idempotence": true,
+            "linger_ms": defaults.linger_ms,
+            "message_bytes": sample.value.len(),
+            "header_count": sample.headers.len(),
+        },
+        "produce": produce_results,
+        "latency_one_at_a_time": latency_results,
+        "consume": consume_results,
+    });
+    let text = serde_json::to_string_pretty(&result)?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text)?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}

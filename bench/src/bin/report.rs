@@ -1,0 +1,586 @@
+//! Writes `BENCHMARKS.md` from the JSON results of `bench/run`.
+//!
+//! ```text
+//! onex-bench-report --results DIR --out BENCHMARKS.md [--notes bench/NOTES.md]
+//! ```
+//!
+//! Reads from the results folder (each optional): `pipeline.json`,
+//! `codegen.json`, `kafka.json`, `memory_peak.json`, `criterion/` (the
+//! criterion output folder), `settings.json`; and `{part}.skipped` files
+//! whose text says why a part was not measured.
+
+use std::{
+    error::Error,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::Value;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+struct Args {
+    results: PathBuf,
+    out: PathBuf,
+    notes: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, BoxError> {
+    let mut results = None;
+    let mut out = None;
+    let mut notes = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--results" => results = Some(PathBuf::from(value()?)),
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--notes" => notes = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown argument `{other}`").into()),
+        }
+    }
+    Ok(Args {
+        results: results.ok_or("--results is required")?,
+        out: out.ok_or("--out is required")?,
+        notes,
+    })
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn skipped(results: &Path, part: &str) -> String {
+    std::fs::read_to_string(results.join(format!("{part}.skipped")))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "its results are missing".to_owned())
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+/// `1,234,567`
+fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+/// A duration in ms with sensible precision.
+fn ms(v: &Value) -> String {
+    match num(v) {
+        Some(x) if x >= 100.0 => thousands(x),
+        Some(x) if x >= 10.0 => format!("{x:.1}"),
+        Some(x) => format!("{x:.2}"),
+        None => "–".to_owned(),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("–".to_owned(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn machine() -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("PRETTY_NAME="))
+                .map(|l| l["PRETTY_NAME=".len()..].trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = command_output("uname", &["-sr"]).unwrap_or_default();
+    let rustc = command_output("rustc", &["--version"]).unwrap_or_default();
+    vec![
+        ("CPU", cpu),
+        ("Cores", cores.to_string()),
+        ("Memory", format!("{:.1} GiB", mem_kb / 1024.0 / 1024.0)),
+        ("OS", format!("{os}, {kernel}")),
+        ("Rust", rustc),
+    ]
+}
+
+/// A target line: met or missed, with the number.
+struct Target {
+    what: String,
+    met: Option<bool>,
+    number: String,
+}
+
+fn target(what: impl Into<String>, met: Option<bool>, number: impl Into<String>) -> Target {
+    Target {
+        what: what.into(),
+        met,
+        number: number.into(),
+    }
+}
+
+fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str("## 1. The pipeline (`cargo onex generate`)\n\n");
+    let Some(p) = read_json(&r.join("pipeline.json")) else {
+        let why = skipped(r, "pipeline");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        for t in [
+            "one contract cold < 25 ms",
+            "1,000 contracts cold < 5 s",
+            "1,000 contracts unchanged < 0.3 s",
+            "stage 4.5 < 5% of the pipeline",
+        ] {
+            targets.push(target(t, None, "not measured yet"));
+        }
+        return;
+    };
+    let runs = &p["settings"]["runs"];
+    let examples: Vec<String> = p["settings"]["examples"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(|s| format!("`{s}`"))).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "N synthetic contracts (copies of {} with the node renamed), compile check \
+         off, written to an empty folder (cold), then the same run again with nothing \
+         changed. The library pipeline runs in the benchmark process and reports each \
+         stage's time; the CLI columns time the `cargo-onex` binary as a process \
+         (`cargo onex generate --out DIR CONTRACT...`). Medians of {runs} runs, in ms.\n",
+        examples.join(", ")
+    );
+    let results = p["results"].as_array().cloned().unwrap_or_default();
+    md.push_str("| contracts | cold | cold per contract | unchanged | CLI cold | CLI unchanged | output files | output lines |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for row in &results {
+        let n = num(&row["contracts"]).unwrap_or(0.0);
+        let per = num(&row["cold_ms"]).map(|c| Value::from(c / n.max(1.0)));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            thousands(n),
+            ms(&row["cold_ms"]),
+            per.as_ref().map_or("–".to_owned(), ms),
+            ms(&row["unchanged_ms"]),
+            ms(&row["cli_cold_ms"]),
+            ms(&row["cli_unchanged_ms"]),
+            thousands(num(&row["output_files"]).unwrap_or(0.0)),
+            thousands(num(&row["output_lines"]).unwrap_or(0.0)),
+        );
+    }
+    md.push_str("\nEach stage's share of the cold pipeline (sum of stage times), with its median time in ms:\n\n");
+    let _ = write!(md, "| stage |");
+    for row in &results {
+        let _ = write!(md, " {} contracts |", thousands(num(&row["contracts"]).unwrap_or(0.0)));
+    }
+    md.push_str("\n|---|");
+    for _ in &results {
+        md.push_str("---:|");
+    }
+    md.push('\n');
+    for stage in p["stages"].as_array().cloned().unwrap_or_default() {
+        let number = stage["number"].as_str().unwrap_or("");
+        if results
+            .iter()
+            .all(|row| row["cold_stage_ms"].get(number).is_none())
+        {
+            continue;
+        }
+        let _ = write!(md, "| {} {} |", number, stage["name"].as_str().unwrap_or(""));
+        for row in &results {
+            let share = num(&row["cold_stage_share"][number]);
+            let t = &row["cold_stage_ms"][number];
+            let _ = write!(md, " {} ({}) |", pct(share), ms(t));
+        }
+        md.push('\n');
+    }
+    md.push_str("\nWith nothing changed, a contract is parsed, fingerprinted and its manifest checked (stages 1 and 6); stages 2 to 5.5 are skipped.\n\n");
+
+    let at = |n: f64| results.iter().find(|r| num(&r["contracts"]) == Some(n));
+    let one = at(1.0).and_then(|r| num(&r["cold_ms"]));
+    targets.push(target(
+        "pipeline, one contract cold < 25 ms",
+        one.map(|x| x < 25.0),
+        one.map_or("not measured".to_owned(), |x| format!("{x:.2} ms")),
+    ));
+    let k_cold = at(1000.0).and_then(|r| num(&r["cold_ms"]));
+    targets.push(target(
+        "pipeline, 1,000 contracts cold < 5 s",
+        k_cold.map(|x| x < 5000.0),
+        k_cold.map_or("not measured".to_owned(), |x| format!("{:.2} s", x / 1000.0)),
+    ));
+    let k_warm = at(1000.0).and_then(|r| num(&r["unchanged_ms"]));
+    targets.push(target(
+        "pipeline, 1,000 contracts unchanged < 0.3 s",
+        k_warm.map(|x| x < 300.0),
+        k_warm.map_or("not measured".to_owned(), |x| format!("{:.3} s", x / 1000.0)),
+    ));
+    let worst = results
+        .iter()
+        .filter_map(|r| num(&r["cold_stage_share"]["4.5"]).map(|s| (s, num(&r["contracts"]))))
+        .fold(None::<(f64, Option<f64>)>, |acc, x| match acc {
+            Some(a) if a.0 >= x.0 => Some(a),
+            _ => Some(x),
+        });
+    targets.push(target(
+        "stage 4.5 < 5% of the pipeline",
+        worst.map(|w| w.0 < 0.05),
+        worst.map_or("not measured".to_owned(), |w| {
+            format!(
+                "at most {} (at {} contracts)",
+                pct(Some(w.0)),
+                thousands(w.1.unwrap_or(0.0))
+            )
+        }),
+    ));
+}
+
+fn codegen_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str("## 2–4. onex-build in a build script, against prost-build\n\n");
+    let Some(c) = read_json(&r.join("codegen.json")) else {
+        let why = skipped(r, "codegen");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(target(
+            "onex-build build script ≤ half of prost-build's",
+            None,
+            "not measured yet",
+        ));
+        return;
+    };
+    let s = &c["settings"];
+    let n = s["contracts"].clone();
+    let _ = writeln!(
+        md,
+        "Two crates that differ only in their generator, built in one target folder with \
+         their dependencies already built: `onex-user`, whose `build.rs` runs \
+         `onex_build::Builder` on {n} synthetic contracts, and `prost-user`, whose \
+         `build.rs` runs `prost_build::Config::compile_protos` on {n} `.proto` files \
+         (`bench/proto/`, written by hand: the same messages and fields as the event \
+         structs onex-build generates for each example contract; one package per \
+         contract copy). prost-build {}, {}. Build scripts are compiled unoptimized, as \
+         cargo's dev profile does. Build-script time: the compiled build script run \
+         directly into an empty `OUT_DIR` (median of {} runs). Cargo times: median of {} \
+         runs, in ms.\n",
+        s["prost_build"].as_str().unwrap_or("?"),
+        s["protoc"].as_str().unwrap_or("protoc ?"),
+        s["runs"],
+        s["cargo_runs"],
+    );
+    let o = &c["onex"];
+    let p = &c["prost"];
+    md.push_str("| measure | onex-build | prost-build | onex / prost |\n|---|---:|---:|---:|\n");
+    let rows: [(&str, &str); 6] = [
+        ("build script run (the generation work, cold)", "build_script_ms"),
+        ("`cargo build` after `cargo clean -p` (build script compiled and run, code compiled)", "clean_build_ms"),
+        ("`cargo build` after touching one input file", "touched_build_ms"),
+        ("`cargo build` with nothing changed", "noop_build_ms"),
+        ("`cargo check` of the generated code (after touching `lib.rs`)", "check_ms"),
+        ("first `cargo build` with dependencies (one run, first time only)", "first_build_ms"),
+    ];
+    for (label, key) in rows {
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} |",
+            ms(&o[key]),
+            ms(&p[key]),
+            ratio(num(&o[key]), num(&p[key]))
+        );
+    }
+    for (label, key) in [
+        ("generated files", "generated_files"),
+        ("generated lines", "generated_lines"),
+        ("generated bytes", "generated_bytes"),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} |",
+            thousands(num(&o[key]).unwrap_or(0.0)),
+            thousands(num(&p[key]).unwrap_or(0.0)),
+            ratio(num(&o[key]), num(&p[key]))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe same generation inside an optimized process (`Builder::compile`, {n} \
+         contracts): {} ms.\n",
+        ms(&c["in_process_ms"])
+    );
+    let evidence = o["noop_evidence"].as_array().cloned().unwrap_or_default();
+    let all = |key: &str, want: bool| {
+        !evidence.is_empty() && evidence.iter().all(|e| e[key].as_bool() == Some(want))
+    };
+    let fresh = all("fresh_line", true)
+        && all("build_script_ran", false)
+        && all("output_file_untouched", true)
+        && all("generated_files_untouched", true);
+    let _ = writeln!(
+        md,
+        "No-op build: in each of {} runs, `cargo build -v` with nothing changed printed \
+         `Fresh onex-user` and no `Running …build-script-build`: {}; the build script's \
+         `output` file and the generated files kept their modification times: {}.\n",
+        evidence.len(),
+        if all("fresh_line", true) && all("build_script_ran", false) { "yes" } else { "no" },
+        if all("output_file_untouched", true) && all("generated_files_untouched", true) {
+            "yes"
+        } else {
+            "no"
+        },
+    );
+    let (a, b) = (num(&o["build_script_ms"]), num(&p["build_script_ms"]));
+    targets.push(target(
+        "onex-build build script ≤ half of prost-build's",
+        a.zip(b).map(|(a, b)| a <= 0.5 * b),
+        format!(
+            "{} ms against {} ms ({})",
+            ms(&o["build_script_ms"]),
+            ms(&p["build_script_ms"]),
+            ratio(a, b)
+        ),
+    ));
+    targets.push(target(
+        "no-op `cargo build` does not run the build script again",
+        (!evidence.is_empty()).then_some(fresh),
+        format!("{} of {} runs Fresh", if fresh { evidence.len() } else { 0 }, evidence.len()),
+    ));
+}
+
+fn kafka_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str("## 5. Publishing and consuming through the Kafka bus, against raw rdkafka\n\n");
+    let Some(k) = read_json(&r.join("kafka.json")) else {
+        let why = skipped(r, "kafka");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(target("Kafka bus publish ≥ 85% of raw throughput", None, "not measured yet"));
+        targets.push(target("Kafka bus consume ≥ 85% of raw throughput", None, "not measured yet"));
+        return;
+    };
+    let s = &k["settings"];
+    let _ = writeln!(
+        md,
+        "One Tansu broker on loopback (memory storage), rdkafka 0.39 (librdkafka 2.12), \
+         every producer with `acks=all`, idempotence on and `linger.ms={}` (the bus's \
+         default), the same {}-byte envelope, key and {} headers. Throughput: {} messages \
+         with up to {} awaited sends in flight; latency under that load is from the send \
+         call to its delivery report. One-at-a-time latency: {} sends, each awaited before \
+         the next. Every producer runs in every round, in rotating order; medians of {} \
+         rounds.\n",
+        s["linger_ms"],
+        s["message_bytes"],
+        s["header_count"],
+        thousands(num(&s["messages"]).unwrap_or(0.0)),
+        thousands(num(&s["in_flight"]).unwrap_or(0.0)),
+        thousands(num(&s["latency_messages"]).unwrap_or(0.0)),
+        s["runs"],
+    );
+    let pr = &k["produce"];
+    let lone = &k["latency_one_at_a_time"];
+    let best_raw = ["raw_future", "raw_threaded"]
+        .iter()
+        .filter_map(|n| num(&pr[n]["rate"]["median"]).map(|r| (*n, r)))
+        .fold(None::<(&str, f64)>, |a, x| match a {
+            Some(a) if a.1 >= x.1 => Some(a),
+            _ => Some(x),
+        });
+    md.push_str("| producer | messages/s | vs best raw | p50 µs (loaded) | p99 µs (loaded) | p50 µs (one at a time) | p99 µs (one at a time) |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (name, label) in [
+        ("raw_future", "raw rdkafka `FutureProducer`"),
+        ("raw_threaded", "raw rdkafka `ThreadedProducer` + oneshot"),
+        ("bus_publisher", "`Publisher::publish` on `KafkaBus`"),
+        ("bus_prebuilt", "`KafkaBus::publish` of a built message"),
+    ] {
+        let rate = num(&pr[name]["rate"]["median"]);
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} | {} | {} |",
+            rate.map_or("–".to_owned(), thousands),
+            ratio(rate, best_raw.map(|b| b.1)),
+            ms(&pr[name]["p50_us"]["median"]),
+            ms(&pr[name]["p99_us"]["median"]),
+            ms(&lone[name]["p50_us"]["median"]),
+            ms(&lone[name]["p99_us"]["median"]),
+        );
+    }
+    let bus = num(&pr["bus_publisher"]["rate"]["median"]);
+    targets.push(target(
+        "Kafka bus publish ≥ 85% of raw throughput",
+        bus.zip(best_raw).map(|(b, r)| b >= 0.85 * r.1),
+        format!(
+            "{} msg/s against {} msg/s of {} ({})",
+            bus.map_or("–".to_owned(), thousands),
+            best_raw.map_or("–".to_owned(), |b| thousands(b.1)),
+            best_raw.map_or("raw", |b| b.0),
+            ratio(bus, best_raw.map(|b| b.1))
+        ),
+    ));
+    let co = &k["consume"];
+    if co.get("raw_stream").is_some() {
+        md.push_str("\nConsuming the messages the bus published, from the earliest offset, each consumer in a fresh group, timed from the first message to the last (the group join is not counted):\n\n| consumer | messages/s | vs raw |\n|---|---:|---:|\n");
+        let raw = num(&co["raw_stream"]["rate"]["median"]);
+        let bus = num(&co["bus_subscribe"]["rate"]["median"]);
+        let _ = writeln!(
+            md,
+            "| raw rdkafka `StreamConsumer`, offset stored after each message | {} | 1.00× |",
+            raw.map_or("–".to_owned(), thousands)
+        );
+        let _ = writeln!(
+            md,
+            "| `KafkaBus::subscribe`, handler counts | {} | {} |",
+            bus.map_or("–".to_owned(), thousands),
+            ratio(bus, raw)
+        );
+        targets.push(target(
+            "Kafka bus consume ≥ 85% of raw throughput",
+            bus.zip(raw).map(|(b, r)| b >= 0.85 * r),
+            format!(
+                "{} msg/s against {} msg/s ({})",
+                bus.map_or("–".to_owned(), thousands),
+                raw.map_or("–".to_owned(), thousands),
+                ratio(bus, raw)
+            ),
+        ));
+    }
+    md.push('\n');
+}
+
+/// Criterion's median time per iteration, in ns.
+fn criterion_median(r: &Path, id: &str) -> Option<f64> {
+    let v = read_json(&r.join("criterion").join(id).join("new/estimates.json"))?;
+    num(&v["median"]["point_estimate"])
+}
+
+fn memory_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str("## 6. The in-memory bus\n\n");
+    let one = criterion_median(r, "memory_bus/publish/1");
+    if one.is_none() {
+        let why = skipped(r, "memory_bus");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(target("in-memory bus ≥ 1,000,000 events/s, one subscriber", None, "not measured yet"));
+        return;
+    }
+    md.push_str("Publish-to-delivery throughput: a batch of events published one after another (each `await`ed), until every subscriber's handler has seen every event (`wait_until_idle`). Four subscribers are four consumer groups, each receiving every event. Tokio multi-thread runtime, criterion (median).\n\n| publishing with | 1 subscriber, events/s | 4 subscribers, events/s | 4 subscribers, deliveries/s |\n|---|---:|---:|---:|\n");
+    for (mode, label) in [
+        ("publish", "`EventBus::publish` of a built message"),
+        ("publish_shared", "`InMemoryBus::publish_shared` (no copy)"),
+        ("publisher", "`Publisher::publish` of a typed event"),
+    ] {
+        let rate = |subs: u32| criterion_median(r, &format!("memory_bus/{mode}/{subs}")).map(|ns| 1e9 / ns);
+        let (a, b) = (rate(1), rate(4));
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} |",
+            a.map_or("–".to_owned(), thousands),
+            b.map_or("–".to_owned(), thousands),
+            b.map_or("–".to_owned(), |b| thousands(4.0 * b)),
+        );
+    }
+    md.push('\n');
+    let bus = one.map(|ns| 1e9 / ns);
+    targets.push(target(
+        "in-memory bus ≥ 1,000,000 events/s, one subscriber (`EventBus::publish`)",
+        bus.map(|x| x >= 1e6),
+        bus.map_or("–".to_owned(), |x| format!("{} events/s", thousands(x))),
+    ));
+    let typed = criterion_median(r, "memory_bus/publisher/1").map(|ns| 1e9 / ns);
+    targets.push(target(
+        "in-memory bus ≥ 1,000,000 events/s, one subscriber, through `Publisher::publish`",
+        typed.map(|x| x >= 1e6),
+        typed.map_or("–".to_owned(), |x| format!("{} events/s", thousands(x))),
+    ));
+}
+
+fn peak_section(r: &Path, md: &mut String) {
+    md.push_str("## 7. Peak memory of the pipeline on 1,000 contracts\n\n");
+    let Some(m) = read_json(&r.join("memory_peak.json")) else {
+        let why = skipped(r, "memory_peak");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        return;
+    };
+    let kb = |k: &str| num(&m[k]).map_or("–".to_owned(), |x| format!("{:.1} MiB", x / 1024.0));
+    let _ = writeln!(
+        md,
+        "`/usr/bin/time -v` on {} with 1,000 contracts, compile check off: maximum \
+         resident set size {} cold, {} with nothing changed.\n",
+        m["program"].as_str().unwrap_or("the pipeline"),
+        kb("cold_max_rss_kb"),
+        kb("unchanged_max_rss_kb"),
+    );
+}
+
+fn main() -> Result<(), BoxError> {
+    let args = parse_args()?;
+    let r = &args.results;
+    let mut md = String::new();
+    md.push_str("# Benchmarks\n\n");
+    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, and the in-memory bus. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
+    if let Some(s) = read_json(&r.join("settings.json")) {
+        let _ = writeln!(
+            md,
+            "Last run: {}, commit `{}`, {} total.\n",
+            s["date"].as_str().unwrap_or("?"),
+            s["commit"].as_str().unwrap_or("?"),
+            s["duration"].as_str().unwrap_or("?")
+        );
+    }
+    md.push_str("## Machine\n\n| | |\n|---|---|\n");
+    for (k, v) in machine() {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    md.push_str("\nEverything is built in release, except build scripts (cargo compiles them unoptimized, as users get them). The machine also runs other work, so small differences are noise; each figure is a median of several runs.\n\n");
+
+    let mut targets = Vec::new();
+    let mut body = String::new();
+    pipeline_section(r, &mut body, &mut targets);
+    codegen_section(r, &mut body, &mut targets);
+    kafka_section(r, &mut body, &mut targets);
+    memory_section(r, &mut body, &mut targets);
+    peak_section(r, &mut body);
+
+    md.push_str("## Targets\n\n");
+    for t in &targets {
+        let verdict = match t.met {
+            Some(true) => "**met**",
+            Some(false) => "**missed**",
+            None => "not measured yet",
+        };
+        let _ = writeln!(md, "- {}: {verdict} ({})", t.what, t.number);
+    }
+    md.push('\n');
+    md.push_str(&body);
+    if let Some(notes) = args.notes.as_deref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        md.push_str(notes.trim_end());
+        md.push('\n');
+    }
+    md.push_str("\n## Reproducing\n\n`bench/run` (bash) builds the benchmarks in release, installs what is missing (`protobuf-compiler`, `time`, the Tansu broker), starts its own broker on loopback, runs every part and rewrites this file. `BENCH_QUICK=1 bench/run` does fewer runs for a quick look. The criterion benches also run alone: `cargo bench -p onex-bench`.\n");
+    std::fs::write(&args.out, md)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! The event the bus benchmarks publish: the shape of `record_written` of
+//! `contracts/postgres_writer.yaml`, written by hand so that the benchmarks
+//! do not depend on code generation.
+
+use onex::{
+    Event, MessageCategory,
+    chrono::{DateTime, Utc},
+    serde::{Deserialize, Serialize},
+    uuid::Uuid,
+};
+
+/// A record was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(crate = "onex::serde")]
+pub struct RecordWritten {
+    /// The row's key.
+    pub record_id: Uuid,
+    /// The table written to.
+    pub table: String,
+    /// When it was written.
+    pub written_at: DateTime<Utc>,
+}
+
+impl Event for RecordWritten {
+    const EVENT_TYPE: &'static str = "effect.record_written";
+    const EVENT_VERSION: &'static str = "1.0";
+    const CATEGORY: MessageCategory = MessageCategory::Event;
+    const TOPIC: &'static str = "postgres_writer.effect.record_written.v1";
+}
+
+impl RecordWritten {
+    /// A sample event.
+    pub fn sample() -> Self {
+        RecordWritten {
+            record_id: Uuid::new_v4(),
+            table: "orders".to_owned(),
+            written_at: Utc::now(),
+        }
+    }
+}
