@@ -479,3 +479,63 @@ fn missing_key_help(key: &str) -> String {
         other => format!("add `{other}:` (see docs/contracts.md)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "contract_version: 1\nnode:\n  name: n\n  node_type: compute\n  version: 1.0.0\n  domain: d\ntypes:\n  - name: A\n    fields:\n      - { name: x, type: u32 }\nevents:\n  - name: e\n    version: 1.0\n    fields: [{name: a, type: string}]\n";
+
+    #[test]
+    fn loads_and_indexes() {
+        let loaded = load_str(Path::new("c.yaml"), BASE.to_owned()).map_err(|d| d.to_string());
+        let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.contract.events[0].version.as_deref(), Some("1.0"));
+        assert_eq!(
+            loaded.locations.position("types[0].fields[0].type"),
+            Some((10, 26))
+        );
+        assert_eq!(loaded.locations.key_position("node"), Some((2, 1)));
+    }
+
+    #[test]
+    fn misspelt_keys_get_a_suggestion_and_a_position() {
+        let src = BASE.replace("  domain: d", "  domian: d");
+        let d = load_str(Path::new("c.yaml"), src).err();
+        let d = d.unwrap_or_else(|| panic!("must fail"));
+        assert_eq!((d.line, d.column), (Some(6), Some(3)));
+        assert_eq!(d.field_path, "node.domian");
+        assert_eq!(d.help.as_deref(), Some("did you mean `domain`?"));
+    }
+
+    /// Random byte edits of a valid contract: loading and validating must
+    /// return, never panic.
+    #[test]
+    fn mutations_never_panic() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b" \t\n:-[]{}&*!|>'\"#,?%@`~0aZ\\";
+        for _ in 0..3000 {
+            let mut bytes = BASE.as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Ok(loaded) = load_str(Path::new("m.yaml"), text) {
+                let _ = crate::validate::validate(&loaded);
+            }
+        }
+    }
+}

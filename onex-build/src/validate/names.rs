@@ -521,6 +521,31 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
         format!("{node_type}.metric.recorded"),
         "the derived metric-recorded event".into(),
     );
+    match c.node.node_type {
+        NodeType::Orchestrator => {
+            for stage in ["completed", "failed"] {
+                derived_types.insert(
+                    format!("{node_type}.workflow.{stage}"),
+                    format!("the derived workflow-{stage} event"),
+                );
+            }
+            for step in c.workflow.iter().flat_map(|w| w.steps.iter()) {
+                for stage in ["started", "completed", "failed"] {
+                    derived_types.insert(
+                        format!("{node_type}.workflow.{}.{stage}", step.name),
+                        format!("the `{stage}` event of workflow step `{}`", step.name),
+                    );
+                }
+            }
+        }
+        NodeType::Reducer => {
+            derived_types.insert(
+                format!("{node_type}.state.updated"),
+                "the derived state-updated event".into(),
+            );
+        }
+        NodeType::Effect | NodeType::Compute => {}
+    }
     derived_types.insert(
         "omninode.discovery.node_introspection".into(),
         "the introspection event".into(),
