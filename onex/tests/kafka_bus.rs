@@ -418,3 +418,78 @@ async fn connect_picks_kafka_when_a_broker_is_configured() {
     let envelope: OnexEnvelopeV1 = records[0].envelope();
     assert_eq!(envelope.event_id, id);
 }
+
+/// Panics on order 1, keeps the others.
+struct PanicsOnOne(Arc<Collector>);
+
+#[async_trait::async_trait]
+impl Handler for PanicsOnOne {
+    async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError> {
+        let order: OrderPlaced = message.envelope.decode().expect("order");
+        if order.order_no == 1 {
+            panic!("order 1 is cursed");
+        }
+        self.0.handle(message).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_handler_dead_letters_and_the_consumer_goes_on() {
+    let Some(bootstrap) = bootstrap("panicking_handler_dead_letters_and_the_consumer_goes_on")
+    else {
+        return;
+    };
+    let env = unique("pa");
+    let mut config = test_config(&bootstrap, &env);
+    config.max_retry_attempts = 0;
+    let bus = kafka_bus(config).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    // One key: one partition, in order.
+    let correlation = Some(Uuid::new_v4());
+    for n in 0..3 {
+        publisher
+            .publish(&order(n), correlation)
+            .await
+            .expect("publish");
+    }
+    let collector = Collector::new();
+    let handle = bus
+        .subscribe(
+            Subscription {
+                topics: vec![topic.clone()],
+                group: unique("g"),
+            },
+            Arc::new(PanicsOnOne(collector.clone())),
+        )
+        .await
+        .expect("subscribe");
+    collector.wait_for(2, Duration::from_secs(30)).await;
+    let records = read_topic(
+        &bootstrap,
+        bus.dead_letter_topic(),
+        Some(1),
+        Duration::from_secs(30),
+    );
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+    let handled: Vec<u64> = collector
+        .messages()
+        .iter()
+        .map(|m| m.envelope.decode::<OrderPlaced>().expect("order").order_no)
+        .collect();
+    assert_eq!(handled, vec![0, 2], "the consumer went on after the panic");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].header(dlq_headers::ERROR_TYPE), Some("panic"));
+    assert_eq!(
+        records[0].header(dlq_headers::FAILURE_REASON),
+        Some("handler panicked: order 1 is cursed")
+    );
+    assert_eq!(
+        records[0]
+            .envelope()
+            .decode::<OrderPlaced>()
+            .expect("order"),
+        order(1)
+    );
+}

@@ -10,9 +10,14 @@
 //! all cover handled messages only.
 
 use std::{
+    any::Any,
     borrow::Cow,
     collections::HashMap,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -321,7 +326,14 @@ impl ConsumerTask {
         let policy = &self.inner.retry;
         let mut attempt = 0u32;
         let error = loop {
-            match self.handler.handle(&message).await {
+            let result = match CatchUnwind(self.handler.handle(&message)).await {
+                Ok(result) => result,
+                Err(panic) => Err(HandlerError::new(
+                    crate::memory::PANIC_ERROR_TYPE,
+                    panic_text(&*panic),
+                )),
+            };
+            match result {
                 Ok(()) => return Outcome::Done,
                 Err(e) if attempt >= policy.max_retries => break e,
                 Err(e) => {
@@ -389,6 +401,31 @@ impl ConsumerTask {
             }
             attempt = attempt.saturating_add(1);
         }
+    }
+}
+
+/// Turns a panic of the handler into an error, so that the message is
+/// retried and dead-lettered like any failure and the consumer goes on.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.get_mut().0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => format!("handler panicked: {s}"),
+        (_, Some(s)) => format!("handler panicked: {s}"),
+        _ => "handler panicked".to_owned(),
     }
 }
 
