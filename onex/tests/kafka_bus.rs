@@ -4,6 +4,10 @@
 //! Without the variable these tests print a note and pass; with it they
 //! fail when the broker does not answer.
 
+// Without the Kafka bus these tests must fail, not pass vacuously.
+#[cfg(not(feature = "kafka"))]
+compile_error!("the Kafka tests need the `kafka` feature of onex (on by default)");
+
 #[path = "support/kafka.rs"]
 mod support;
 

@@ -7,6 +7,10 @@
 //! appends each processed event id to that file after its handler ran,
 //! until it is killed.
 
+// Without the Kafka bus these tests must fail, not pass vacuously.
+#[cfg(not(feature = "kafka"))]
+compile_error!("the Kafka tests need the `kafka` feature of onex (on by default)");
+
 #[path = "support/kafka.rs"]
 mod support;
 

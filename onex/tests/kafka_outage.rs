@@ -7,6 +7,10 @@
 //! they run only when `ONEX_TEST_BOOTSTRAP_SERVERS` says broker tests are
 //! on).
 
+// Without the Kafka bus these tests must fail, not pass vacuously.
+#[cfg(not(feature = "kafka"))]
+compile_error!("the Kafka tests need the `kafka` feature of onex (on by default)");
+
 #[path = "support/kafka.rs"]
 mod support;
 

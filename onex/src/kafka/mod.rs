@@ -99,8 +99,9 @@ pub mod dlq_headers {
     /// How many times the handler was retried after its first failure
     /// (replaces the original header).
     pub const RETRY_COUNT: &str = "retry_count";
-    /// The handler error's kind ([`crate::HandlerError::kind`]), or
-    /// `decode_error` for a message that is not an envelope.
+    /// The handler error's kind ([`crate::HandlerError::kind`]), `panic`
+    /// for a handler that panicked, or `decode_error` for a message that is
+    /// not an envelope.
     pub const ERROR_TYPE: &str = "error_type";
 }
 
