@@ -1,0 +1,73 @@
+//! The business logic of the `postgres_writer` node, written by hand: it
+//! inserts each record into the `records` table of PostgreSQL.
+//!
+//! `cargo onex generate` wrote the first version of this file and never
+//! overwrites it; everything else in `src/` follows the contract.
+//!
+//! Connection: `DATABASE_URL` (a libpq key/value string or URL), default
+//! `host=127.0.0.1 user=postgres dbname=test`. The table (see
+//! `scripts/postgres.sh` at the repository root):
+//!
+//! ```sql
+//! create table records (
+//!     record_id uuid primary key, table_name text not null,
+//!     payload jsonb not null, tags text[] not null default '{}',
+//!     written_at timestamptz not null default now());
+//! ```
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::OperationError;
+use crate::events::{WriteRecordInput, WriteRecordOutput, WriteStatus};
+
+/// The default connection string.
+pub const DEFAULT_DATABASE_URL: &str = "host=127.0.0.1 user=postgres dbname=test";
+
+/// Holds the PostgreSQL connection the operations share.
+#[derive(Debug)]
+pub struct Handler {
+    client: Client,
+}
+
+impl Handler {
+    /// Connects to PostgreSQL; an error stops the node before it joins the
+    /// bus.
+    pub async fn new() -> Result<Self, OperationError> {
+        let url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+        onex::tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                onex::tracing::error!(%error, "the PostgreSQL connection ended");
+            }
+        });
+        Ok(Handler { client })
+    }
+
+    /// Insert one record. Writing the same `record_id` twice changes
+    /// nothing the second time and reports `duplicate`.
+    pub async fn write_record(
+        &self,
+        input: WriteRecordInput,
+    ) -> Result<WriteRecordOutput, OperationError> {
+        let rows_affected = self
+            .client
+            .execute(
+                "insert into records (record_id, table_name, payload, tags) \
+                 values ($1, $2, $3, $4) on conflict (record_id) do nothing",
+                &[&input.record_id, &input.table, &input.payload, &input.tags],
+            )
+            .await?;
+        Ok(WriteRecordOutput {
+            record_id: input.record_id,
+            rows_affected,
+            status: if rows_affected == 1 {
+                WriteStatus::Inserted
+            } else {
+                WriteStatus::Duplicate
+            },
+        })
+    }
+}
