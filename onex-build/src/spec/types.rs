@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::validate::types::{FieldType, parse_field_type};
+
 /// A parsed contract field type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeExpr {
@@ -46,54 +48,35 @@ pub struct TypeParseError {
 }
 
 impl TypeExpr {
-    /// Parses a contract type such as `map<list<string>>`.
+    /// Parses a contract type such as `map<list<string>>`, with the one
+    /// grammar the validation gates use (`validate::parse_field_type`).
     pub fn parse(text: &str) -> Result<TypeExpr, TypeParseError> {
-        let text = text.trim();
-        if let Some(open) = text.find('<') {
-            let head = text[..open].trim();
-            let Some(inner) = text[open + 1..].strip_suffix('>') else {
-                return Err(TypeParseError {
-                    message: format!("`{text}` opens `<` without a matching `>` at its end"),
-                });
-            };
-            let inner = Box::new(TypeExpr::parse(inner)?);
-            return match head {
-                "list" => Ok(TypeExpr::List(inner)),
-                "map" => Ok(TypeExpr::Map(inner)),
-                "optional" => Ok(TypeExpr::Optional(inner)),
-                other => Err(TypeParseError {
-                    message: format!(
-                        "`{other}<...>` is not a generic type; use list<T>, map<T> or optional<T>"
-                    ),
-                }),
-            };
+        parse_field_type(text)
+            .map(|ty| TypeExpr::from_field_type(&ty))
+            .map_err(|e| TypeParseError { message: e.message })
+    }
+
+    fn from_field_type(ty: &FieldType) -> TypeExpr {
+        match ty {
+            FieldType::Builtin(name) => match *name {
+                "string" => TypeExpr::String,
+                "bool" => TypeExpr::Bool,
+                "i32" => TypeExpr::I32,
+                "i64" => TypeExpr::I64,
+                "u32" => TypeExpr::U32,
+                "u64" => TypeExpr::U64,
+                "f32" => TypeExpr::F32,
+                "f64" => TypeExpr::F64,
+                "uuid" => TypeExpr::Uuid,
+                "datetime" => TypeExpr::DateTime,
+                // `BUILTIN_TYPES` has no other entry: what is left is json.
+                _ => TypeExpr::Json,
+            },
+            FieldType::List(t) => TypeExpr::List(Box::new(TypeExpr::from_field_type(t))),
+            FieldType::Map(t) => TypeExpr::Map(Box::new(TypeExpr::from_field_type(t))),
+            FieldType::Optional(t) => TypeExpr::Optional(Box::new(TypeExpr::from_field_type(t))),
+            FieldType::Named(n) => TypeExpr::Named(n.clone()),
         }
-        Ok(match text {
-            "string" => TypeExpr::String,
-            "bool" => TypeExpr::Bool,
-            "i32" => TypeExpr::I32,
-            "i64" => TypeExpr::I64,
-            "u32" => TypeExpr::U32,
-            "u64" => TypeExpr::U64,
-            "f32" => TypeExpr::F32,
-            "f64" => TypeExpr::F64,
-            "uuid" => TypeExpr::Uuid,
-            "datetime" => TypeExpr::DateTime,
-            "json" => TypeExpr::Json,
-            "" => {
-                return Err(TypeParseError {
-                    message: "the type is empty".to_owned(),
-                });
-            }
-            name if crate::naming::is_pascal_case(name) => TypeExpr::Named(name.to_owned()),
-            other => {
-                return Err(TypeParseError {
-                    message: format!(
-                        "`{other}` is neither a built-in type nor a PascalCase type name"
-                    ),
-                });
-            }
-        })
     }
 
     /// The canonical contract spelling, e.g. `list<string>`.
