@@ -3,8 +3,8 @@
 //! Writes JSON results.
 //!
 //! ```text
-//! onex-bench-pipeline bench --counts 1,10,100,1000 --runs 5 --out pipeline.json \
-//!     [--cli PATH-TO-cargo-onex]
+//! onex-bench-pipeline bench --counts 1,10,100,1000 --runs 5 --large-runs 3 \
+//!     --out pipeline.json [--cli PATH-TO-cargo-onex --cli-runs 3]
 //! onex-bench-pipeline synth --count 1000 --dir DIR
 //! ```
 //!
@@ -32,6 +32,10 @@ struct Args {
     command: String,
     counts: Vec<usize>,
     runs: usize,
+    /// Runs for 1,000 contracts or more (each takes seconds).
+    large_runs: usize,
+    /// Runs of the CLI process per count.
+    cli_runs: usize,
     count: usize,
     dir: Option<PathBuf>,
     cli: Option<PathBuf>,
@@ -45,6 +49,8 @@ fn parse_args() -> Result<Args, BoxError> {
         command: it.next().ok_or("usage: onex-bench-pipeline bench|synth [options]")?,
         counts: vec![1, 10, 100, 1000],
         runs: 5,
+        large_runs: 3,
+        cli_runs: 3,
         count: 1000,
         dir: None,
         cli: None,
@@ -61,6 +67,8 @@ fn parse_args() -> Result<Args, BoxError> {
                     .collect::<Result<_, _>>()?
             }
             "--runs" => args.runs = value()?.parse()?,
+            "--large-runs" => args.large_runs = value()?.parse()?,
+            "--cli-runs" => args.cli_runs = value()?.parse()?,
             "--count" => args.count = value()?.parse()?,
             "--dir" => args.dir = Some(value()?.into()),
             "--cli" => args.cli = Some(value()?.into()),
@@ -169,7 +177,8 @@ fn bench(args: &Args) -> Result<Value, BoxError> {
         let mut output = (0, 0, 0);
         let mut cli_cold = Vec::new();
         let mut cli_warm = Vec::new();
-        for r in 0..args.runs {
+        let runs = if n >= 1000 { args.large_runs } else { args.runs };
+        for r in 0..runs {
             let out_dir = work.path().join(format!("out{n}-{r}"));
             let cold = timed_run(&contracts, &out_dir)?;
             let warm = timed_run(&contracts, &out_dir)?;
@@ -199,7 +208,7 @@ fn bench(args: &Args) -> Result<Value, BoxError> {
                 stats::ms(warm.wall)
             );
             std::fs::remove_dir_all(&out_dir)?;
-            if let Some(cli) = &args.cli {
+            if let Some(cli) = args.cli.as_ref().filter(|_| r < args.cli_runs) {
                 let out_dir = work.path().join(format!("cli{n}-{r}"));
                 cli_cold.push(stats::ms(cli_run(cli, &contracts, &out_dir)?));
                 cli_warm.push(stats::ms(cli_run(cli, &contracts, &out_dir)?));
@@ -213,6 +222,8 @@ fn bench(args: &Args) -> Result<Value, BoxError> {
         };
         results.push(json!({
             "contracts": n,
+            "runs": runs,
+            "cli_runs": cli_cold.len(),
             "cold_ms": stats::median(&cold_wall),
             "cold_ms_runs": cold_wall,
             "unchanged_ms": stats::median(&warm_wall),
@@ -234,6 +245,8 @@ fn bench(args: &Args) -> Result<Value, BoxError> {
     Ok(json!({
         "settings": {
             "runs": args.runs,
+            "large_runs": args.large_runs,
+            "cli_runs": args.cli_runs,
             "compile_check": false,
             "examples": examples
                 .iter()

@@ -178,8 +178,12 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
          off, written to an empty folder (cold), then the same run again with nothing \
          changed. The library pipeline runs in the benchmark process and reports each \
          stage's time; the CLI columns time the `cargo-onex` binary as a process \
-         (`cargo onex generate --out DIR CONTRACT...`). Medians of {runs} runs, in ms.\n",
-        examples.join(", ")
+         (`cargo onex generate --out DIR CONTRACT...`) on the same contracts. Output on \
+         the machine's disk (ext4). Medians of {runs} runs ({} for 1,000 contracts; the CLI: \
+         {} run), in ms.\n",
+        examples.join(", "),
+        p["settings"]["large_runs"],
+        p["settings"]["cli_runs"],
     );
     let results = p["results"].as_array().cloned().unwrap_or_default();
     md.push_str("| contracts | cold | cold per contract | unchanged | CLI cold | CLI unchanged | output files | output lines |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
