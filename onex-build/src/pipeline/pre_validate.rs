@@ -1,20 +1,26 @@
-//! Stage 3, pre-validate: the quality gates run on the parsed contract;
-//! any error stops the pipeline for that contract.
+//! Stage 2, pre-validate: the quality gates of [`crate::validate`] run on
+//! the contract as written, plus the gate that keeps the node crate inside
+//! the output directory; any error stops the pipeline for that contract.
 
 use super::{StageError, report::GateResult};
 use crate::{
     contract::{Diagnostic, Diagnostics, LoadedContract},
     naming::is_snake_case,
+    validate::{self, GATES},
 };
 
 /// The gate that keeps the node crate inside the output directory.
 pub const OUTPUT_PATH_GATE: &str = "OUT-001";
 
-/// Runs the gates; returns the gates that passed, or every error.
+/// Runs the gates; returns every gate's result, or every error.
 pub fn pre_validate(loaded: &LoadedContract) -> Result<Vec<GateResult>, StageError> {
+    let mut errors = match validate::validate(loaded) {
+        Ok(()) => Vec::new(),
+        Err(diagnostics) => diagnostics.0,
+    };
     let name = &loaded.contract.node.name;
-    if !is_snake_case(name) {
-        return Err(StageError::Contract(Diagnostics::from(
+    if !is_snake_case(name) && !errors.iter().any(|d| d.field_path == "node.name") {
+        errors.push(
             Diagnostic::new(
                 OUTPUT_PATH_GATE,
                 &loaded.path,
@@ -24,10 +30,18 @@ pub fn pre_validate(loaded: &LoadedContract) -> Result<Vec<GateResult>, StageErr
             .expected("snake_case: lower-case letters, digits and single underscores")
             .found(name.clone())
             .help("rename the node, e.g. `postgres_writer`"),
-        )));
+        );
     }
-    Ok(vec![GateResult::passed(
+    if !errors.is_empty() {
+        return Err(StageError::Contract(Diagnostics(errors)));
+    }
+    let mut gates: Vec<GateResult> = GATES
+        .iter()
+        .map(|gate| GateResult::passed(gate.id, gate.name))
+        .collect();
+    gates.push(GateResult::passed(
         OUTPUT_PATH_GATE,
         "node crate stays inside the output directory",
-    )])
+    ));
+    Ok(gates)
 }

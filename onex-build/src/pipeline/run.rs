@@ -170,8 +170,10 @@ impl Runner<'_> {
             }
         }
 
-        let model = self.stage(path, Stage::BuildContract, |_| build_contract(&loaded))?;
+        // The gates read the contract as written, with its positions, so
+        // they run before the build stage, which assumes they passed.
         let mut gates = self.stage(path, Stage::PreValidate, |_| pre_validate(&loaded))?;
+        let model = self.stage(path, Stage::BuildContract, |_| build_contract(&loaded))?;
         let context = TemplateContext::new(&model, &request.runtime);
         let mut rendered = self.stage(path, Stage::Generate, |runner| {
             generate(runner.templates()?, &context, path)

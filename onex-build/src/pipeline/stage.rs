@@ -7,10 +7,11 @@ use std::fmt;
 pub enum Stage {
     /// 1: read YAML, deserialize with precise errors.
     Parse,
-    /// 2: normalize the contract into the model the templates read.
-    BuildContract,
-    /// 3: quality gates; errors stop the pipeline.
+    /// 2: quality gates on the contract as written; errors stop the
+    /// pipeline.
     PreValidate,
+    /// 3: normalize the contract into the model the templates read.
+    BuildContract,
     /// 4: render the node crate's code from templates.
     Generate,
     /// 4.5: lifecycle, introspection, heartbeat, startup binary, `.env`
@@ -30,8 +31,8 @@ impl Stage {
     /// Every stage, in pipeline order.
     pub const ALL: [Stage; 9] = [
         Stage::Parse,
-        Stage::BuildContract,
         Stage::PreValidate,
+        Stage::BuildContract,
         Stage::Generate,
         Stage::EventBus,
         Stage::PostValidate,
@@ -44,8 +45,8 @@ impl Stage {
     pub const fn number(self) -> &'static str {
         match self {
             Stage::Parse => "1",
-            Stage::BuildContract => "2",
-            Stage::PreValidate => "3",
+            Stage::PreValidate => "2",
+            Stage::BuildContract => "3",
             Stage::Generate => "4",
             Stage::EventBus => "4.5",
             Stage::PostValidate => "5",
