@@ -110,7 +110,7 @@ impl NodePostgresWriterEffect {
     }
     /// Insert one record.
     ///
-    /// Publishes `WriteRecordStarted`, runs \[`Handler::write_record`], then publishes `WriteRecordCompleted` or `WriteRecordFailed`.
+    /// Publishes `WriteRecordStarted`, runs `Handler::write_record`, then publishes `WriteRecordCompleted` or `WriteRecordFailed`.
     pub async fn write_record(
         &self,
         input: WriteRecordInput,
