@@ -267,3 +267,35 @@ fn generated_nodes_compile_without_warnings() {
         );
     }
 }
+
+/// The node crates committed under `examples/` are what `cargo onex
+/// generate --out examples` writes today: `--check` finds nothing stale.
+#[test]
+fn committed_example_nodes_are_up_to_date() {
+    let examples = workspace().join("examples");
+    let mut checked = 0;
+    for contract in contracts() {
+        let stem = contract
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("UTF-8 contract name");
+        let node_dir = examples.join(stem.replace('_', "-"));
+        if !node_dir.join(".onex-generated").exists() {
+            continue;
+        }
+        let report =
+            pipeline::run(&request(vec![contract.clone()], &examples, Mode::Check)).expect("check");
+        assert!(
+            matches!(
+                report.contracts[0].outcome,
+                NodeOutcome::Unchanged | NodeOutcome::UpToDate
+            ),
+            "{} is stale: run `cargo run -p cargo-onex -- onex generate {} --out examples` ({:?})",
+            node_dir.display(),
+            contract.display(),
+            report.contracts[0].outcome
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "examples/postgres-writer is a generated node");
+}
