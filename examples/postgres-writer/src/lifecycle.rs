@@ -2,8 +2,7 @@
 // change the contract and run `cargo onex generate` again.
 
 //! The node on the event bus: `initialize()` publishes the introspection
-//! event, starts the heartbeat and subscribes the node to its commands
-//!;
+//! event, starts the heartbeat and subscribes the node to its commands;
 //! `shutdown()` stops all that and shuts the bus down, delivering what is in
 //! flight.
 use std::{sync::Arc, time::Duration};
