@@ -1,5 +1,6 @@
 //! The in-memory bus: publish-to-delivery throughput with one subscriber and
-//! with four (four consumer groups, each receiving every event).
+//! with four (four consumer groups, each receiving every event), publishing
+//! from a task of a multi-thread tokio runtime (two workers here).
 //!
 //! One iteration is one event: criterion's time per iteration is the time
 //! from publishing a batch to the last delivery, divided by the batch. Three
@@ -10,6 +11,9 @@
 //!   event, as the trait takes it by value);
 //! - `publisher`: `onex::Publisher::publish` of a typed event (envelope,
 //!   headers and key built per event: what a node does).
+//!
+//! `memory_bus_parts` times, on one thread, what an event costs before the
+//! bus sees it: cloning (and dropping) a built message, and building one.
 
 use std::{
     hint::black_box,
@@ -66,11 +70,34 @@ fn memory_bus(c: &mut Criterion) {
     for subscribers in [1usize, 4] {
         for mode in [Mode::Shared, Mode::Publish, Mode::Publisher] {
             group.bench_function(BenchmarkId::new(mode.name(), subscribers), |b| {
-                b.iter_custom(|iters| runtime.block_on(run(mode, subscribers, iters)));
+                // The publisher is a task on the runtime, as in a node.
+                b.iter_custom(|iters| {
+                    runtime
+                        .block_on(runtime.spawn(run(mode, subscribers, iters)))
+                        .expect("the benchmark task")
+                });
             });
         }
     }
     group.finish();
+
+    // What one event costs before the bus sees it, on one thread.
+    let publisher = Publisher::new(
+        Arc::new(InMemoryBus::new("bench")),
+        SourceInfo::new("postgres_writer", "1.0.0", "bench"),
+    );
+    let event = RecordWritten::sample();
+    let message = publisher
+        .message(&event, None, Default::default())
+        .expect("a message");
+    let mut parts = c.benchmark_group("memory_bus_parts");
+    parts.bench_function("clone_and_drop_message", |b| {
+        b.iter(|| black_box(message.clone()))
+    });
+    parts.bench_function("build_message", |b| {
+        b.iter(|| black_box(publisher.message(&event, None, Default::default())))
+    });
+    parts.finish();
 }
 
 /// Publishes `iters` events to a fresh bus with `subscribers` groups and
