@@ -9,146 +9,13 @@
 //! `scripts/test`); without it the test says so and passes. PostgreSQL is
 //! prepared by `bash scripts/postgres.sh ensure`.
 
-use std::{
-    io::Read as _,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use e2e::{
+    bootstrap, build_node, command_envelope, fresh_environment, log_path, psql, read, root, send,
+    start_node, terminate, uuid_string, wait_for_log,
 };
-
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bootstrap() -> Option<String> {
-    std::env::var("ONEX_TEST_BOOTSTRAP_SERVERS")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-}
-
-/// Builds a node crate and returns its binary.
-fn build_node(crate_dir: &Path, binary: &str) -> PathBuf {
-    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-target");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(crate_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "{} does not build", crate_dir.display());
-    target_dir.join("debug").join(binary)
-}
-
-/// Sends one envelope with confluent-kafka (not our client).
-fn send(bootstrap: &str, topic: &str, key: &str, envelope: &Value) {
-    let script = r#"
-import sys
-from confluent_kafka import Producer
-bootstrap, topic, key, value = sys.argv[1:5]
-p = Producer({"bootstrap.servers": bootstrap})
-p.produce(topic, key=key.encode(), value=value.encode(),
-          headers=[("event_type", b"effect.write_requested"), ("message_category", b"COMMAND")])
-if p.flush(30) != 0:
-    sys.exit("not delivered")
-"#;
-    let output = Command::new("python3")
-        .args(["-c", script, bootstrap, topic, key, &envelope.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "sending failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Reads `expect` records of a topic with confluent-kafka; returns their
-/// envelopes.
-fn read(bootstrap: &str, topic: &str, expect: usize) -> Vec<Value> {
-    let output = Command::new("python3")
-        .arg(root().join("onex/tests/support/kafka_read.py"))
-        .args(["--bootstrap", bootstrap, "--topic", topic])
-        .args(["--expect", &expect.to_string(), "--timeout", "60"])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "reading {topic} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let record: Value = serde_json::from_str(line).expect("a JSON line");
-            serde_json::from_str(record["value"].as_str().expect("a value")).expect("an envelope")
-        })
-        .collect()
-}
-
-fn psql(query: &str) -> String {
-    let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-tAc",
-            query,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        output.status.success(),
-        "psql failed (run `bash scripts/postgres.sh ensure`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Stops the node with SIGTERM, waits for it, returns its log.
-fn terminate(mut child: Child, log: &Path) -> String {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node did not stop within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut text = String::new();
-    std::fs::File::open(log)
-        .expect("log")
-        .read_to_string(&mut text)
-        .expect("utf-8 log");
-    assert!(status.success(), "the node exited with {status}:\n{text}");
-    text
-}
-
-fn wait_for_log(log: &Path, needle: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(needle) {
-            return;
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!("the node exited with {status} before `{needle}`:\n{text}");
-        }
-        assert!(Instant::now() < deadline, "no `{needle}` in 60 s:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn postgres_writer_node_registers_writes_and_stops_cleanly() {
@@ -157,32 +24,24 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
         return;
     };
     let binary = build_node(&root().join("examples/postgres-writer"), "postgres-writer");
-    let environment = format!("e2e{}", &uuid_hex()[..12]);
+    let environment = fresh_environment();
     let correlation_id = uuid_string();
     let record_id = uuid_string();
     let topic = |t: &str| format!("{environment}.{t}");
 
     // The command first, so that the node (reading from the earliest
     // offset) finds its topic when it joins its consumer group.
-    let command = serde_json::json!({
-        "envelope_version": "1.0",
-        "event_id": uuid_string(),
-        "event_type": "effect.write_requested",
-        "event_version": "1.0",
-        "event_timestamp": "2026-01-01T00:00:00Z",
-        "source_node_id": "e2e-test",
-        "source_service": "e2e_test",
-        "source_version": "0.0.0",
-        "correlation_id": correlation_id,
-        "environment": environment,
-        "payload": {"record": {
+    let command = command_envelope(
+        "effect.write_requested",
+        &environment,
+        &correlation_id,
+        serde_json::json!({"record": {
             "record_id": record_id,
             "table": "orders",
             "payload": {"sku": "A-1", "quantity": 2},
             "tags": ["e2e"],
-        }},
-        "metadata": {},
-    });
+        }}),
+    );
     send(
         &bootstrap,
         &topic("postgres_writer.effect.write_requested.v1"),
@@ -190,18 +49,8 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
         &command,
     );
 
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{environment}.log"));
-    let mut child = Command::new(&binary)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-        .env("KAFKA_ENVIRONMENT", &environment)
-        .env("KAFKA_AUTO_OFFSET_RESET", "earliest")
-        .env("HEARTBEAT_INTERVAL_SECONDS", "1")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("the node starts");
+    let log = log_path(&environment);
+    let mut child = start_node(&binary, &bootstrap, &environment, &log);
     wait_for_log(&log, "node initialized", &mut child);
 
     let introspection = read(
@@ -260,27 +109,4 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
     let text = terminate(child, &log);
     assert!(text.contains("SIGTERM"), "{text}");
     assert!(text.contains("shutdown complete"), "{text}");
-}
-
-fn uuid_hex() -> String {
-    uuid_string().replace('-', "")
-}
-
-/// A random v4 UUID, without a uuid dependency.
-fn uuid_string() -> String {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .expect("random bytes");
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
