@@ -46,10 +46,11 @@ const FILES: &[FileSpec<'static>] = &[
 /// bus.
 pub fn event_bus(
     templates: &NodeTemplates,
-    context: &TemplateContext<'_>,
+    node: &TemplateContext<'_>,
+    context: &tera::Context,
     contract: &Path,
 ) -> Result<RenderedFiles, StageError> {
-    if !context.node.spec.event_bus.enabled {
+    if !node.node.spec.event_bus.enabled {
         return Ok(Vec::new());
     }
     FILES

@@ -87,6 +87,16 @@ impl<'a> TemplateContext<'a> {
             generator_version: GENERATOR_VERSION,
         }
     }
+
+    /// The tera context every template of the node crate renders with.
+    /// Built once per contract: serializing the node model is most of the
+    /// cost of a render.
+    pub fn to_tera(&self) -> Result<tera::Context, StageError> {
+        tera::Context::from_serialize(self).map_err(|e| StageError::Template {
+            template: "node/*".to_owned(),
+            message: e.to_string(),
+        })
+    }
 }
 
 const FILES: &[FileSpec<'static>] = &[
@@ -131,7 +141,7 @@ const FILES: &[FileSpec<'static>] = &[
 /// Renders the node crate's core files.
 pub fn generate(
     templates: &NodeTemplates,
-    context: &TemplateContext<'_>,
+    context: &tera::Context,
     contract: &Path,
 ) -> Result<RenderedFiles, StageError> {
     FILES

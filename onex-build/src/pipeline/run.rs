@@ -175,11 +175,13 @@ impl Runner<'_> {
         let mut gates = self.stage(path, Stage::PreValidate, |_| pre_validate(&loaded))?;
         let model = self.stage(path, Stage::BuildContract, |_| build_contract(&loaded))?;
         let context = TemplateContext::new(&model, &request.runtime);
-        let mut rendered = self.stage(path, Stage::Generate, |runner| {
-            generate(runner.templates()?, &context, path)
+        let (mut rendered, tera_context) = self.stage(path, Stage::Generate, |runner| {
+            let tera_context = context.to_tera()?;
+            let files = generate(runner.templates()?, &tera_context, path)?;
+            Ok((files, tera_context))
         })?;
         rendered.extend(self.stage(path, Stage::EventBus, |runner| {
-            event_bus(runner.templates()?, &context, path)
+            event_bus(runner.templates()?, &context, &tera_context, path)
         })?);
         let (parsed, post_gates) =
             self.stage(path, Stage::PostValidate, |_| post_validate(rendered))?;

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::{
     StageError,
     files::{FileKind, Ownership, RenderedFile},
@@ -35,16 +33,12 @@ impl NodeTemplates {
     pub fn render(
         &self,
         spec: FileSpec<'_>,
-        context: &impl Serialize,
+        context: &tera::Context,
         contract: &Path,
     ) -> Result<RenderedFile, StageError> {
-        let context = tera::Context::from_serialize(context).map_err(|e| StageError::Template {
-            template: spec.template.to_owned(),
-            message: e.to_string(),
-        })?;
         let text = self
             .renderer
-            .render_text(spec.template, &context, contract)
+            .render_text(spec.template, context, contract)
             .map_err(StageError::Render)?;
         Ok(RenderedFile {
             path: spec.path.to_owned(),

@@ -132,7 +132,10 @@ fn ensure_inside(out_root: &Path, out_dir: &Path, target: &Path) -> Result<(), S
     Ok(())
 }
 
-/// Writes a temporary file next to the target, then renames it over.
+/// Writes a temporary file next to the target, then renames it over, so a
+/// reader never sees half a file. No `fsync`: like cargo and prost-build we
+/// leave durability to the OS; a file a crash left torn fails the
+/// manifest's hash check and is regenerated on the next run.
 fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), StageError> {
     let name = target
         .file_name()
@@ -140,10 +143,7 @@ fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), StageError> {
         .unwrap_or_default();
     let temp = target.with_file_name(format!(".{name}.onex-tmp-{}", std::process::id()));
     let result = std::fs::File::create(&temp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
+        .and_then(|mut f| f.write_all(bytes))
         .and_then(|()| std::fs::rename(&temp, target));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
