@@ -1,6 +1,7 @@
 //! Runs the stages for each contract, timing each one.
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -21,7 +22,6 @@ use super::{
     templates::{NodeTemplates, templates_fingerprint},
     write::write,
 };
-use crate::naming::is_snake_case;
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,7 @@ pub fn run_with_progress(
         report: PipelineReport::default(),
         templates: None,
         templates_fingerprint: templates_fingerprint(),
+        known_nodes: None,
         runtime_toml: {
             let (onex, onex_build) = request.runtime.toml();
             format!("{onex}\n{onex_build}")
@@ -115,6 +116,9 @@ struct Runner<'r> {
     templates: Option<NodeTemplates>,
     templates_fingerprint: u64,
     runtime_toml: String,
+    /// The node crates already in the output directory, by the input
+    /// fingerprint of their manifest; read once, on the first contract.
+    known_nodes: Option<HashMap<u64, (PathBuf, Manifest)>>,
     progress: &'r mut dyn FnMut(Progress<'_>),
 }
 
@@ -143,8 +147,43 @@ impl Runner<'_> {
         })
     }
 
+    /// The node crate of a contract that has not changed since it was
+    /// generated, found by the fingerprint of the contract's bytes alone:
+    /// nothing is parsed or rendered for it.
+    fn unchanged_node(&mut self, path: &Path) -> Option<PathBuf> {
+        let bytes = std::fs::read(path).ok()?;
+        let fingerprint = input_fingerprint(&bytes, &self.runtime_toml, self.templates_fingerprint);
+        let out_dir = &self.request.out_dir;
+        let known = self.known_nodes.get_or_insert_with(|| {
+            let Ok(entries) = std::fs::read_dir(out_dir) else {
+                return HashMap::new();
+            };
+            entries
+                .filter_map(|entry| {
+                    let dir = entry.ok()?.path();
+                    let manifest = Manifest::read(&dir)?;
+                    Some((manifest.input, (dir, manifest)))
+                })
+                .collect()
+        });
+        let (dir, manifest) = known.get(&fingerprint)?;
+        manifest.is_intact(dir).then(|| dir.clone())
+    }
+
     fn contract(&mut self, path: &Path) -> Result<ContractReport, PipelineError> {
         let request = self.request;
+        if request.mode != Mode::Validate {
+            let unchanged =
+                self.stage(path, Stage::Write, |runner| Ok(runner.unchanged_node(path)))?;
+            if let Some(node_dir) = unchanged {
+                return Ok(ContractReport {
+                    contract: path.to_path_buf(),
+                    node_dir,
+                    outcome: NodeOutcome::Unchanged,
+                    gates: Vec::new(),
+                });
+            }
+        }
         let loaded = self.stage(path, Stage::Parse, |_| parse(path))?;
         let name = &loaded.contract.node.name;
         let node_dir = request.out_dir.join(name.replace('_', "-"));
@@ -159,16 +198,6 @@ impl Runner<'_> {
             outcome,
             gates,
         };
-
-        if request.mode != Mode::Validate && is_snake_case(name) {
-            let unchanged = self.stage(path, Stage::Write, |_| {
-                Ok(Manifest::read(&node_dir)
-                    .is_some_and(|m| m.input == fingerprint && m.is_intact(&node_dir)))
-            })?;
-            if unchanged {
-                return Ok(report(NodeOutcome::Unchanged, Vec::new()));
-            }
-        }
 
         // The gates read the contract as written, with its positions, so
         // they run before the build stage, which assumes they passed.
