@@ -449,6 +449,9 @@ fn summary(values: &[f64]) -> Value {
     })
 }
 
+/// Per producer: the throughput samples of each run's three measurements.
+type ThroughputSamples = (Producer, Vec<f64>, Vec<f64>, Vec<f64>);
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
@@ -457,7 +460,7 @@ async fn main() -> Result<(), BoxError> {
 
     let mut produce_results = serde_json::Map::new();
     let mut latency_results = serde_json::Map::new();
-    let mut throughput: Vec<(Producer, Vec<f64>, Vec<f64>, Vec<f64>)> = Producer::ALL
+    let mut throughput: Vec<ThroughputSamples> = Producer::ALL
         .iter()
         .map(|p| (*p, Vec::new(), Vec::new(), Vec::new()))
         .collect();
