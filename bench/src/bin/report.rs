@@ -229,7 +229,23 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
         }
         md.push('\n');
     }
-    md.push_str("\nWith nothing changed, a contract is parsed, fingerprinted and its manifest checked (stages 1 and 6); stages 2 to 5.5 are skipped.\n\n");
+    if let Some(big) = results.last() {
+        let ran: Vec<String> = big["unchanged_stage_ms"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(stage, t)| format!("stage {stage} {} ms", ms(t)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "\nWith nothing changed ({} contracts), the stages that ran: {}; the others were \
+             skipped for every contract.\n",
+            thousands(num(&big["contracts"]).unwrap_or(0.0)),
+            ran.join(", ")
+        );
+    }
 
     let at = |n: f64| results.iter().find(|r| num(&r["contracts"]) == Some(n));
     let one = at(1.0).and_then(|r| num(&r["cold_ms"]));
@@ -548,10 +564,11 @@ fn main() -> Result<(), BoxError> {
     if let Some(s) = read_json(&r.join("settings.json")) {
         let _ = writeln!(
             md,
-            "Last run: {}, commit `{}`, {} total.\n",
+            "Last run: {}, commit `{}`, {} for {}.\n",
             s["date"].as_str().unwrap_or("?"),
             s["commit"].as_str().unwrap_or("?"),
-            s["duration"].as_str().unwrap_or("?")
+            s["duration"].as_str().unwrap_or("?"),
+            s["scope"].as_str().unwrap_or("every part"),
         );
     }
     md.push_str("## Machine\n\n| | |\n|---|---|\n");
