@@ -310,12 +310,15 @@ fn codegen_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
          structs onex-build generates for each example contract; one package per \
          contract copy). prost-build {}, {}. Build scripts are compiled unoptimized, as \
          cargo's dev profile does. Build-script time: the compiled build script run \
-         directly into an empty `OUT_DIR` (median of {} runs). Cargo times: median of {} \
-         runs, in ms.\n",
+         directly into an empty `OUT_DIR` (median of {} runs). Cargo times: {}, in ms.\n",
         s["prost_build"].as_str().unwrap_or("?"),
         s["protoc"].as_str().unwrap_or("protoc ?"),
         s["runs"],
-        s["cargo_runs"],
+        match s["cargo_runs"].as_u64() {
+            Some(1) => "one run each (the no-op build: median of three)".to_owned(),
+            Some(n) => format!("median of {n} runs"),
+            None => "?".to_owned(),
+        },
     );
     let o = &c["onex"];
     let p = &c["prost"];
