@@ -53,7 +53,9 @@ pub fn rename_node(source: &str, suffix: &str) -> Option<String> {
 /// `service`; `None` for any other line.
 fn rename_line(line: &str, indent: usize, suffix: &str) -> Option<String> {
     let trimmed = &line[indent..];
-    let key = ["name:", "service:"].into_iter().find(|k| trimmed.starts_with(k))?;
+    let key = ["name:", "service:"]
+        .into_iter()
+        .find(|k| trimmed.starts_with(k))?;
     let value = trimmed[key.len()..].trim();
     let (value, comment) = match value.find(" #") {
         Some(i) => (value[..i].trim_end(), &value[i..]),
@@ -61,7 +63,10 @@ fn rename_line(line: &str, indent: usize, suffix: &str) -> Option<String> {
     };
     let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
     let newline = if line.ends_with('\n') { "\n" } else { "" };
-    Some(format!("{}{key} {unquoted}{suffix}{comment}{newline}", &line[..indent]))
+    Some(format!(
+        "{}{key} {unquoted}{suffix}{comment}{newline}",
+        &line[..indent]
+    ))
 }
 
 /// Writes `n` synthetic contracts into `dir`, cycling through the examples:
@@ -69,7 +74,10 @@ fn rename_line(line: &str, indent: usize, suffix: &str) -> Option<String> {
 /// order.
 pub fn write_contracts(examples: &[PathBuf], dir: &Path, n: usize) -> io::Result<Vec<PathBuf>> {
     if examples.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, "no example contracts"));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no example contracts",
+        ));
     }
     let sources = examples
         .iter()
@@ -86,7 +94,10 @@ pub fn write_contracts(examples: &[PathBuf], dir: &Path, n: usize) -> io::Result
                     format!("{}: no node.name to rename", example.display()),
                 )
             })?;
-            let stem = example.file_stem().and_then(|s| s.to_str()).unwrap_or("contract");
+            let stem = example
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("contract");
             let path = dir.join(format!("{stem}{suffix}.yaml"));
             fs::write(&path, renamed)?;
             Ok(path)

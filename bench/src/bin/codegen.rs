@@ -136,8 +136,12 @@ fn setup(args: &Args) -> Result<Crates, BoxError> {
         let file = path.file_name().ok_or("no file name")?.to_owned();
         write_if_changed(&onex.join("contracts").join(&file), &loaded.source)?;
         let proto_path = proto_dir.join(format!("{stem}.proto"));
-        let proto = std::fs::read_to_string(&proto_path)
-            .map_err(|e| format!("{}: {e} (every example contract needs its .proto)", proto_path.display()))?;
+        let proto = std::fs::read_to_string(&proto_path).map_err(|e| {
+            format!(
+                "{}: {e} (every example contract needs its .proto)",
+                proto_path.display()
+            )
+        })?;
         let package = loaded.contract.node.name[..name.len() - 5].to_owned();
         let proto_file = format!("{name}.proto");
         write_if_changed(
@@ -149,7 +153,10 @@ fn setup(args: &Args) -> Result<Crates, BoxError> {
     }
     // Remove copies left by a run with more contracts.
     for (dir, keep) in [
-        (onex.join("contracts"), wanted.iter().map(|w| w.0.clone()).collect::<Vec<_>>()),
+        (
+            onex.join("contracts"),
+            wanted.iter().map(|w| w.0.clone()).collect::<Vec<_>>(),
+        ),
         (
             prost.join("protos"),
             wanted.iter().map(|w| w.1.clone().into()).collect(),
@@ -370,7 +377,10 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
     for _ in 0..args.runs {
         script_ms.push(stats::ms(run_build_script(krate, &script)?));
     }
-    eprintln!("{package}: build script {:.0} ms", stats::median(&script_ms));
+    eprintln!(
+        "{package}: build script {:.0} ms",
+        stats::median(&script_ms)
+    );
 
     let mut clean = Vec::new();
     let mut check = Vec::new();
@@ -473,9 +483,15 @@ fn main() -> Result<(), BoxError> {
             .min()
             .ok_or("no contracts")?,
     );
-    let first_proto = crates.prost.join("protos").join(format!("{}.proto", crates.names[0]));
+    let first_proto = crates
+        .prost
+        .join("protos")
+        .join(format!("{}.proto", crates.names[0]));
     let in_process_ms = in_process(&args, &crates)?;
-    eprintln!("onex-build in process: {:.1} ms", stats::median(&in_process_ms));
+    eprintln!(
+        "onex-build in process: {:.1} ms",
+        stats::median(&in_process_ms)
+    );
     let onex = measure(&args, &crates.onex, "onex-user", &first_contract)?;
     let prost = measure(&args, &crates.prost, "prost-user", &first_proto)?;
     let protoc = Command::new("protoc")

@@ -305,7 +305,9 @@ async fn produce(
                             Err((e, _)) => return Err(BoxError::from(e.to_string())),
                         }
                     }
-                    rx.await.map_err(|e| BoxError::from(e.to_string()))?.map_err(BoxError::from)
+                    rx.await
+                        .map_err(|e| BoxError::from(e.to_string()))?
+                        .map_err(BoxError::from)
                 }
             };
             drive(warmup, window, send).await?;
@@ -474,7 +476,8 @@ async fn main() -> Result<(), BoxError> {
             let i = (k + run) % Producer::ALL.len();
             let producer = Producer::ALL[i];
             let env = format!("{tag}-{}-t{run}", producer.name());
-            let (rate, lat, topic) = produce(&args, producer, &env, args.messages, args.in_flight).await?;
+            let (rate, lat, topic) =
+                produce(&args, producer, &env, args.messages, args.in_flight).await?;
             eprintln!(
                 "run {run} {:<14} {:>10.0} msg/s  p50 {:>8.0} µs  p99 {:>8.0} µs",
                 producer.name(),

@@ -46,7 +46,9 @@ struct Args {
 fn parse_args() -> Result<Args, BoxError> {
     let mut it = std::env::args().skip(1);
     let mut args = Args {
-        command: it.next().ok_or("usage: onex-bench-pipeline bench|synth [options]")?,
+        command: it
+            .next()
+            .ok_or("usage: onex-bench-pipeline bench|synth [options]")?,
         counts: vec![1, 10, 100, 1000],
         runs: 5,
         large_runs: 3,
@@ -177,7 +179,11 @@ fn bench(args: &Args) -> Result<Value, BoxError> {
         let mut output = (0, 0, 0);
         let mut cli_cold = Vec::new();
         let mut cli_warm = Vec::new();
-        let runs = if n >= 1000 { args.large_runs } else { args.runs };
+        let runs = if n >= 1000 {
+            args.large_runs
+        } else {
+            args.runs
+        };
         for r in 0..runs {
             let out_dir = work.path().join(format!("out{n}-{r}"));
             let cold = timed_run(&contracts, &out_dir)?;

@@ -170,7 +170,11 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     let runs = &p["settings"]["runs"];
     let examples: Vec<String> = p["settings"]["examples"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(|s| format!("`{s}`"))).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(|s| format!("`{s}`")))
+                .collect()
+        })
         .unwrap_or_default();
     let _ = writeln!(
         md,
@@ -206,7 +210,11 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     md.push_str("\nEach stage's share of the cold pipeline (sum of stage times), with its median time in ms:\n\n");
     let _ = write!(md, "| stage |");
     for row in &results {
-        let _ = write!(md, " {} contracts |", thousands(num(&row["contracts"]).unwrap_or(0.0)));
+        let _ = write!(
+            md,
+            " {} contracts |",
+            thousands(num(&row["contracts"]).unwrap_or(0.0))
+        );
     }
     md.push_str("\n|---|");
     for _ in &results {
@@ -221,7 +229,12 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
         {
             continue;
         }
-        let _ = write!(md, "| {} {} |", number, stage["name"].as_str().unwrap_or(""));
+        let _ = write!(
+            md,
+            "| {} {} |",
+            number,
+            stage["name"].as_str().unwrap_or("")
+        );
         for row in &results {
             let share = num(&row["cold_stage_share"][number]);
             let t = &row["cold_stage_ms"][number];
@@ -258,13 +271,17 @@ fn pipeline_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     targets.push(target(
         "pipeline, 1,000 contracts cold < 5 s",
         k_cold.map(|x| x < 5000.0),
-        k_cold.map_or("not measured".to_owned(), |x| format!("{:.2} s", x / 1000.0)),
+        k_cold.map_or("not measured".to_owned(), |x| {
+            format!("{:.2} s", x / 1000.0)
+        }),
     ));
     let k_warm = at(1000.0).and_then(|r| num(&r["unchanged_ms"]));
     targets.push(target(
         "pipeline, 1,000 contracts unchanged < 0.3 s",
         k_warm.map(|x| x < 300.0),
-        k_warm.map_or("not measured".to_owned(), |x| format!("{:.3} s", x / 1000.0)),
+        k_warm.map_or("not measured".to_owned(), |x| {
+            format!("{:.3} s", x / 1000.0)
+        }),
     ));
     let worst = results
         .iter()
@@ -324,11 +341,23 @@ fn codegen_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     let p = &c["prost"];
     md.push_str("| measure | onex-build | prost-build | onex / prost |\n|---|---:|---:|---:|\n");
     let rows: [(&str, &str); 5] = [
-        ("build script run (the generation work, cold)", "build_script_ms"),
-        ("`cargo build` after `cargo clean -p` (build script compiled and run, code compiled)", "clean_build_ms"),
-        ("`cargo build` after touching one input file (one run)", "touched_build_ms"),
+        (
+            "build script run (the generation work, cold)",
+            "build_script_ms",
+        ),
+        (
+            "`cargo build` after `cargo clean -p` (build script compiled and run, code compiled)",
+            "clean_build_ms",
+        ),
+        (
+            "`cargo build` after touching one input file (one run)",
+            "touched_build_ms",
+        ),
         ("`cargo build` with nothing changed", "noop_build_ms"),
-        ("`cargo check` of the generated code (after touching `lib.rs`)", "check_ms"),
+        (
+            "`cargo check` of the generated code (after touching `lib.rs`)",
+            "check_ms",
+        ),
     ];
     for (label, key) in rows {
         let _ = writeln!(
@@ -372,7 +401,11 @@ fn codegen_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
          `Fresh onex-user` and no `Running …build-script-build`: {}; the build script's \
          `output` file and the generated files kept their modification times: {}.\n",
         evidence.len(),
-        if all("fresh_line", true) && all("build_script_ran", false) { "yes" } else { "no" },
+        if all("fresh_line", true) && all("build_script_ran", false) {
+            "yes"
+        } else {
+            "no"
+        },
         if all("output_file_untouched", true) && all("generated_files_untouched", true) {
             "yes"
         } else {
@@ -393,7 +426,11 @@ fn codegen_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     targets.push(target(
         "no-op `cargo build` does not run the build script again",
         (!evidence.is_empty()).then_some(fresh),
-        format!("{} of {} runs Fresh", if fresh { evidence.len() } else { 0 }, evidence.len()),
+        format!(
+            "{} of {} runs Fresh",
+            if fresh { evidence.len() } else { 0 },
+            evidence.len()
+        ),
     ));
 }
 
@@ -402,8 +439,16 @@ fn kafka_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     let Some(k) = read_json(&r.join("kafka.json")) else {
         let why = skipped(r, "kafka");
         let _ = writeln!(md, "Not measured yet: {why}.\n");
-        targets.push(target("Kafka bus publish ≥ 85% of raw throughput", None, "not measured yet"));
-        targets.push(target("Kafka bus consume ≥ 85% of raw throughput", None, "not measured yet"));
+        targets.push(target(
+            "Kafka bus publish ≥ 85% of raw throughput",
+            None,
+            "not measured yet",
+        ));
+        targets.push(target(
+            "Kafka bus consume ≥ 85% of raw throughput",
+            None,
+            "not measured yet",
+        ));
         return;
     };
     let s = &k["settings"];
@@ -506,7 +551,11 @@ fn memory_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     if one.is_none() {
         let why = skipped(r, "memory_bus");
         let _ = writeln!(md, "Not measured yet: {why}.\n");
-        targets.push(target("in-memory bus ≥ 1,000,000 events/s, one subscriber", None, "not measured yet"));
+        targets.push(target(
+            "in-memory bus ≥ 1,000,000 events/s, one subscriber",
+            None,
+            "not measured yet",
+        ));
         return;
     }
     md.push_str("Publish-to-delivery throughput: a batch of events published one after another (each `await`ed), until every subscriber's handler has seen every event (`wait_until_idle`). Four subscribers are four consumer groups, each receiving every event. Tokio multi-thread runtime, criterion (median).\n\n| publishing with | 1 subscriber, events/s | 4 subscribers, events/s | 4 subscribers, deliveries/s |\n|---|---:|---:|---:|\n");
@@ -515,7 +564,9 @@ fn memory_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
         ("publish_shared", "`InMemoryBus::publish_shared` (no copy)"),
         ("publisher", "`Publisher::publish` of a typed event"),
     ] {
-        let rate = |subs: u32| criterion_median(r, &format!("memory_bus/{mode}/{subs}")).map(|ns| 1e9 / ns);
+        let rate = |subs: u32| {
+            criterion_median(r, &format!("memory_bus/{mode}/{subs}")).map(|ns| 1e9 / ns)
+        };
         let (a, b) = (rate(1), rate(4));
         let _ = writeln!(
             md,
@@ -599,7 +650,11 @@ fn main() -> Result<(), BoxError> {
     }
     md.push('\n');
     md.push_str(&body);
-    if let Some(notes) = args.notes.as_deref().and_then(|p| std::fs::read_to_string(p).ok()) {
+    if let Some(notes) = args
+        .notes
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
         md.push_str(notes.trim_end());
         md.push('\n');
     }
