@@ -111,7 +111,10 @@ cmd_start() {
         return 0
     fi
     if port_open; then
-        die "127.0.0.1:$PORT is already in use by another process"
+        # A broker this script did not start (left over, or started by
+        # hand): use it rather than fail; `stop` leaves it alone.
+        echo "tansu.sh: 127.0.0.1:$PORT already answers; using the broker that listens there" >&2
+        return 0
     fi
     local bin
     bin="$(cmd_path)"
