@@ -10,7 +10,7 @@ use super::{
 /// The gate: every generated `.rs` file parses.
 pub const SYNTAX_GATE: &str = "SV-003";
 /// The gate: every generated file carries the marker.
-pub const MARKER_GATE: &str = "QC-001";
+pub const MARKER_GATE: &str = "OUT-002";
 
 /// Parses the Rust files; returns them with their syntax trees and the gate
 /// results.

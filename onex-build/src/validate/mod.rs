@@ -1,4 +1,4 @@
-//! Stage 3, pre-validate: the quality gates a contract must pass before code
+//! Stage 2, pre-validate: the quality gates a contract must pass before code
 //! is generated from it.
 //!
 //! [`validate`] runs every gate and reports every failure, not just the
