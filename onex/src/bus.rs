@@ -76,6 +76,52 @@ pub trait Handler: Send + Sync + 'static {
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 
+/// Calls a handler, turning a panic into a [`HandlerError`] of kind
+/// [`crate::memory::PANIC_ERROR_TYPE`], so that every bus retries and
+/// dead-letters a panicking handler like a failing one and goes on.
+pub(crate) async fn handle_catching_panics(
+    handler: &dyn Handler,
+    message: &BusMessage,
+) -> Result<(), HandlerError> {
+    match CatchUnwind(handler.handle(message)).await {
+        Ok(result) => result,
+        Err(panic) => Err(HandlerError::new(
+            crate::memory::PANIC_ERROR_TYPE,
+            panic_text(&*panic),
+        )),
+    }
+}
+
+/// Turns a panic while polling the inner future into an `Err`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let inner = &mut self.get_mut().0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
 struct FnHandler<F>(F);
 
 #[async_trait]
@@ -214,4 +260,19 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Delivers what is in flight and releases the bus.
     async fn shutdown(&self) -> Result<(), BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_become_readable_reasons() {
+        assert_eq!(panic_text(&"boom"), "handler panicked: boom");
+        assert_eq!(
+            panic_text(&String::from("bad state")),
+            "handler panicked: bad state"
+        );
+        assert_eq!(panic_text(&42u8), "handler panicked");
+    }
 }

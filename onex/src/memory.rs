@@ -49,16 +49,11 @@
 //! ```
 
 use std::{
-    any::Any,
     collections::{HashMap, VecDeque},
-    future::Future,
-    panic::AssertUnwindSafe,
-    pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard, RwLock, Weak,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -70,7 +65,7 @@ use uuid::Uuid;
 use crate::{
     bus::{
         BusHealth, BusMessage, EventBus, Handler, HandlerError, StopSignal, Subscription,
-        SubscriptionHandle,
+        SubscriptionHandle, handle_catching_panics,
     },
     circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
@@ -786,12 +781,7 @@ impl Worker {
             .core
             .options
             .retry
-            .run(|_| async move {
-                match CatchUnwind(handler.handle(message)).await {
-                    Ok(result) => result,
-                    Err(panic) => Err(HandlerError::new(PANIC_ERROR_TYPE, panic_text(&*panic))),
-                }
-            })
+            .run(|_| async move { handle_catching_panics(handler, message).await })
             .await;
         match result {
             Ok(()) => {
@@ -874,32 +864,6 @@ fn dead_letter_message(topic: &str, letter: &DeadLetter) -> BusMessage {
     message
 }
 
-/// Turns a panic while polling the inner future into an `Err`.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.get_mut().0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-fn panic_text(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("handler panicked: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("handler panicked: {s}")
-    } else {
-        "handler panicked".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -921,16 +885,6 @@ mod tests {
             metadata: Default::default(),
         };
         BusMessage::new(topic.into(), envelope, MessageCategory::Event)
-    }
-
-    #[test]
-    fn panic_payloads_become_readable_reasons() {
-        assert_eq!(panic_text(&"boom"), "handler panicked: boom");
-        assert_eq!(
-            panic_text(&String::from("bad state")),
-            "handler panicked: bad state"
-        );
-        assert_eq!(panic_text(&42u8), "handler panicked");
     }
 
     #[test]

@@ -10,14 +10,9 @@
 //! all cover handled messages only.
 
 use std::{
-    any::Any,
     borrow::Cow,
     collections::HashMap,
-    future::Future,
-    panic::AssertUnwindSafe,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -32,7 +27,10 @@ use tokio::sync::{oneshot, watch};
 
 use super::{Inner, SendError, dlq_headers, lock, producer::Record};
 use crate::{
-    bus::{BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle},
+    bus::{
+        BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle,
+        handle_catching_panics,
+    },
     config::KafkaConfig,
     envelope::OnexEnvelopeV1,
     error::BusError,
@@ -326,13 +324,7 @@ impl ConsumerTask {
         let policy = &self.inner.retry;
         let mut attempt = 0u32;
         let error = loop {
-            let result = match CatchUnwind(self.handler.handle(&message)).await {
-                Ok(result) => result,
-                Err(panic) => Err(HandlerError::new(
-                    crate::memory::PANIC_ERROR_TYPE,
-                    panic_text(&*panic),
-                )),
-            };
+            let result = handle_catching_panics(self.handler.as_ref(), &message).await;
             match result {
                 Ok(()) => return Outcome::Done,
                 Err(e) if attempt >= policy.max_retries => break e,
@@ -401,31 +393,6 @@ impl ConsumerTask {
             }
             attempt = attempt.saturating_add(1);
         }
-    }
-}
-
-/// Turns a panic of the handler into an error, so that the message is
-/// retried and dead-lettered like any failure and the consumer goes on.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.get_mut().0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-fn panic_text(panic: &(dyn Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => format!("handler panicked: {s}"),
-        (_, Some(s)) => format!("handler panicked: {s}"),
-        _ => "handler panicked".to_owned(),
     }
 }
 
