@@ -4,6 +4,7 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use crate::{
@@ -240,22 +241,19 @@ impl Builder {
                 folders: self.folders.clone(),
             });
         }
+        // Loading, validating and building the contracts are independent of
+        // each other, and so is rendering the modules: both run on a few
+        // threads, and their results are read in the order of the input.
+        let built = parallel_map(&files, |file| {
+            let loaded = load_file(file).map_err(|d| vec![d])?;
+            // Stage 3, pre-validate: every quality gate of the contract.
+            crate::validate::validate(&loaded).map_err(|Diagnostics(ds)| ds)?;
+            spec::build(&loaded, &self.options).map_err(|Diagnostics(ds)| ds)
+        });
         let mut diagnostics = Vec::new();
         let mut specs: BTreeMap<String, (PathBuf, NodeSpec)> = BTreeMap::new();
-        for file in &files {
-            let loaded = match load_file(file) {
-                Ok(loaded) => loaded,
-                Err(d) => {
-                    diagnostics.push(d);
-                    continue;
-                }
-            };
-            // Stage 3, pre-validate: every quality gate of the contract.
-            if let Err(Diagnostics(ds)) = crate::validate::validate(&loaded) {
-                diagnostics.extend(ds);
-                continue;
-            }
-            match spec::build(&loaded, &self.options) {
+        for (file, result) in files.iter().zip(built) {
+            match result {
                 Ok(spec) => {
                     if let Some((first, _)) = specs.get(&spec.name) {
                         return Err(Error::DuplicateNode {
@@ -266,22 +264,25 @@ impl Builder {
                     }
                     specs.insert(spec.name.clone(), (file.clone(), spec));
                 }
-                Err(Diagnostics(ds)) => diagnostics.extend(ds),
+                Err(ds) => diagnostics.extend(ds),
             }
         }
         if !diagnostics.is_empty() {
             return Err(Error::Contract(Diagnostics(diagnostics)));
         }
+        let specs: Vec<(PathBuf, NodeSpec)> = specs.into_values().collect();
+        let rendered = parallel_map(&specs, |(contract, spec)| {
+            render::render_module(spec).map_err(|e| with_contract(e, contract))
+        });
         specs
-            .into_values()
-            .map(|(contract, spec)| {
-                let content =
-                    render::render_module(&spec).map_err(|e| with_contract(e, &contract))?;
+            .into_iter()
+            .zip(rendered)
+            .map(|((contract, spec), content)| {
                 Ok(GeneratedFile {
                     file_name: format!("{}.rs", spec.name),
                     contract,
                     spec,
-                    content,
+                    content: content?,
                 })
             })
             .collect()
@@ -388,6 +389,43 @@ impl Builder {
 /// ```
 pub fn compile_contracts(folder: impl AsRef<Path>) -> Result<(), Error> {
     Builder::new().contracts(folder).compile()
+}
+
+/// `f` applied to every item, in the order of `items`, computed on up to
+/// [`std::thread::available_parallelism`] scoped threads that take the next
+/// item as they finish one (contracts differ a lot in size).
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else {
+                return done;
+            };
+            done.push((index, f(item)));
+        }
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = Vec::with_capacity(items.len());
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => done.extend(part),
+                // A panic is a bug of onex-build: pass it on as is.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 fn with_contract(e: Error, contract: &Path) -> Error {
@@ -610,6 +648,61 @@ operations:
             "{err}"
         );
         assert!(err.to_string().contains("u46"), "{err}");
+    }
+
+    #[test]
+    fn contracts_rendered_on_several_threads_keep_their_order() {
+        // More contracts than threads, invalid ones among them: the
+        // diagnostics follow the file order, the modules the node names.
+        let mut files = Vec::new();
+        for i in 0..12 {
+            let text = if i % 3 == 0 {
+                format!("contract_version: 1\nnode: {{ name: bad_{i:02} }}\n")
+            } else {
+                CONTRACT.replace("name: tiny", &format!("name: tiny_{}", 11 - i))
+            };
+            files.push((format!("{i:02}.yaml"), text));
+        }
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let contracts = folder_with(&refs);
+        let err = Builder::new()
+            .contracts(contracts.path())
+            .generate()
+            .expect_err("invalid");
+        let Error::Contract(diagnostics) = &err else {
+            panic!("expected contract diagnostics, got {err}");
+        };
+        let mut reported: Vec<_> = diagnostics
+            .0
+            .iter()
+            .filter_map(|d| d.file.file_name()?.to_str())
+            .collect();
+        reported.dedup();
+        assert_eq!(reported, ["00.yaml", "03.yaml", "06.yaml", "09.yaml"]);
+
+        let valid: Vec<(&str, &str)> = refs
+            .into_iter()
+            .filter(|(_, t)| t.contains("tiny"))
+            .collect();
+        let contracts = folder_with(&valid);
+        let generated = Builder::new()
+            .contracts(contracts.path())
+            .generate()
+            .expect("generates");
+        let names: Vec<&str> = generated.iter().map(|f| f.spec.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names.len(), 8);
+        assert_eq!(names, sorted);
+        for file in &generated {
+            assert_eq!(
+                file.content,
+                render::render_module(&file.spec).expect("renders")
+            );
+        }
     }
 
     #[test]
