@@ -23,8 +23,9 @@ use crate::{error::Error, spec::NodeSpec};
 /// The template that renders the module of one contract.
 pub const MODULE_TEMPLATE: &str = "module/module.rs.tera";
 
-/// The tera instance holding every template of `onex-templates`, with the
-/// escaping filters registered. Build it once with [`Renderer::global`].
+/// A tera instance holding templates of `onex-templates`, with the escaping
+/// filters registered. Use the shared ones: [`Renderer::global`] (every
+/// template) or [`Renderer::modules`] (the module's templates).
 pub struct Renderer {
     tera: tera::Tera,
 }
@@ -42,9 +43,15 @@ impl std::fmt::Debug for Renderer {
 impl Renderer {
     /// Loads every template of [`onex_templates::ALL`].
     pub fn new() -> Result<Renderer, Error> {
+        Renderer::with_templates(onex_templates::ALL)
+    }
+
+    /// Loads the given templates only (parsing a template costs time in an
+    /// unoptimized build script), e.g. [`onex_templates::MODULE`].
+    pub fn with_templates(templates: &[onex_templates::Template]) -> Result<Renderer, Error> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(Vec::new());
-        tera.add_raw_templates(onex_templates::ALL.iter().copied())
+        tera.add_raw_templates(templates.iter().copied())
             .map_err(|e| Error::Template {
                 template: "(loading the templates)".to_owned(),
                 contract: Default::default(),
@@ -56,17 +63,19 @@ impl Renderer {
         Ok(Renderer { tera })
     }
 
-    /// The renderer shared by every call in this process, built on first use.
+    /// The renderer of every template, shared by every call in this process
+    /// and built on first use: the one `cargo onex generate` uses.
     pub fn global() -> Result<&'static Renderer, Error> {
         static GLOBAL: OnceLock<Result<Renderer, String>> = OnceLock::new();
-        GLOBAL
-            .get_or_init(|| Renderer::new().map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|message| Error::Template {
-                template: "(loading the templates)".to_owned(),
-                contract: Default::default(),
-                message: message.clone(),
-            })
+        shared(&GLOBAL, onex_templates::ALL)
+    }
+
+    /// The renderer of the module templates only
+    /// ([`onex_templates::MODULE`]), shared by every call in this process
+    /// and built on first use: the one [`crate::Builder`] uses.
+    pub fn modules() -> Result<&'static Renderer, Error> {
+        static MODULES: OnceLock<Result<Renderer, String>> = OnceLock::new();
+        shared(&MODULES, onex_templates::MODULE)
     }
 
     /// Renders a template to text, with no parsing (for TOML, `.env`, YAML
@@ -97,6 +106,20 @@ impl Renderer {
         let text = self.render_text(template, context, contract)?;
         format_rust(&text, template, contract)
     }
+}
+
+/// The renderer in `cell`, built from `templates` on first use.
+fn shared(
+    cell: &'static OnceLock<Result<Renderer, String>>,
+    templates: &[onex_templates::Template],
+) -> Result<&'static Renderer, Error> {
+    cell.get_or_init(|| Renderer::with_templates(templates).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|message| Error::Template {
+            template: "(loading the templates)".to_owned(),
+            contract: Default::default(),
+            message: message.clone(),
+        })
 }
 
 /// Parses Rust source with syn and prints it with prettyplease. Errors name
@@ -131,7 +154,7 @@ pub fn generated_header(contract_file: &str) -> String {
 /// Renders the module of one contract: the `@generated` header followed by
 /// the formatted code of [`MODULE_TEMPLATE`].
 pub fn render_module(spec: &NodeSpec) -> Result<String, Error> {
-    let renderer = Renderer::global()?;
+    let renderer = Renderer::modules()?;
     let context = tera::Context::from_serialize(spec).map_err(|e| Error::Template {
         template: MODULE_TEMPLATE.to_owned(),
         contract: spec.contract_file.clone().into(),
