@@ -1,9 +1,10 @@
 //! Escaping contract text for the places it lands in generated code.
 //!
 //! Nothing a contract says is pasted into Rust source as is: text becomes a
-//! Rust string literal ([`string_literal`]) or `#[doc = "..."]` attributes
-//! ([`doc_attributes`]), whose values are themselves string literals. A
-//! description full of quotes, `*/`, `"#` or `#[attr]` therefore stays text.
+//! Rust string literal ([`string_literal`]), or doc comments
+//! ([`doc_comments`]) whose lines hold no line break, control or invisible
+//! character, so that nothing can end a comment early. A description full of
+//! quotes, `*/`, `"#` or `#[attr]` therefore stays text.
 //! Doc text is also defused as Markdown: it cannot open a code block (which
 //! rustdoc would run as a doctest), raw HTML or intra-doc links, and it
 //! cannot carry characters rustc rejects in comments.
@@ -119,6 +120,31 @@ pub fn doc_attributes(text: &str) -> String {
     out
 }
 
+/// `/// ...` doc comments, one per line, for `text`, each indented by
+/// `indent` spaces, joined by line breaks, with no line break after the last
+/// one: a template puts the documented item on the next line.
+///
+/// A line comment ends at the first line break; [`doc_lines`] leaves none
+/// (nor a carriage return, a control or an invisible character) in a line,
+/// so the text cannot escape the comment. Each line starts with a space
+/// after `///`, so `////` (a plain comment) cannot happen. Parsed, these are
+/// the same `#[doc]` attributes as [`doc_attributes`] writes.
+pub fn doc_comments(text: &str, indent: usize) -> String {
+    let mut out = String::new();
+    for line in doc_lines(text) {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.extend(std::iter::repeat_n(' ', indent));
+        out.push_str("///");
+        if !line.is_empty() {
+            out.push(' ');
+            out.push_str(&line);
+        }
+    }
+    out
+}
+
 /// Escapes what would make Markdown more than text: code fences (rustdoc
 /// runs fenced and indented code as doctests; lines are already trimmed, so
 /// nothing is indented), raw HTML `<` and link brackets `[` outside inline
@@ -209,5 +235,43 @@ mod tests {
         };
         assert_eq!(s.attrs.len(), 3);
         assert!(s.attrs.iter().all(|a| a.path().is_ident("doc")));
+    }
+
+    #[test]
+    fn doc_comments_parse_as_the_doc_attributes() {
+        let hostile = "end */ \"#\n#[derive(Evil)]\r\nfn x() {}\r\u{2028}*/ fn y() {}\n\n\
+                       /x\n- item\n  more\u{202e}\\";
+        let docs = |code: &str| -> Vec<String> {
+            let file: syn::File = syn::parse_str(code).unwrap();
+            assert_eq!(file.items.len(), 1, "{code}");
+            let syn::Item::Struct(s) = &file.items[0] else {
+                panic!("not a struct")
+            };
+            s.attrs
+                .iter()
+                .map(|a| match &a.meta {
+                    syn::Meta::NameValue(nv) => match &nv.value {
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }) => s.value(),
+                        _ => panic!("not a doc string"),
+                    },
+                    _ => panic!("not a doc attribute"),
+                })
+                .collect()
+        };
+        let comments = doc_comments(hostile, 4);
+        assert!(
+            comments
+                .lines()
+                .all(|l| l.starts_with("    /// ") || l == "    ///")
+        );
+        assert!(!comments.ends_with('\n'));
+        let attributes = doc_attributes(hostile);
+        assert_eq!(
+            docs(&format!("{comments}\npub struct S;")),
+            docs(&format!("{attributes}pub struct S;"))
+        );
     }
 }

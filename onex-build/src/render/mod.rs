@@ -9,7 +9,9 @@
 //!
 //! Templates never paste contract text into code. They use three filters:
 //!
-//! - `doc`: text to `#[doc = "..."]` attributes (see [`escape::doc_attributes`]);
+//! - `doc`: text to `///` doc comments (see [`escape::doc_comments`]),
+//!   indented by the `indent` argument (spaces, default 0), with no line
+//!   break after the last line: the documented item goes on the next line;
 //! - `lit`: text to a Rust string literal (see [`escape::string_literal`]);
 //! - `ident`: checks that a value is a Rust identifier and fails the render
 //!   otherwise.
@@ -187,8 +189,20 @@ fn as_text<'v>(value: &'v tera::Value, filter: &str) -> tera::Result<std::borrow
     }
 }
 
-fn doc_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
-    Ok(escape::doc_attributes(&as_text(value, "doc")?).into())
+fn doc_filter(
+    value: &tera::Value,
+    args: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let indent = match args.get("indent").map(|value| (value, value.as_u64())) {
+        None => 0,
+        Some((_, Some(spaces))) if spaces <= 64 => spaces as usize,
+        Some((other, _)) => {
+            return Err(tera::Error::msg(format!(
+                "the `doc` filter's `indent` is a number of spaces up to 64, not {other}"
+            )));
+        }
+    };
+    Ok(escape::doc_comments(&as_text(value, "doc")?, indent).into())
 }
 
 fn lit_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
@@ -305,6 +319,29 @@ states:
             !code.contains('\u{202e}'),
             "bidi overrides are escaped or dropped"
         );
+    }
+
+    /// The `doc` filter ends without a line break, so whatever followed it
+    /// on its template line would land inside the last doc comment.
+    #[test]
+    fn every_doc_comment_ends_its_template_line() {
+        for (name, source) in onex_templates::ALL {
+            for (number, line) in source.lines().enumerate() {
+                let end = if line.contains("{% filter doc") {
+                    line.rfind("{% endfilter %}")
+                        .map(|at| at + "{% endfilter %}".len())
+                } else if let Some(at) = line.find("| doc") {
+                    line[at..].find("}}").map(|close| at + close + 2)
+                } else {
+                    continue;
+                };
+                assert!(
+                    end.is_some_and(|end| line[end..].trim().is_empty()),
+                    "{name}, line {}: put nothing after a doc comment: {line}",
+                    number + 1
+                );
+            }
+        }
     }
 
     #[test]
