@@ -3,12 +3,10 @@
 //! from a task of a multi-thread tokio runtime (two workers here).
 //!
 //! One iteration is one event: criterion's time per iteration is the time
-//! from publishing a batch to the last delivery, divided by the batch. Three
+//! from publishing a batch to the last delivery, divided by the batch. Two
 //! ways to publish:
-//! - `publish_shared`: `InMemoryBus::publish_shared` of a shared, prebuilt
-//!   message (the bus alone);
-//! - `publish`: `EventBus::publish` of a prebuilt message (one clone per
-//!   event, as the trait takes it by value);
+//! - `publish`: `EventBus::publish` of a prebuilt, shared message (the bus
+//!   alone: the trait takes an `Arc<BusMessage>`);
 //! - `publisher`: `onex::Publisher::publish` of a typed event (envelope,
 //!   headers and key built per event: what a node does).
 //!
@@ -45,7 +43,6 @@ impl Handler for Count {
 
 #[derive(Clone, Copy)]
 enum Mode {
-    Shared,
     Publish,
     Publisher,
 }
@@ -53,7 +50,6 @@ enum Mode {
 impl Mode {
     fn name(self) -> &'static str {
         match self {
-            Mode::Shared => "publish_shared",
             Mode::Publish => "publish",
             Mode::Publisher => "publisher",
         }
@@ -68,7 +64,7 @@ fn memory_bus(c: &mut Criterion) {
     let mut group = c.benchmark_group("memory_bus");
     group.throughput(Throughput::Elements(1));
     for subscribers in [1usize, 4] {
-        for mode in [Mode::Shared, Mode::Publish, Mode::Publisher] {
+        for mode in [Mode::Publish, Mode::Publisher] {
             group.bench_function(BenchmarkId::new(mode.name(), subscribers), |b| {
                 // The publisher is a task on the runtime, as in a node.
                 b.iter_custom(|iters| {
@@ -119,7 +115,7 @@ async fn run(mode: Mode, subscribers: usize, iters: u64) -> Duration {
         let handle = bus
             .subscribe(
                 Subscription {
-                    topics: vec![message.topic.clone()],
+                    topics: vec![publisher.topic_of::<RecordWritten>()],
                     group: format!("group-{g}"),
                 },
                 counter.clone(),
@@ -128,12 +124,11 @@ async fn run(mode: Mode, subscribers: usize, iters: u64) -> Duration {
             .expect("a subscription");
         handles.push(handle);
     }
-    let shared = Arc::new(message.clone());
+    let shared = Arc::new(message);
     let started = Instant::now();
     for _ in 0..iters {
         match mode {
-            Mode::Shared => bus.publish_shared(shared.clone()).await,
-            Mode::Publish => bus.publish(message.clone()).await,
+            Mode::Publish => bus.publish(Arc::clone(&shared)).await,
             Mode::Publisher => publisher.publish(&event, None).await.map(|_| ()),
         }
         .expect("published");

@@ -119,7 +119,7 @@ async fn main() {
     let bytes = raw.first().map_or(0, |r| r.1.len());
     // Warm up both (topic creation, connections).
     let warm = messages(&publisher, &bus_topic, 1).remove(0);
-    bus.publish(warm).await.expect("warm up bus");
+    bus.publish(warm.into()).await.expect("warm up bus");
     {
         let (k, v, _) = &raw[0];
         producer
@@ -214,7 +214,7 @@ async fn main() {
                 let bus = bus.clone();
                 let m = batch.lock().expect("lock")[i].take().expect("message");
                 async move {
-                    bus.publish(m).await.expect("bus delivery");
+                    bus.publish(m.into()).await.expect("bus delivery");
                 }
             })
             .await

@@ -246,7 +246,11 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes one message and returns once the bus has accepted it
     /// (for Kafka: once the broker acknowledged it, or it was buffered
     /// while the bus is degraded).
-    async fn publish(&self, message: BusMessage) -> Result<(), BusError>;
+    ///
+    /// The message is shared, not copied: the in-memory bus hands the same
+    /// message to every subscriber, and the Kafka bus keeps it while it is
+    /// buffered. A built message becomes one with `Arc::new` or `.into()`.
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError>;
 
     /// Subscribes a handler to topics in a consumer group.
     async fn subscribe(

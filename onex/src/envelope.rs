@@ -108,8 +108,15 @@ impl OnexEnvelopeV1 {
 
     /// The envelope as JSON bytes.
     pub fn to_json(&self) -> Vec<u8> {
+        // Room for a typical envelope up front: growing the buffer from
+        // empty costs several reallocations per message. Under 1 KiB, as
+        // glibc consolidates its free lists for every larger allocation.
+        let mut out = Vec::with_capacity(512);
         // A Value-backed struct with string keys always serializes.
-        serde_json::to_vec(self).unwrap_or_default()
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Parses an envelope from JSON bytes.

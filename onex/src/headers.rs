@@ -144,7 +144,7 @@ impl EventHeaders {
         };
         let (mut has_corr, mut has_id, mut has_ts, mut has_type) = (false, false, false, false);
         for (name, value) in pairs {
-            let v = value.to_owned();
+            let v = || value.to_owned();
             match name {
                 "correlation_id" => {
                     h.correlation_id = value.parse().ok()?;
@@ -160,22 +160,22 @@ impl EventHeaders {
                         .with_timezone(&Utc);
                     has_ts = true;
                 }
-                "source" => h.source = v,
+                "source" => h.source = v(),
                 "event_type" => {
-                    h.event_type = v;
+                    h.event_type = v();
                     has_type = true;
                 }
                 "message_category" => h.message_category = MessageCategory::parse(value)?,
-                "content_type" => h.content_type = v,
-                "schema_version" => h.schema_version = v,
-                "destination" => h.destination = Some(v),
-                "trace_id" => h.trace_id = Some(v),
-                "span_id" => h.span_id = Some(v),
-                "parent_span_id" => h.parent_span_id = Some(v),
-                "operation_name" => h.operation_name = Some(v),
-                "priority" => h.priority = Some(v),
-                "routing_key" => h.routing_key = Some(v),
-                "partition_key" => h.partition_key = Some(v),
+                "content_type" => h.content_type = v(),
+                "schema_version" => h.schema_version = v(),
+                "destination" => h.destination = Some(v()),
+                "trace_id" => h.trace_id = Some(v()),
+                "span_id" => h.span_id = Some(v()),
+                "parent_span_id" => h.parent_span_id = Some(v()),
+                "operation_name" => h.operation_name = Some(v()),
+                "priority" => h.priority = Some(v()),
+                "routing_key" => h.routing_key = Some(v()),
+                "partition_key" => h.partition_key = Some(v()),
                 "retry_count" => h.retry_count = value.parse().ok()?,
                 "max_retries" => h.max_retries = Some(value.parse().ok()?),
                 "ttl_seconds" => h.ttl_seconds = Some(value.parse().ok()?),

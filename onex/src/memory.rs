@@ -587,10 +587,6 @@ impl InMemoryBus {
         }
     }
 
-    /// Publishes a message that is already shared, without copying it.
-    pub async fn publish_shared(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
-        self.inner.publish_arc(message).await
-    }
 }
 
 #[async_trait]
@@ -599,8 +595,8 @@ impl EventBus for InMemoryBus {
         &self.inner.environment
     }
 
-    async fn publish(&self, message: BusMessage) -> Result<(), BusError> {
-        self.inner.publish_arc(Arc::new(message)).await
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+        self.inner.publish_arc(message).await
     }
 
     async fn subscribe(

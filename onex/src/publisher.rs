@@ -82,7 +82,7 @@ impl Publisher {
     ) -> Result<Uuid, BusError> {
         let message = self.message(event, correlation_id, metadata)?;
         let id = message.envelope.event_id;
-        self.bus.publish(message).await?;
+        self.bus.publish(Arc::new(message)).await?;
         Ok(id)
     }
 }

@@ -80,7 +80,7 @@ async fn independent_client_reads_envelope_headers_key_and_topic() {
     let bus = kafka_bus(test_config(&bootstrap, &env)).await;
     let publisher = publisher(bus.clone(), &env);
     let topic = publisher.topic_of::<OrderPlaced>();
-    let mut sent: Vec<BusMessage> = Vec::new();
+    let mut sent: Vec<Arc<BusMessage>> = Vec::new();
     for n in 0..3 {
         let m = message(&publisher, &topic, n);
         bus.publish(m.clone()).await.expect("publish");

@@ -44,7 +44,7 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     let publisher = publisher(Arc::new(DummyBus), &env);
     let topic = format!("{env}.orders.v1");
     mock.create_topic(&topic, 1, 1).expect("topic");
-    bus.publish_now(message(&publisher, &topic, 0))
+    bus.publish_now(&message(&publisher, &topic, 0))
         .await
         .expect("broker up: delivered");
     assert_eq!(bus.circuit_state(), CircuitState::Closed);
@@ -52,7 +52,7 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     mock.broker_down(1).expect("broker down");
     for n in 1..=2 {
         let err = bus
-            .publish_now(message(&publisher, &topic, n))
+            .publish_now(&message(&publisher, &topic, n))
             .await
             .expect_err("broker down: delivery fails");
         assert!(matches!(err, BusError::Delivery { .. }), "{err}");
@@ -67,7 +67,7 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     // Open: fails fast, without waiting for the broker.
     let started = std::time::Instant::now();
     let err = bus
-        .publish_now(message(&publisher, &topic, 3))
+        .publish_now(&message(&publisher, &topic, 3))
         .await
         .expect_err("open breaker refuses");
     assert!(matches!(err, BusError::CircuitOpen { .. }), "{err}");
@@ -77,13 +77,13 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     // still down) and the breaker opens again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let err = bus
-        .publish_now(message(&publisher, &topic, 4))
+        .publish_now(&message(&publisher, &topic, 4))
         .await
         .expect_err("trial fails");
     assert!(matches!(err, BusError::Delivery { .. }), "{err}");
     assert_eq!(bus.circuit_state(), CircuitState::Open);
     assert!(matches!(
-        bus.publish_now(message(&publisher, &topic, 5)).await,
+        bus.publish_now(&message(&publisher, &topic, 5)).await,
         Err(BusError::CircuitOpen { .. })
     ));
 
@@ -91,12 +91,12 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     // the breaker.
     mock.broker_up(1).expect("broker up");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    bus.publish_now(message(&publisher, &topic, 6))
+    bus.publish_now(&message(&publisher, &topic, 6))
         .await
         .expect("trial delivered");
     assert_eq!(bus.circuit_state(), CircuitState::Closed);
     assert_eq!(bus.health(), BusHealth::Healthy);
-    bus.publish_now(message(&publisher, &topic, 7))
+    bus.publish_now(&message(&publisher, &topic, 7))
         .await
         .expect("closed again");
     bus.shutdown().await.expect("shutdown");
@@ -347,7 +347,7 @@ impl EventBus for DummyBus {
     fn environment(&self) -> &str {
         "unused"
     }
-    async fn publish(&self, _message: onex::BusMessage) -> Result<(), BusError> {
+    async fn publish(&self, _message: Arc<onex::BusMessage>) -> Result<(), BusError> {
         Err(BusError::Shutdown)
     }
     async fn subscribe(

@@ -45,7 +45,7 @@ impl EventBus for TestBus {
         self.inner.environment()
     }
 
-    async fn publish(&self, message: BusMessage) -> Result<(), BusError> {
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
         self.publish_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.publish(message).await
     }
@@ -226,7 +226,7 @@ async fn shutdown_stops_subscriptions_and_drains_the_bus() {
             topic: "dev.orders.created.v1".into(),
             ..message
         };
-        bus.publish(message).await.unwrap();
+        bus.publish(message.into()).await.unwrap();
     }
     rt.shutdown().await.unwrap();
     assert_eq!(

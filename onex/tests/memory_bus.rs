@@ -655,7 +655,7 @@ async fn correlation_ids_propagate_through_a_handler_that_publishes() {
         .message(&Tick { n: 2, from: 0 }, None, Default::default())
         .unwrap();
     let header_correlation = message.headers.correlation_id;
-    bus.publish(message).await.unwrap();
+    bus.publish(message.into()).await.unwrap();
     bus.wait_until_idle().await;
 
     let replies = replies.lock().unwrap();

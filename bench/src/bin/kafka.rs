@@ -38,7 +38,7 @@ use std::{
 
 use async_trait::async_trait;
 use onex::{
-    BusMessage, EventBus, KafkaConfig, Publisher, SourceInfo,
+    BusMessage, EventBus, EventHeaders, KafkaConfig, OnexEnvelopeV1, Publisher, SourceInfo,
     bus::{Handler, HandlerError, Subscription},
     config::AutoOffsetReset,
     kafka::KafkaBus,
@@ -47,7 +47,7 @@ use onex_bench::{event::RecordWritten, stats};
 use rdkafka::{
     ClientConfig, ClientContext, Message,
     consumer::{Consumer, StreamConsumer},
-    message::{Header, OwnedHeaders},
+    message::{Header, Headers as _, OwnedHeaders},
     producer::{
         BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer as _, ProducerContext,
         ThreadedProducer,
@@ -70,6 +70,10 @@ struct Args {
     in_flight: usize,
     latency_messages: usize,
     consume: bool,
+    /// Producers to measure (all by default).
+    producers: Vec<Producer>,
+    /// Consumers to measure: `raw`, `raw_decoding`, `bus` (all by default).
+    consumers: Vec<String>,
     out: Option<String>,
 }
 
@@ -81,6 +85,8 @@ fn parse_args() -> Result<Args, BoxError> {
         in_flight: 1_000,
         latency_messages: 1_000,
         consume: true,
+        producers: Producer::ALL.to_vec(),
+        consumers: vec!["raw".to_owned(), "raw_decoding".to_owned(), "bus".to_owned()],
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -93,6 +99,18 @@ fn parse_args() -> Result<Args, BoxError> {
             "--in-flight" => args.in_flight = value()?.parse()?,
             "--latency-messages" => args.latency_messages = value()?.parse()?,
             "--no-consume" => args.consume = false,
+            "--consumers" => args.consumers = value()?.split(',').map(str::to_owned).collect(),
+            "--producers" => {
+                args.producers = value()?
+                    .split(',')
+                    .map(|name| {
+                        Producer::ALL
+                            .into_iter()
+                            .find(|p| p.name() == name)
+                            .ok_or_else(|| format!("unknown producer `{name}`"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "--out" => args.out = Some(value()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -209,14 +227,19 @@ impl ProducerContext for OneshotContext {
 enum Producer {
     RawFuture,
     RawThreaded,
+    /// Raw, serializing the envelope and headers of each message, as the
+    /// bus does (and as an application sending these events with rdkafka
+    /// would have to).
+    RawThreadedSerializing,
     BusPublisher,
     BusPrebuilt,
 }
 
 impl Producer {
-    const ALL: [Producer; 4] = [
+    const ALL: [Producer; 5] = [
         Producer::RawFuture,
         Producer::RawThreaded,
+        Producer::RawThreadedSerializing,
         Producer::BusPublisher,
         Producer::BusPrebuilt,
     ];
@@ -225,6 +248,7 @@ impl Producer {
         match self {
             Producer::RawFuture => "raw_future",
             Producer::RawThreaded => "raw_threaded",
+            Producer::RawThreadedSerializing => "raw_threaded_serializing",
             Producer::BusPublisher => "bus_publisher",
             Producer::BusPrebuilt => "bus_prebuilt",
         }
@@ -277,12 +301,18 @@ async fn produce(
             p.flush(Timeout::After(Duration::from_secs(30)))?;
             r
         }
-        Producer::RawThreaded => {
+        Producer::RawThreaded | Producer::RawThreadedSerializing => {
             let p: Arc<ThreadedProducer<OneshotContext>> =
                 Arc::new(raw_producer_config(&config).create_with_context(OneshotContext)?);
+            let template = Arc::new(template.clone());
+            let serializing = producer == Producer::RawThreadedSerializing;
             let send = |_| {
                 let p = Arc::clone(&p);
-                let payload = Arc::clone(&payload);
+                let payload = if serializing {
+                    Arc::new(Payload::of(&template))
+                } else {
+                    Arc::clone(&payload)
+                };
                 let topic = topic.clone();
                 async move {
                     let (tx, rx) = oneshot::channel();
@@ -319,9 +349,10 @@ async fn produce(
             let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::connect(config).await?);
             let publisher = Publisher::new(Arc::clone(&bus), source);
             let prebuilt = producer == Producer::BusPrebuilt;
+            let shared = Arc::new(template.clone());
             let send = |_| {
                 let publisher = publisher.clone();
-                let message = prebuilt.then(|| template.clone());
+                let message = prebuilt.then(|| Arc::clone(&shared));
                 let event = event.clone();
                 async move {
                     match message {
@@ -393,7 +424,15 @@ impl Handler for Counter {
 }
 
 /// Reads `n` messages of `topic` with a raw consumer; messages/s.
-async fn consume_raw(args: &Args, topic: &str, group: &str, n: usize) -> Result<f64, BoxError> {
+/// With `decode`, each message's envelope and headers are parsed, as the bus
+/// does for its handlers.
+async fn consume_raw(
+    args: &Args,
+    topic: &str,
+    group: &str,
+    n: usize,
+    decode: bool,
+) -> Result<f64, BoxError> {
     let config = bus_config(args, group);
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
@@ -411,6 +450,17 @@ async fn consume_raw(args: &Args, topic: &str, group: &str, n: usize) -> Result<
         let message = tokio::time::timeout_at(deadline.into(), consumer.recv())
             .await
             .map_err(|_| "raw consumer: timed out")??;
+        if decode {
+            // What the bus hands a handler: the envelope and the headers.
+            let envelope = OnexEnvelopeV1::from_json(message.payload().unwrap_or_default())?;
+            let headers = message.headers().and_then(|hs| {
+                EventHeaders::from_pairs(
+                    hs.iter()
+                        .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?))),
+                )
+            });
+            std::hint::black_box((envelope, headers));
+        }
         consumer.store_offset_from_message(&message)?;
         counter.count();
         let _ = message.payload();
@@ -475,6 +525,9 @@ async fn main() -> Result<(), BoxError> {
         for k in 0..Producer::ALL.len() {
             let i = (k + run) % Producer::ALL.len();
             let producer = Producer::ALL[i];
+            if !args.producers.contains(&producer) {
+                continue;
+            }
             let env = format!("{tag}-{}-t{run}", producer.name());
             let (rate, lat, topic) =
                 produce(&args, producer, &env, args.messages, args.in_flight).await?;
@@ -518,25 +571,32 @@ async fn main() -> Result<(), BoxError> {
 
     let mut consume_results = serde_json::Map::new();
     if args.consume {
-        let mut raw = Vec::new();
-        let mut bus = Vec::new();
+        const CONSUMERS: [&str; 3] = ["raw", "raw_decoding", "bus"];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); CONSUMERS.len()];
         for (run, topic) in bus_topics.iter().enumerate() {
-            // Alternate which consumer goes first.
-            for k in 0..2 {
-                let group = format!("{tag}-c{run}-{k}");
-                if (k + run) % 2 == 0 {
-                    let r = consume_raw(&args, topic, &group, args.messages).await?;
-                    eprintln!("run {run} consume raw  {r:>10.0} msg/s");
-                    raw.push(r);
-                } else {
-                    let r = consume_bus(&args, topic, &group, args.messages).await?;
-                    eprintln!("run {run} consume bus  {r:>10.0} msg/s");
-                    bus.push(r);
+            // Rotate which consumer goes first.
+            for k in 0..CONSUMERS.len() {
+                let i = (k + run) % CONSUMERS.len();
+                let kind = CONSUMERS[i];
+                if !args.consumers.iter().any(|c| c == kind) {
+                    continue;
                 }
+                let group = format!("{tag}-c{run}-{kind}");
+                let r = match kind {
+                    "bus" => consume_bus(&args, topic, &group, args.messages).await?,
+                    _ => {
+                        let decode = kind == "raw_decoding";
+                        consume_raw(&args, topic, &group, args.messages, decode).await?
+                    }
+                };
+                eprintln!("run {run} consume {kind:<12} {r:>10.0} msg/s");
+                rates[i].push(r);
             }
         }
-        consume_results.insert("raw_stream".to_owned(), json!({ "rate": summary(&raw) }));
-        consume_results.insert("bus_subscribe".to_owned(), json!({ "rate": summary(&bus) }));
+        let keys = ["raw_stream", "raw_stream_decoding", "bus_subscribe"];
+        for (key, rate) in keys.iter().zip(&rates) {
+            consume_results.insert((*key).to_owned(), json!({ "rate": summary(rate) }));
+        }
     }
 
     let sample = Payload::of(

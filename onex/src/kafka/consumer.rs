@@ -21,7 +21,7 @@ use rdkafka::{
     config::FromClientConfigAndContext,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     error::KafkaError,
-    message::Headers,
+    message::{BorrowedMessage, Headers},
 };
 use tokio::sync::{oneshot, watch};
 
@@ -38,8 +38,10 @@ use crate::{
     headers::EventHeaders,
 };
 
-/// Offsets of handled messages, per partition: the next offset to read.
-type Processed = HashMap<(String, i32), i64>;
+/// Offsets of handled messages, per topic and partition: the next offset to
+/// read. Keyed by topic first so that recording a message's offset looks the
+/// topic up by `&str`, without allocating.
+type Processed = HashMap<String, HashMap<i32, i64>>;
 
 /// Consumer callbacks: commit handled offsets before partitions are
 /// revoked, and signal the first assignment.
@@ -60,9 +62,12 @@ impl ConsumerContext for ConsumerCallbacks {
             let mut processed = lock(&self.processed);
             let mut tpl = TopicPartitionList::new();
             for elem in revoked.elements() {
-                let key = (elem.topic().to_owned(), elem.partition());
-                if let Some(next) = processed.remove(&key) {
-                    let _ = tpl.add_partition_offset(&key.0, key.1, Offset::Offset(next));
+                let next = processed
+                    .get_mut(elem.topic())
+                    .and_then(|partitions| partitions.remove(&elem.partition()));
+                if let Some(next) = next {
+                    let _ =
+                        tpl.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
                 }
             }
             drop(processed);
@@ -229,10 +234,12 @@ impl ConsumerTask {
             let received = tokio::select! {
                 biased;
                 _ = stopped(&mut stop, &mut bus_stop) => break,
-                r = self.consumer.recv() => r.map(|m| detach(&m)),
+                r = self.consumer.recv() => r,
             };
-            let raw = match received {
-                Ok(raw) => raw,
+            // Handled in place: the record is copied out of librdkafka only
+            // when it has to be dead-lettered.
+            let record = match received {
+                Ok(record) => record,
                 Err(e) => {
                     tracing::debug!(group = %self.group, "Kafka consume error: {e}");
                     tokio::select! {
@@ -241,8 +248,8 @@ impl ConsumerTask {
                     }
                 }
             };
-            match self.process(&raw, &mut stop, &mut bus_stop).await {
-                Outcome::Done => self.mark_processed(&raw),
+            match self.process(&record, &mut stop, &mut bus_stop).await {
+                Outcome::Done => self.mark_processed(&record),
                 Outcome::Abandoned => break,
             }
         }
@@ -251,30 +258,34 @@ impl ConsumerTask {
 
     /// Stores the offset after the handler, and commits it explicitly
     /// when background commits are off.
-    fn mark_processed(&self, raw: &Raw) {
-        let next = raw.offset + 1;
-        lock(&self.processed).insert((raw.topic.clone(), raw.partition), next);
-        // `store_offset` stores `offset + 1`, the next one to read.
-        if let Err(e) = self
-            .consumer
-            .store_offset(&raw.topic, raw.partition, raw.offset)
+    fn mark_processed(&self, record: &BorrowedMessage<'_>) {
+        let (topic, partition) = (record.topic(), record.partition());
+        let next = record.offset() + 1;
         {
+            let mut processed = lock(&self.processed);
+            match processed.get_mut(topic) {
+                Some(partitions) => {
+                    partitions.insert(partition, next);
+                }
+                None => {
+                    processed.insert(topic.to_owned(), HashMap::from([(partition, next)]));
+                }
+            }
+        }
+        // Stores `offset + 1`, the next one to read.
+        if let Err(e) = self.consumer.store_offset_from_message(record) {
             // The partition was revoked meanwhile; its new owner reads the
             // message again (at-least-once).
-            tracing::debug!(
-                "cannot store offset {next} of {}/{}: {e}",
-                raw.topic,
-                raw.partition
-            );
+            tracing::debug!("cannot store offset {next} of {topic}/{partition}: {e}");
         }
         if !self.inner.config.enable_auto_commit {
             let mut tpl = TopicPartitionList::new();
             if tpl
-                .add_partition_offset(&raw.topic, raw.partition, Offset::Offset(next))
+                .add_partition_offset(topic, partition, Offset::Offset(next))
                 .is_ok()
             {
                 if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                    tracing::debug!("commit of {}/{} failed: {e}", raw.topic, raw.partition);
+                    tracing::debug!("commit of {topic}/{partition} failed: {e}");
                 }
             }
         }
@@ -287,8 +298,10 @@ impl ConsumerTask {
         let group = self.group;
         let joined = tokio::task::spawn_blocking(move || {
             let mut tpl = TopicPartitionList::new();
-            for ((topic, partition), next) in &processed {
-                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            for (topic, partitions) in &processed {
+                for (partition, next) in partitions {
+                    let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+                }
             }
             if tpl.count() > 0 {
                 if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
@@ -306,19 +319,20 @@ impl ConsumerTask {
 
     async fn process(
         &self,
-        raw: &Raw,
+        record: &BorrowedMessage<'_>,
         stop: &mut StopSignal,
         bus_stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let message = match decode(raw) {
+        let message = match decode(record) {
             Ok(m) => m,
             Err(reason) => {
                 tracing::error!(
-                    topic = %raw.topic, partition = raw.partition, offset = raw.offset,
+                    topic = %record.topic(), partition = record.partition(), offset = record.offset(),
                     "undecodable message, dead-lettering it: {reason}"
                 );
                 let error = HandlerError::new("decode_error", reason);
-                return self.dead_letter(raw, None, &error, 0, stop, bus_stop).await;
+                let raw = detach(record);
+                return Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await;
             }
         };
         let policy = &self.inner.retry;
@@ -330,23 +344,26 @@ impl ConsumerTask {
                 Err(e) if attempt >= policy.max_retries => break e,
                 Err(e) => {
                     tracing::warn!(
-                        topic = %raw.topic, offset = raw.offset, attempt,
+                        topic = %record.topic(), offset = record.offset(), attempt,
                         "handler failed, retrying: {e}"
                     );
+                    // Boxed, as the retry is the rare path: keeps the future
+                    // of every message small.
+                    let pause = Box::pin(tokio::time::sleep(policy.delay(attempt)));
                     tokio::select! {
                         _ = stopped(stop, bus_stop) => return Outcome::Abandoned,
-                        _ = tokio::time::sleep(policy.delay(attempt)) => {}
+                        _ = pause => {}
                     }
                     attempt += 1;
                 }
             }
         };
         tracing::error!(
-            topic = %raw.topic, offset = raw.offset, retries = attempt,
+            topic = %record.topic(), offset = record.offset(), retries = attempt,
             "handler failed after all retries, dead-lettering: {error}"
         );
-        self.dead_letter(raw, Some(&message), &error, attempt, stop, bus_stop)
-            .await
+        let raw = detach(record);
+        Box::pin(self.dead_letter(&raw, Some(&message), &error, attempt, stop, bus_stop)).await
     }
 
     /// Publishes the original record to the dead-letter topic with failure
@@ -423,29 +440,32 @@ fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Raw {
 /// The bus message of a record: the envelope from the value, the headers
 /// from the record headers (derived from the envelope when they are
 /// missing), the key from the record key.
-fn decode(raw: &Raw) -> Result<BusMessage, String> {
-    let envelope = OnexEnvelopeV1::from_json(&raw.value).map_err(|e| e.to_string())?;
-    let pairs = raw
-        .headers
-        .iter()
-        .filter_map(|(k, v)| std::str::from_utf8(v).ok().map(|v| (k.as_str(), v)));
+fn decode<M: Message>(record: &M) -> Result<BusMessage, String> {
+    let envelope =
+        OnexEnvelopeV1::from_json(record.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        record.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == name)
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
+        })
+    };
+    let pairs = record.headers().into_iter().flat_map(|hs| {
+        hs.iter()
+            .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
+    });
     let headers = EventHeaders::from_pairs(pairs).unwrap_or_else(|| {
-        let category = raw
-            .headers
-            .iter()
-            .find(|(k, _)| k == "message_category")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        let category = header("message_category")
             .and_then(MessageCategory::parse)
             .unwrap_or(MessageCategory::Event);
         EventHeaders::for_envelope(&envelope, category)
     });
-    let key = raw
-        .key
-        .as_deref()
+    let key = record
+        .key()
         .and_then(|k| std::str::from_utf8(k).ok())
         .map_or_else(|| envelope.partition_key(), str::to_owned);
     Ok(BusMessage {
-        topic: raw.topic.clone(),
+        topic: record.topic().to_owned(),
         key,
         headers,
         envelope,
@@ -548,6 +568,15 @@ mod tests {
 
     #[test]
     fn undecodable_value_is_an_error() {
-        assert!(decode(&raw(vec![])).is_err());
+        let record = rdkafka::message::OwnedMessage::new(
+            Some(b"not json".to_vec()),
+            Some(b"k".to_vec()),
+            "dev.orders.v1".to_owned(),
+            rdkafka::Timestamp::NotAvailable,
+            2,
+            41,
+            None,
+        );
+        assert!(decode(&record).is_err());
     }
 }

@@ -129,7 +129,7 @@ pub struct KafkaBusStats {
 /// A message waiting in the degraded-mode buffer.
 #[derive(Debug)]
 struct Pending {
-    message: BusMessage,
+    message: Arc<BusMessage>,
     record: Record,
     since: Instant,
 }
@@ -140,7 +140,7 @@ struct Buffer {
     /// Taken by the background task and being sent.
     sending: usize,
     /// Given up on after the timeout; handed back by `take_undelivered`.
-    undelivered: Vec<BusMessage>,
+    undelivered: Vec<Arc<BusMessage>>,
 }
 
 /// What a delivery attempt sequence ended with.
@@ -287,9 +287,9 @@ impl KafkaBus {
     /// acknowledged the message, retrying per the policy; fails fast with
     /// [`BusError::CircuitOpen`] while the circuit breaker is open, and
     /// with [`BusError::Delivery`] when the retries are spent.
-    pub async fn publish_now(&self, message: BusMessage) -> Result<(), BusError> {
+    pub async fn publish_now(&self, message: &BusMessage) -> Result<(), BusError> {
         self.inner.check_open()?;
-        let record = record_of(&message);
+        let record = record_of(message);
         self.inner
             .deliver(&record)
             .await
@@ -314,7 +314,7 @@ impl KafkaBus {
     /// Takes the messages that could not be delivered within the timeout
     /// after they were buffered, oldest first, so the application can
     /// store, log or publish them again.
-    pub fn take_undelivered(&self) -> Vec<BusMessage> {
+    pub fn take_undelivered(&self) -> Vec<Arc<BusMessage>> {
         std::mem::take(&mut lock(&self.inner.buffer).undelivered)
     }
 
@@ -525,7 +525,9 @@ impl Inner {
                         });
                     }
                     tracing::debug!(topic = %record.topic, attempt, "delivery failed, retrying: {reason}");
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    // Boxed, as the retry is the rare path: keeps the future
+                    // of every delivery small.
+                    Box::pin(tokio::time::sleep(self.retry.delay(attempt))).await;
                     attempt += 1;
                 }
             }
@@ -533,7 +535,7 @@ impl Inner {
     }
 
     /// Puts a message into the degraded-mode buffer.
-    fn enqueue(&self, message: BusMessage, record: Record) -> Result<(), BusError> {
+    fn enqueue(&self, message: Arc<BusMessage>, record: Record) -> Result<(), BusError> {
         let capacity = self.config.publish_buffer_capacity;
         {
             let mut buffer = lock(&self.buffer);
@@ -714,7 +716,7 @@ impl EventBus for KafkaBus {
     /// Publishes and awaits the broker's acknowledgement; while the bus is
     /// degraded (broker unreachable, circuit open) the message is buffered
     /// instead and `Ok` means "accepted into the buffer".
-    async fn publish(&self, message: BusMessage) -> Result<(), BusError> {
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
         let inner = &self.inner;
         inner.check_open()?;
         let record = record_of(&message);
@@ -774,7 +776,7 @@ impl EventBus for KafkaBus {
         }
         let leftover = {
             let mut buffer = lock(&inner.buffer);
-            let rest: Vec<BusMessage> = buffer.queue.drain(..).map(|p| p.message).collect();
+            let rest: Vec<Arc<BusMessage>> = buffer.queue.drain(..).map(|p| p.message).collect();
             inner.buffer_len.fetch_sub(rest.len(), Ordering::AcqRel);
             buffer.undelivered.extend(rest);
             buffer.undelivered.len()

@@ -234,17 +234,15 @@ impl ProducerSlot {
         if let Some(key) = &record.key {
             base = base.key(key);
         }
-        loop {
-            match producer.send(base) {
-                Ok(()) => return Ok(rx),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
-                    base = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e),
+        match producer.send(base) {
+            Ok(()) => Ok(rx),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // Boxed: the rare wait for room would otherwise make the
+                // future of every publish larger.
+                Box::pin(send_when_room(producer, back, deadline)).await?;
+                Ok(rx)
             }
+            Err((e, _)) => Err(e),
         }
     }
 
@@ -305,6 +303,27 @@ impl Drop for ProducerSlot {
             if let Err(e) = spawned {
                 tracing::warn!("could not spawn a thread to drop a producer: {e}");
             }
+        }
+    }
+}
+
+/// Retries handing a record to librdkafka while its queue is full, until
+/// `deadline`.
+async fn send_when_room<'a>(
+    producer: &ThreadedProducer<ProducerCallbacks>,
+    mut base: BaseRecord<'a, Vec<u8>, Vec<u8>, Box<oneshot::Sender<Report>>>,
+    deadline: Instant,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(base) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                if Instant::now() < deadline =>
+            {
+                base = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e),
         }
     }
 }

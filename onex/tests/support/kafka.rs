@@ -116,12 +116,12 @@ pub fn publisher(bus: Arc<dyn EventBus>, environment: &str) -> Publisher {
 }
 
 /// A message for `OrderPlaced` number `n` on `topic`.
-pub fn message(publisher: &Publisher, topic: &str, n: u64) -> BusMessage {
+pub fn message(publisher: &Publisher, topic: &str, n: u64) -> Arc<BusMessage> {
     let mut m = publisher
         .message(&order(n), Some(Uuid::new_v4()), Default::default())
         .expect("message");
     m.topic = topic.to_owned();
-    m
+    Arc::new(m)
 }
 
 /// A handler that keeps every message it gets.
