@@ -586,7 +586,6 @@ impl InMemoryBus {
             notified.await;
         }
     }
-
 }
 
 #[async_trait]

@@ -86,7 +86,11 @@ fn parse_args() -> Result<Args, BoxError> {
         latency_messages: 1_000,
         consume: true,
         producers: Producer::ALL.to_vec(),
-        consumers: vec!["raw".to_owned(), "raw_decoding".to_owned(), "bus".to_owned()],
+        consumers: vec![
+            "raw".to_owned(),
+            "raw_decoding".to_owned(),
+            "bus".to_owned(),
+        ],
         out: None,
     };
     let mut it = std::env::args().skip(1);

@@ -66,8 +66,11 @@ impl ConsumerContext for ConsumerCallbacks {
                     .get_mut(elem.topic())
                     .and_then(|partitions| partitions.remove(&elem.partition()));
                 if let Some(next) = next {
-                    let _ =
-                        tpl.add_partition_offset(elem.topic(), elem.partition(), Offset::Offset(next));
+                    let _ = tpl.add_partition_offset(
+                        elem.topic(),
+                        elem.partition(),
+                        Offset::Offset(next),
+                    );
                 }
             }
             drop(processed);
@@ -441,8 +444,8 @@ fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Raw {
 /// from the record headers (derived from the envelope when they are
 /// missing), the key from the record key.
 fn decode<M: Message>(record: &M) -> Result<BusMessage, String> {
-    let envelope =
-        OnexEnvelopeV1::from_json(record.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let envelope = OnexEnvelopeV1::from_json(record.payload().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
     let header = |name: &str| {
         record.headers().and_then(|hs| {
             hs.iter()
