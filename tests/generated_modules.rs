@@ -7,7 +7,10 @@
 //! `#![deny(warnings, missing_docs)]` and clippy, and
 //! [`committed_snapshots_are_the_compiled_modules`] checks that each
 //! committed snapshot is exactly the source that crate compiled, so a
-//! snapshot that does not build fails the suite.
+//! snapshot that does not build fails the suite. It also compiles the
+//! modules `Builder::format(false)` writes, which
+//! [`unformatted_modules_compile_and_hold_the_formatted_code`] checks
+//! against the formatted ones.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +24,13 @@ const GROUPS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// (folder with contracts, group of its unformatted modules in
+/// `onex-compile-generated`)
+const UNFORMATTED: &[(&str, &str)] = &[
+    ("contracts", "contracts_unformatted"),
+    ("tests/compile-generated/hostile", "hostile_unformatted"),
+];
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -30,6 +40,14 @@ fn generate(folder: &str) -> Vec<onex_build::GeneratedFile> {
         .contracts(root().join(folder))
         .generate()
         .unwrap_or_else(|e| panic!("generating the modules of {folder}/ failed:\n{e}"))
+}
+
+fn generate_unformatted(folder: &str) -> Vec<onex_build::GeneratedFile> {
+    onex_build::Builder::new()
+        .contracts(root().join(folder))
+        .format(false)
+        .generate()
+        .unwrap_or_else(|e| panic!("generating the unformatted modules of {folder}/ failed:\n{e}"))
 }
 
 #[test]
@@ -135,6 +153,55 @@ fn generated_code_names_third_party_crates_only_through_the_runtime() {
                     );
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn unformatted_modules_compile_and_hold_the_formatted_code() {
+    for (folder, group) in UNFORMATTED {
+        let formatted = generate(folder);
+        let unformatted = generate_unformatted(folder);
+        let compiled: Vec<(&str, &str)> = onex_compile_generated::SOURCES
+            .iter()
+            .filter(|(g, _, _)| g == group)
+            .map(|(_, name, source)| (*name, *source))
+            .collect();
+        assert_eq!(
+            compiled.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            unformatted
+                .iter()
+                .map(|f| f.spec.name.as_str())
+                .collect::<Vec<_>>(),
+            "onex-compile-generated did not compile every unformatted module of {folder}/"
+        );
+        for ((file, raw), (_, source)) in formatted.iter().zip(&unformatted).zip(compiled) {
+            assert_eq!(file.file_name, raw.file_name);
+            assert!(
+                raw.content == source,
+                "{}: onex-compile-generated compiled another unformatted module",
+                raw.file_name
+            );
+            let (header, code) = raw
+                .content
+                .split_once("\n\n")
+                .unwrap_or_else(|| panic!("{}: no header line", raw.file_name));
+            let printed = onex_build::render::format_rust(
+                code,
+                onex_build::render::MODULE_TEMPLATE,
+                Path::new(&raw.spec.contract_file),
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: the unformatted module does not parse: {e}",
+                    raw.file_name
+                )
+            });
+            assert!(
+                format!("{header}\n\n{printed}") == file.content,
+                "{}: the unformatted module, parsed and printed, is not the formatted one",
+                raw.file_name
+            );
         }
     }
 }

@@ -90,6 +90,24 @@
 //! re-exports (`::onex::serde`, `::onex::uuid`, ...), so the crate needs no
 //! other dependency. See [`Builder`] for extra derives, extern types and the
 //! runtime path.
+//!
+//! # Build-script time
+//!
+//! Cargo compiles build scripts and their dependencies unoptimized. The
+//! [`Builder`] loads, validates and renders the contracts on
+//! [`std::thread::available_parallelism`] threads; most of the rest is
+//! parsing every module with syn and printing it with prettyplease. With
+//! many contracts:
+//!
+//! - [`Builder::format`]`(false)` writes the modules as the templates lay
+//!   them out, without that pass: the same code, several times faster, but
+//!   no syntax check and a plainer layout;
+//! - or let cargo optimize the build script's dependencies:
+//!
+//!   ```toml
+//!   [profile.dev.build-override]
+//!   opt-level = 3
+//!   ```
 #![deny(missing_docs)]
 // The build-script examples show `build.rs` files, whose `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]

@@ -1,7 +1,8 @@
 //! Runs onex-build over the workspace's contracts (and the hostile test
 //! contracts, when present) exactly as a user's build script would, then
 //! writes `modules.rs`: one documented module per contract, plus the list of
-//! the sources that were compiled.
+//! the sources that were compiled. The real and this crate's hostile
+//! contracts are compiled a second time unformatted (`format(false)`).
 
 use std::{fmt::Write as _, path::Path};
 
@@ -15,14 +16,17 @@ fn main() {
     };
     let mut modules = String::new();
     let mut sources = String::new();
-    // (module, folder): the real contracts, this crate's own hostile
-    // contracts, and the shared hostile contracts when they exist.
+    // (module, folder, format): the real contracts, this crate's own
+    // hostile contracts, and the shared hostile contracts when they exist;
+    // then the first two again as the templates lay them out.
     let groups = [
-        ("contracts", "../../contracts"),
-        ("hostile", "hostile"),
-        ("hostile_shared", "../hostile_contracts"),
+        ("contracts", "../../contracts", true),
+        ("hostile", "hostile", true),
+        ("hostile_shared", "../hostile_contracts", true),
+        ("contracts_unformatted", "../../contracts", false),
+        ("hostile_unformatted", "hostile", false),
     ];
-    for (group, folder) in groups {
+    for (group, folder, format) in groups {
         if !Path::new(folder).is_dir() {
             // Watching a missing path would rerun this script on every
             // build; watch the parent folder to see it appear.
@@ -33,7 +37,7 @@ fn main() {
         }
         let group_dir = Path::new(&out_dir).join(group);
         let mut builder = onex_build::Builder::new();
-        builder.contracts(folder).out_dir(&group_dir);
+        builder.contracts(folder).out_dir(&group_dir).format(format);
         builder.compile_or_exit();
         let files = match builder.generate() {
             Ok(files) => files,

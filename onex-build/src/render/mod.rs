@@ -1,11 +1,17 @@
 //! Stages 4 and 5.5, generate and refine: the one rendering path.
 //!
 //! Every Rust file onex-build or `cargo onex` writes goes through
-//! [`Renderer::render_rust`]: tera renders text from a template of the
-//! `onex-templates` crate, `syn::parse_file` parses it (an error names the
-//! template and the contract, and nothing is written), and
+//! [`Renderer::render_rust`] or [`render_module`]: tera renders text from a
+//! template of the `onex-templates` crate, `syn::parse_file` parses it (an
+//! error names the template and the contract, and nothing is written), and
 //! `prettyplease::unparse` prints it. Identical input gives byte-identical
 //! output.
+//!
+//! The one opt-out is a build script's, with `Builder::format(false)`:
+//! [`render_module_unformatted`] returns what tera renders, the same tokens
+//! without the syntax check and the printing, which are most of the time an
+//! unoptimized build script spends. The module templates are therefore
+//! written to render readable, indented code.
 //!
 //! Templates never paste contract text into code. They use three filters:
 //!
@@ -154,16 +160,37 @@ pub fn generated_header(contract_file: &str) -> String {
 }
 
 /// Renders the module of one contract: the `@generated` header followed by
-/// the formatted code of [`MODULE_TEMPLATE`].
+/// the formatted code of [`MODULE_TEMPLATE`] (tera, then syn, then
+/// prettyplease).
 pub fn render_module(spec: &NodeSpec) -> Result<String, Error> {
+    let code = render_module_code(spec)?;
+    let code = format_rust(&code, MODULE_TEMPLATE, Path::new(&spec.contract_file))?;
+    Ok(format!("{}\n{code}", generated_header(&spec.contract_file)))
+}
+
+/// Renders the module of one contract without parsing or printing it: the
+/// `@generated` header followed by the code of [`MODULE_TEMPLATE`] as the
+/// templates lay it out. The same tokens as [`render_module`], in less time
+/// and with no syntax check.
+pub fn render_module_unformatted(spec: &NodeSpec) -> Result<String, Error> {
+    let code = render_module_code(spec)?;
+    let mut out = generated_header(&spec.contract_file);
+    out.reserve(code.len() + 2);
+    out.push('\n');
+    out.push_str(code.trim_matches('\n'));
+    out.push('\n');
+    Ok(out)
+}
+
+/// The text [`MODULE_TEMPLATE`] renders for `spec`.
+fn render_module_code(spec: &NodeSpec) -> Result<String, Error> {
     let renderer = Renderer::modules()?;
     let context = tera::Context::from_serialize(spec).map_err(|e| Error::Template {
         template: MODULE_TEMPLATE.to_owned(),
         contract: spec.contract_file.clone().into(),
         message: error_chain(&e),
     })?;
-    let code = renderer.render_rust(MODULE_TEMPLATE, &context, Path::new(&spec.contract_file))?;
-    Ok(format!("{}\n{code}", generated_header(&spec.contract_file)))
+    renderer.render_text(MODULE_TEMPLATE, &context, Path::new(&spec.contract_file))
 }
 
 /// Tera's error and its causes, joined.
