@@ -31,63 +31,186 @@ pub fn write(
     files: &NodeFiles,
     check: bool,
 ) -> Result<WriteOutcome, StageError> {
-    let plan = plan(out_dir, node_dir, files, check)?;
-    if !check {
-        for (target, file) in &plan {
-            write_atomically(target, file.contents.as_bytes())?;
-        }
-    }
-    Ok(WriteOutcome {
-        changed: plan.into_iter().map(|(_, f)| f.path.clone()).collect(),
-    })
+    let output = if check {
+        OutputDir::for_check(out_dir)
+    } else {
+        OutputDir::create(out_dir)?
+    };
+    output.write(node_dir, files)
 }
 
-/// The files that need writing, after every safety check passed, so that a
-/// refused file leaves the node crate untouched.
-fn plan<'a>(
-    out_dir: &Path,
-    node_dir: &Path,
-    files: &'a NodeFiles,
-    check: bool,
-) -> Result<Vec<(PathBuf, &'a NodeFile)>, StageError> {
-    let out_root = if check {
-        out_dir.to_path_buf()
-    } else {
-        std::fs::create_dir_all(out_dir)
-            .map_err(|e| StageError::io("cannot create the output directory", out_dir, e))?;
-        out_dir
+/// The output directory of a run: created and resolved once, then shared
+/// by every node crate written into it.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    /// The directory as given.
+    dir: PathBuf,
+    /// The directory with symbolic links resolved; `None` in check mode,
+    /// which creates nothing.
+    resolved: Option<PathBuf>,
+}
+
+impl OutputDir {
+    /// Creates the output directory (if missing) and resolves it, for
+    /// writing.
+    pub fn create(dir: &Path) -> Result<Self, StageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StageError::io("cannot create the output directory", dir, e))?;
+        let resolved = dir
             .canonicalize()
-            .map_err(|e| StageError::io("cannot resolve the output directory", out_dir, e))?
-    };
-    let mut plan = Vec::new();
-    for file in files {
-        let target = checked_target(out_dir, node_dir, &file.path)?;
-        if !check {
-            ensure_inside(&out_root, out_dir, &target)?;
-        }
-        let existing = match std::fs::read(&target) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StageError::io("cannot read", &target, e)),
-        };
-        let needs_write = match (file.ownership, existing) {
-            (_, None) => true,
-            (Ownership::Scaffold, Some(_)) => false,
-            (Ownership::Generated, Some(bytes)) => {
-                if bytes == file.contents.as_bytes() {
-                    false
-                } else if has_marker(&bytes) {
-                    true
-                } else {
-                    return Err(StageError::UserFile { path: target });
-                }
-            }
-        };
-        if needs_write {
-            plan.push((target, file));
+            .map_err(|e| StageError::io("cannot resolve the output directory", dir, e))?;
+        Ok(OutputDir {
+            dir: dir.to_path_buf(),
+            resolved: Some(resolved),
+        })
+    }
+
+    /// The output directory for check mode: nothing is created or written.
+    pub fn for_check(dir: &Path) -> Self {
+        OutputDir {
+            dir: dir.to_path_buf(),
+            resolved: None,
         }
     }
-    Ok(plan)
+
+    /// The directory as given.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes (in check mode, compares) the files of one node crate inside
+    /// this directory.
+    pub fn write(&self, node_dir: &Path, files: &NodeFiles) -> Result<WriteOutcome, StageError> {
+        let plan = self.plan(node_dir, files)?;
+        if self.resolved.is_some() {
+            for (target, file) in &plan {
+                write_atomically(target, file.contents.as_bytes())?;
+            }
+        }
+        Ok(WriteOutcome {
+            changed: plan.into_iter().map(|(_, f)| f.path.clone()).collect(),
+        })
+    }
+
+    /// The files that need writing, after every safety check passed, so
+    /// that a refused file leaves the node crate untouched.
+    fn plan<'a>(
+        &self,
+        node_dir: &Path,
+        files: &'a NodeFiles,
+    ) -> Result<Vec<(PathBuf, &'a NodeFile)>, StageError> {
+        // Each folder of the node crate is created and checked once; one
+        // this run created is empty, so its files need not be looked for.
+        let mut folders = Folders::default();
+        let mut plan = Vec::new();
+        for file in files {
+            let target = checked_target(&self.dir, node_dir, &file.path)?;
+            let fresh = match &self.resolved {
+                Some(root) => {
+                    let parent = target.parent().ok_or_else(|| self.outside(&target))?;
+                    let fresh = self.ensure_folder(root, parent, &mut folders)?;
+                    if !fresh
+                        && std::fs::symlink_metadata(&target)
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                    {
+                        return Err(self.outside(&target));
+                    }
+                    fresh
+                }
+                None => false,
+            };
+            let existing = if fresh {
+                None
+            } else {
+                match std::fs::read(&target) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(StageError::io("cannot read", &target, e)),
+                }
+            };
+            let needs_write = match (file.ownership, existing) {
+                (_, None) => true,
+                (Ownership::Scaffold, Some(_)) => false,
+                (Ownership::Generated, Some(bytes)) => {
+                    if bytes == file.contents.as_bytes() {
+                        false
+                    } else if has_marker(&bytes) {
+                        true
+                    } else {
+                        return Err(StageError::UserFile { path: target });
+                    }
+                }
+            };
+            if needs_write {
+                plan.push((target, file));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Makes sure `folder` (lexically inside the output directory) exists
+    /// and, with symbolic links resolved, lies inside it; returns whether
+    /// this call created it. A folder created here inside a checked parent
+    /// is inside too, so only folders that already existed are resolved.
+    fn ensure_folder(
+        &self,
+        root: &Path,
+        folder: &Path,
+        folders: &mut Folders,
+    ) -> Result<bool, StageError> {
+        if let Some(fresh) = folders.get(folder) {
+            return Ok(fresh);
+        }
+        let fresh = if folder == self.dir {
+            // Created and resolved in `create`.
+            false
+        } else {
+            let parent = folder
+                .parent()
+                .filter(|_| folder.starts_with(&self.dir))
+                .ok_or_else(|| self.outside(folder))?;
+            self.ensure_folder(root, parent, folders)?;
+            match std::fs::create_dir(folder) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !folder.is_dir() {
+                        return Err(StageError::io("cannot create", folder, e));
+                    }
+                    let resolved = folder
+                        .canonicalize()
+                        .map_err(|e| StageError::io("cannot resolve", folder, e))?;
+                    if !resolved.starts_with(root) {
+                        return Err(self.outside(folder));
+                    }
+                    false
+                }
+                Err(e) => return Err(StageError::io("cannot create", folder, e)),
+            }
+        };
+        folders.0.push((folder.to_path_buf(), fresh));
+        Ok(fresh)
+    }
+
+    fn outside(&self, path: &Path) -> StageError {
+        StageError::OutsideOutput {
+            path: path.to_path_buf(),
+            out_dir: self.dir.clone(),
+        }
+    }
+}
+
+/// The folders of one node crate already made sure of, and whether this
+/// run created them (a node crate has two or three).
+#[derive(Default)]
+struct Folders(Vec<(PathBuf, bool)>);
+
+impl Folders {
+    fn get(&self, folder: &Path) -> Option<bool> {
+        self.0
+            .iter()
+            .find(|(known, _)| known == folder)
+            .map(|(_, fresh)| *fresh)
+    }
 }
 
 fn has_marker(bytes: &[u8]) -> bool {
@@ -108,28 +231,6 @@ fn checked_target(out_dir: &Path, node_dir: &Path, relative: &str) -> Result<Pat
         });
     }
     Ok(node_dir.join(path))
-}
-
-/// Creates the target's folder and checks that, with symbolic links
-/// resolved, it lies inside the output directory and the target itself is
-/// not a link.
-fn ensure_inside(out_root: &Path, out_dir: &Path, target: &Path) -> Result<(), StageError> {
-    let outside = || StageError::OutsideOutput {
-        path: target.to_path_buf(),
-        out_dir: out_dir.to_path_buf(),
-    };
-    let parent = target.parent().ok_or_else(outside)?;
-    std::fs::create_dir_all(parent).map_err(|e| StageError::io("cannot create", parent, e))?;
-    let resolved = parent
-        .canonicalize()
-        .map_err(|e| StageError::io("cannot resolve", parent, e))?;
-    if !resolved.starts_with(out_root) {
-        return Err(outside());
-    }
-    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(outside());
-    }
-    Ok(())
 }
 
 /// Writes a temporary file next to the target, then renames it over, so a
@@ -211,6 +312,33 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(node.join("src/lib.rs")).unwrap(),
             "hand-written\n"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_folders_and_files_that_link_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("kept/src")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), out.join("linked")).unwrap();
+        std::fs::write(elsewhere.path().join("lib.rs"), "// @generated\n").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("lib.rs"), out.join("kept/src/lib.rs"))
+            .unwrap();
+        let files = vec![file(
+            "src/lib.rs",
+            Ownership::Generated,
+            "// @generated\nA\n",
+        )];
+        for node in ["linked", "kept"] {
+            let err = write(&out, &out.join(node), &files, false).unwrap_err();
+            assert!(matches!(err, StageError::OutsideOutput { .. }), "{err}");
+        }
+        assert!(!elsewhere.path().join("src").exists());
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.path().join("lib.rs")).unwrap(),
+            "// @generated\n"
         );
     }
 }
