@@ -1,14 +1,16 @@
 //! Runs the stages for each contract, timing each one.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
+    sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
 pub use super::generate::RuntimeDependency;
 use super::{
-    ContractReport, NodeOutcome, PipelineError, PipelineReport, Stage, StageError,
+    ContractReport, GateResult, NodeFiles, NodeOutcome, PipelineError, PipelineReport, Stage,
+    StageError,
     build_contract::build_contract,
     compile_check::compile_check,
     event_bus::event_bus,
@@ -20,7 +22,7 @@ use super::{
     pre_validate::pre_validate,
     refine::refine,
     templates::{NodeTemplates, templates_fingerprint},
-    write::write,
+    write::OutputDir,
 };
 
 /// What a run does.
@@ -76,65 +78,129 @@ pub enum Progress<'a> {
 /// Runs the pipeline and returns what it did; stops at the first failing
 /// contract.
 pub fn run(request: &Request) -> Result<PipelineReport, PipelineError> {
-    run_with_progress(request, &mut |_| {})
+    run_with_progress(request, &|_| {})
 }
 
+/// How many prepared contracts may wait for the writer: bounds memory when
+/// the disk is slower than the CPU.
+const WINDOW: usize = 64;
+
 /// [`run`], calling `progress` as each stage starts and finishes.
+///
+/// Stages 1 to 5.5 of different contracts run at the same time on
+/// [`std::thread::available_parallelism`] threads; the calling thread
+/// writes (stage 6) and compile-checks (stage 7) the node crates one by
+/// one, in the order the contracts were given, so `progress` is called from
+/// several threads, and events of different contracts interleave. The
+/// result is what running the contracts one after another gives: the
+/// report lists them in order, and on failure the error is that of the
+/// first failing contract and nothing after it is written.
 pub fn run_with_progress(
     request: &Request,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<PipelineReport, PipelineError> {
     let started = Instant::now();
-    let mut runner = Runner {
+    let shared = Shared {
         request,
-        report: PipelineReport::default(),
-        templates: None,
         templates_fingerprint: templates_fingerprint(),
-        known_nodes: None,
         runtime_toml: {
             let (onex, onex_build) = request.runtime.toml();
             format!("{onex}\n{onex_build}")
         },
+        known_nodes: OnceLock::new(),
         progress,
     };
-    for contract in &request.contracts {
-        let report = runner.contract(contract)?;
-        if request.compile_check && request.mode == Mode::Write {
-            runner.stage(contract, Stage::CompileCheck, |_| {
-                compile_check(&report.node_dir, request.target_dir.as_deref())
-            })?;
+    let count = request.contracts.len();
+    // One contract gains nothing from a second thread.
+    let workers = if count < 2 {
+        0
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(count)
+    };
+    let queue = Queue::new(count, workers);
+    let mut report = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let spawned = std::thread::Builder::new()
+                .name("onex-pipeline".to_owned())
+                .spawn_scoped(scope, || queue.work(|index| shared.prepare(index)));
+            if spawned.is_err() {
+                // The writer prepares what no worker takes.
+                queue.leave();
+            }
         }
-        runner.report.contracts.push(report);
-    }
-    runner.report.total = started.elapsed();
-    Ok(runner.report)
+        // Whatever happens to the writer, the workers stop.
+        let _stop = StopOnDrop(&queue);
+        Writer {
+            shared: &shared,
+            queue: &queue,
+            report: PipelineReport::default(),
+            output: None,
+            touched: HashSet::new(),
+        }
+        .run()
+    })?;
+    report.total = started.elapsed();
+    Ok(report)
 }
 
-struct Runner<'r> {
+/// What every thread of a run reads.
+struct Shared<'r> {
     request: &'r Request,
-    report: PipelineReport,
-    templates: Option<NodeTemplates>,
     templates_fingerprint: u64,
     runtime_toml: String,
-    /// The node crates already in the output directory, by the input
-    /// fingerprint of their manifest; read once, on the first contract.
-    known_nodes: Option<HashMap<u64, (PathBuf, Manifest)>>,
-    progress: &'r mut dyn FnMut(Progress<'_>),
+    /// The node crates in the output directory before this run wrote
+    /// anything, by the input fingerprint of their manifest; read once, on
+    /// the first contract.
+    known_nodes: OnceLock<HashMap<u64, (PathBuf, Manifest)>>,
+    progress: &'r (dyn Fn(Progress<'_>) + Sync),
 }
 
-impl Runner<'_> {
+/// The time each stage took for one contract.
+#[derive(Debug, Default)]
+struct Timings(Vec<(Stage, Duration)>);
+
+/// What stages 1 to 5.5 made of a contract.
+enum Prepared {
+    /// The node crate is intact and was generated from the same input.
+    Unchanged { node_dir: PathBuf },
+    /// `Mode::Validate`: the gates passed.
+    Validated {
+        node_dir: PathBuf,
+        gates: Vec<GateResult>,
+    },
+    /// The files to write (or compare), manifest included.
+    Files {
+        node_dir: PathBuf,
+        gates: Vec<GateResult>,
+        files: NodeFiles,
+    },
+}
+
+/// A contract prepared by a worker, waiting for the writer.
+struct Outcome {
+    /// The node crate that the fingerprint of the contract's bytes matched
+    /// before the run wrote anything (whether or not it was intact then).
+    known: Option<PathBuf>,
+    result: Result<Prepared, PipelineError>,
+    timings: Timings,
+}
+
+impl Shared<'_> {
     /// Runs a stage: times it and names it and the contract on failure.
     fn stage<T>(
-        &mut self,
+        &self,
+        timings: &mut Timings,
         contract: &Path,
         stage: Stage,
-        f: impl FnOnce(&mut Self) -> Result<T, StageError>,
+        f: impl FnOnce() -> Result<T, StageError>,
     ) -> Result<T, PipelineError> {
         (self.progress)(Progress::Started { contract, stage });
         let started = Instant::now();
-        let result = f(self);
+        let result = f();
         let elapsed = started.elapsed();
-        self.report.add_time(stage, elapsed);
+        timings.0.push((stage, elapsed));
         (self.progress)(Progress::Finished {
             contract,
             stage,
@@ -147,15 +213,48 @@ impl Runner<'_> {
         })
     }
 
-    /// The node crate of a contract that has not changed since it was
-    /// generated, found by the fingerprint of the contract's bytes alone:
-    /// nothing is parsed or rendered for it.
-    fn unchanged_node(&mut self, path: &Path) -> Option<PathBuf> {
+    /// Stages 1 to 5.5 of the contract at `index`, or nothing when its node
+    /// crate is unchanged.
+    fn prepare(&self, index: usize) -> Outcome {
+        let path = &self.request.contracts[index];
+        let mut timings = Timings::default();
+        let mut known = None;
+        if self.request.mode != Mode::Validate {
+            let unchanged = self.stage(&mut timings, path, Stage::Write, || {
+                Ok(self.unchanged_node(path))
+            });
+            if let Ok(Some((node_dir, intact))) = unchanged {
+                if intact {
+                    return Outcome {
+                        known: Some(node_dir.clone()),
+                        result: Ok(Prepared::Unchanged { node_dir }),
+                        timings,
+                    };
+                }
+                known = Some(node_dir);
+            }
+        }
+        let result = self.render(path, &mut timings);
+        Outcome {
+            known,
+            result,
+            timings,
+        }
+    }
+
+    /// The node crate that a contract's bytes were last generated into, by
+    /// the fingerprint of those bytes alone, and whether it is intact:
+    /// nothing is parsed or rendered for an unchanged contract.
+    fn unchanged_node(&self, path: &Path) -> Option<(PathBuf, bool)> {
         let bytes = std::fs::read(path).ok()?;
         let fingerprint = input_fingerprint(&bytes, &self.runtime_toml, self.templates_fingerprint);
-        let out_dir = &self.request.out_dir;
-        let known = self.known_nodes.get_or_insert_with(|| {
-            let Ok(entries) = std::fs::read_dir(out_dir) else {
+        let (dir, manifest) = self.known_nodes().get(&fingerprint)?;
+        Some((dir.clone(), manifest.is_intact(dir)))
+    }
+
+    fn known_nodes(&self) -> &HashMap<u64, (PathBuf, Manifest)> {
+        self.known_nodes.get_or_init(|| {
+            let Ok(entries) = std::fs::read_dir(&self.request.out_dir) else {
                 return HashMap::new();
             };
             entries
@@ -165,26 +264,13 @@ impl Runner<'_> {
                     Some((manifest.input, (dir, manifest)))
                 })
                 .collect()
-        });
-        let (dir, manifest) = known.get(&fingerprint)?;
-        manifest.is_intact(dir).then(|| dir.clone())
+        })
     }
 
-    fn contract(&mut self, path: &Path) -> Result<ContractReport, PipelineError> {
+    /// Stages 1 to 5.5: the node crate's files, manifest included.
+    fn render(&self, path: &Path, timings: &mut Timings) -> Result<Prepared, PipelineError> {
         let request = self.request;
-        if request.mode != Mode::Validate {
-            let unchanged =
-                self.stage(path, Stage::Write, |runner| Ok(runner.unchanged_node(path)))?;
-            if let Some(node_dir) = unchanged {
-                return Ok(ContractReport {
-                    contract: path.to_path_buf(),
-                    node_dir,
-                    outcome: NodeOutcome::Unchanged,
-                    gates: Vec::new(),
-                });
-            }
-        }
-        let loaded = self.stage(path, Stage::Parse, |_| parse(path))?;
+        let loaded = self.stage(timings, path, Stage::Parse, || parse(path))?;
         let name = &loaded.contract.node.name;
         let node_dir = request.out_dir.join(name.replace('_', "-"));
         let fingerprint = input_fingerprint(
@@ -192,43 +278,167 @@ impl Runner<'_> {
             &self.runtime_toml,
             self.templates_fingerprint,
         );
-        let report = |outcome, gates| ContractReport {
-            contract: path.to_path_buf(),
-            node_dir: node_dir.clone(),
-            outcome,
-            gates,
-        };
 
         // The gates read the contract as written, with its positions, so
         // they run before the build stage, which assumes they passed.
-        let mut gates = self.stage(path, Stage::PreValidate, |_| pre_validate(&loaded))?;
-        let model = self.stage(path, Stage::BuildContract, |_| build_contract(&loaded))?;
+        let mut gates = self.stage(timings, path, Stage::PreValidate, || pre_validate(&loaded))?;
+        let model = self.stage(timings, path, Stage::BuildContract, || {
+            build_contract(&loaded)
+        })?;
         let context = TemplateContext::new(&model, &request.runtime);
-        let (mut rendered, tera_context) = self.stage(path, Stage::Generate, |runner| {
+        let (mut rendered, tera_context) = self.stage(timings, path, Stage::Generate, || {
             let tera_context = context.to_tera()?;
-            let files = generate(runner.templates()?, &tera_context, path)?;
+            let files = generate(&NodeTemplates::load()?, &tera_context, path)?;
             Ok((files, tera_context))
         })?;
-        rendered.extend(self.stage(path, Stage::EventBus, |runner| {
-            event_bus(runner.templates()?, &context, &tera_context, path)
+        rendered.extend(self.stage(timings, path, Stage::EventBus, || {
+            event_bus(&NodeTemplates::load()?, &context, &tera_context, path)
         })?);
-        let (parsed, post_gates) =
-            self.stage(path, Stage::PostValidate, |_| post_validate(rendered))?;
+        let (parsed, post_gates) = self.stage(timings, path, Stage::PostValidate, || {
+            post_validate(rendered)
+        })?;
         gates.extend(post_gates);
         if request.mode == Mode::Validate {
-            return Ok(report(NodeOutcome::Validated, gates));
+            return Ok(Prepared::Validated { node_dir, gates });
         }
-        let mut files = self.stage(path, Stage::Refine, |_| Ok(refine(parsed)))?;
+        let mut files = self.stage(timings, path, Stage::Refine, || Ok(refine(parsed)))?;
         let manifest = Manifest::new(fingerprint, &files);
         files.push(NodeFile {
             path: MANIFEST_FILE.to_owned(),
             ownership: Ownership::Generated,
             contents: manifest.render(),
         });
+        Ok(Prepared::Files {
+            node_dir,
+            gates,
+            files,
+        })
+    }
+}
+
+/// The calling thread's part: takes the prepared contracts in order and
+/// writes them.
+struct Writer<'a, 'r> {
+    shared: &'a Shared<'r>,
+    queue: &'a Queue,
+    report: PipelineReport,
+    /// Created on the first write.
+    output: Option<OutputDir>,
+    /// Node crates this run has changed files in.
+    touched: HashSet<PathBuf>,
+}
+
+impl Writer<'_, '_> {
+    fn run(mut self) -> Result<PipelineReport, PipelineError> {
+        let request = self.shared.request;
+        for (index, contract) in request.contracts.iter().enumerate() {
+            // A worker's outcome, or (when no worker will make it) our own.
+            let outcome = match self.queue.take(index) {
+                Some(outcome) => outcome,
+                None => self.shared.prepare(index),
+            };
+            self.add_times(outcome.timings);
+            let result = self.recheck(contract, outcome.known, outcome.result)?;
+            let report = self.finish(contract, result)?;
+            if request.compile_check && request.mode == Mode::Write {
+                let mut timings = Timings::default();
+                let checked =
+                    self.shared
+                        .stage(&mut timings, contract, Stage::CompileCheck, || {
+                            compile_check(&report.node_dir, request.target_dir.as_deref())
+                        });
+                self.add_times(timings);
+                checked?;
+            }
+            self.report.contracts.push(report);
+        }
+        Ok(self.report)
+    }
+
+    fn add_times(&mut self, timings: Timings) {
+        for (stage, elapsed) in timings.0 {
+            self.report.add_time(stage, elapsed);
+        }
+    }
+
+    /// A worker looked at the node crate the contract's bytes match before
+    /// earlier contracts of this run were written; if one of them wrote into
+    /// it (two contracts naming the same node), looks again now, as running
+    /// the contracts one after another would have.
+    fn recheck(
+        &mut self,
+        contract: &Path,
+        known: Option<PathBuf>,
+        result: Result<Prepared, PipelineError>,
+    ) -> Result<Prepared, PipelineError> {
+        let Some(node_dir) = known.filter(|dir| self.touched.contains(dir)) else {
+            return result;
+        };
+        let mut timings = Timings::default();
+        let intact = self.shared.stage(&mut timings, contract, Stage::Write, || {
+            Ok(self
+                .shared
+                .unchanged_node(contract)
+                .is_some_and(|(_, intact)| intact))
+        });
+        self.add_times(timings);
+        if intact? {
+            return Ok(Prepared::Unchanged { node_dir });
+        }
+        match result {
+            Ok(Prepared::Unchanged { .. }) => {
+                let mut timings = Timings::default();
+                let rendered = self.shared.render(contract, &mut timings);
+                self.add_times(timings);
+                rendered
+            }
+            other => other,
+        }
+    }
+
+    /// Stage 6 for a prepared contract.
+    fn finish(
+        &mut self,
+        contract: &Path,
+        prepared: Prepared,
+    ) -> Result<ContractReport, PipelineError> {
+        let request = self.shared.request;
+        let report = |node_dir, outcome, gates| ContractReport {
+            contract: contract.to_path_buf(),
+            node_dir,
+            outcome,
+            gates,
+        };
+        let (node_dir, gates, files) = match prepared {
+            Prepared::Unchanged { node_dir } => {
+                return Ok(report(node_dir, NodeOutcome::Unchanged, Vec::new()));
+            }
+            Prepared::Validated { node_dir, gates } => {
+                return Ok(report(node_dir, NodeOutcome::Validated, gates));
+            }
+            Prepared::Files {
+                node_dir,
+                gates,
+                files,
+            } => (node_dir, gates, files),
+        };
         let check = request.mode == Mode::Check;
-        let written = self.stage(path, Stage::Write, |_| {
-            write(&request.out_dir, &node_dir, &files, check)
-        })?;
+        let mut timings = Timings::default();
+        let written = self.shared.stage(&mut timings, contract, Stage::Write, || {
+            let output = match self.output.take() {
+                Some(output) => output,
+                None if check => OutputDir::for_check(&request.out_dir),
+                None => OutputDir::create(&request.out_dir)?,
+            };
+            let written = output.write(&node_dir, &files);
+            self.output = Some(output);
+            written
+        });
+        self.add_times(timings);
+        let written = written?;
+        if !check && !written.changed.is_empty() {
+            self.touched.insert(node_dir.clone());
+        }
         let outcome = match (check, written.changed.is_empty()) {
             (_, true) => NodeOutcome::UpToDate,
             (true, false) => NodeOutcome::Stale {
@@ -238,22 +448,308 @@ impl Runner<'_> {
                 files: sorted(written.changed),
             },
         };
-        Ok(report(outcome, gates))
+        Ok(report(node_dir, outcome, gates))
+    }
+}
+
+/// Hands out contract indices to the workers and their outcomes to the
+/// writer.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Workers wait here for room in the window.
+    room: Condvar,
+    /// The writer waits here for an outcome.
+    ready: Condvar,
+}
+
+struct QueueState {
+    /// The next index no worker has taken.
+    next: usize,
+    /// Workers take only indices below this: the number of contracts, or
+    /// one past the first that failed (nothing after it is written).
+    limit: usize,
+    /// The index the writer waits for.
+    writing: usize,
+    /// Workers still running.
+    workers: usize,
+    /// The writer is done (or gave up).
+    stop: bool,
+    outcomes: BTreeMap<usize, Outcome>,
+}
+
+impl Queue {
+    fn new(count: usize, workers: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState {
+                next: 0,
+                limit: count,
+                writing: 0,
+                workers,
+                stop: false,
+                outcomes: BTreeMap::new(),
+            }),
+            room: Condvar::new(),
+            ready: Condvar::new(),
+        }
     }
 
-    fn templates(&mut self) -> Result<&NodeTemplates, StageError> {
-        if self.templates.is_none() {
-            self.templates = Some(NodeTemplates::load()?);
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // No code panics while holding the lock; a poisoned state is still
+        // consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A worker (counted in [`Queue::new`]): prepares contracts until none
+    /// are left.
+    fn work(&self, prepare: impl Fn(usize) -> Outcome) {
+        let _leaving = LeaveOnDrop(self);
+        loop {
+            let index = {
+                let mut state = self.lock();
+                loop {
+                    if state.stop || state.next >= state.limit {
+                        return;
+                    }
+                    if state.next < state.writing + WINDOW {
+                        break;
+                    }
+                    state = self
+                        .room
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                state.next += 1;
+                state.next - 1
+            };
+            let outcome = prepare(index);
+            let mut state = self.lock();
+            if outcome.result.is_err() {
+                state.limit = state.limit.min(index + 1);
+            }
+            state.outcomes.insert(index, outcome);
+            self.ready.notify_one();
         }
-        // Set just above.
-        self.templates.as_ref().ok_or_else(|| StageError::Template {
-            template: "node/*".to_owned(),
-            message: "templates not loaded".to_owned(),
-        })
+    }
+
+    /// The writer: the outcome of contract `index`, waiting for a worker;
+    /// `None` when no worker will prepare it (the writer then does).
+    fn take(&self, index: usize) -> Option<Outcome> {
+        let mut state = self.lock();
+        state.writing = index;
+        self.room.notify_all();
+        loop {
+            if let Some(outcome) = state.outcomes.remove(&index) {
+                return Some(outcome);
+            }
+            let unclaimed = index >= state.next;
+            if unclaimed && (index >= state.limit || state.workers == 0) {
+                state.next = index + 1;
+                return None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A worker is gone (or never started).
+    fn leave(&self) {
+        let mut state = self.lock();
+        state.workers = state.workers.saturating_sub(1);
+        self.ready.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.room.notify_all();
+    }
+}
+
+/// Stops the workers when the writer returns (or panics).
+struct StopOnDrop<'a>(&'a Queue);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Counts a worker out when it returns (or panics), so the writer never
+/// waits for an outcome nobody will make.
+struct LeaveOnDrop<'a>(&'a Queue);
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 
 fn sorted(mut files: Vec<String>) -> Vec<String> {
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A minimal contract for node `name`; `version` changes its output.
+    fn contract(dir: &Path, file: &str, name: &str, version: &str) -> PathBuf {
+        let path = dir.join(file);
+        let text = format!(
+            "contract_version: 1\nnode: {{name: {name}, node_type: compute, version: {version}, domain: shop}}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn request(contracts: Vec<PathBuf>, out_dir: &Path, mode: Mode) -> Request {
+        Request {
+            contracts,
+            out_dir: out_dir.to_path_buf(),
+            mode,
+            runtime: RuntimeDependency::Version("0.1.0".to_owned()),
+            compile_check: false,
+            target_dir: None,
+        }
+    }
+
+    fn written(outcome: &NodeOutcome) -> &[String] {
+        match outcome {
+            NodeOutcome::Written { files } => files,
+            other => panic!("expected written files, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_every_contract_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        // Reverse alphabetical, so that no sort can pass for the input order.
+        let contracts: Vec<PathBuf> = (0..40)
+            .rev()
+            .map(|i| {
+                contract(
+                    dir.path(),
+                    &format!("c{i}.yaml"),
+                    &format!("node_{i}"),
+                    "1.0.0",
+                )
+            })
+            .collect();
+        let started = AtomicUsize::new(0);
+        let finished = AtomicUsize::new(0);
+        let first = run_with_progress(&request(contracts.clone(), &out, Mode::Write), &|event| {
+            match event {
+                Progress::Started { .. } => started.fetch_add(1, Ordering::Relaxed),
+                Progress::Finished { .. } => finished.fetch_add(1, Ordering::Relaxed),
+            };
+        })
+        .unwrap();
+        let reported: Vec<&PathBuf> = first.contracts.iter().map(|c| &c.contract).collect();
+        assert_eq!(reported, contracts.iter().collect::<Vec<_>>());
+        for (report, i) in first.contracts.iter().zip((0..40).rev()) {
+            assert_eq!(report.node_dir, out.join(format!("node-{i}")));
+            assert!(written(&report.outcome).contains(&"src/lib.rs".to_owned()));
+        }
+        // Per contract: the unchanged check, stages 1 to 5.5 and the write.
+        assert_eq!(started.load(Ordering::Relaxed), 40 * 9);
+        assert_eq!(finished.load(Ordering::Relaxed), 40 * 9);
+        for stage in [
+            Stage::Parse,
+            Stage::PostValidate,
+            Stage::Refine,
+            Stage::Write,
+        ] {
+            assert!(first.timings.contains_key(&stage), "{stage}");
+        }
+
+        let second = run(&request(contracts, &out, Mode::Write)).unwrap();
+        assert!(
+            second
+                .contracts
+                .iter()
+                .all(|c| c.outcome == NodeOutcome::Unchanged)
+        );
+        assert_eq!(second.timings.keys().collect::<Vec<_>>(), [&Stage::Write]);
+    }
+
+    #[test]
+    fn stops_at_the_first_failing_contract_and_writes_nothing_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut contracts: Vec<PathBuf> = (0..30)
+            .map(|i| {
+                contract(
+                    dir.path(),
+                    &format!("c{i}.yaml"),
+                    &format!("node_{i}"),
+                    "1.0.0",
+                )
+            })
+            .collect();
+        for bad in [12, 20] {
+            let path = dir.path().join(format!("bad{bad}.yaml"));
+            std::fs::write(&path, "contract_version: 1\nnode: [\n").unwrap();
+            contracts[bad] = path;
+        }
+        let error = run(&request(contracts.clone(), &out, Mode::Write)).unwrap_err();
+        assert_eq!(error.contract, contracts[12]);
+        assert_eq!(error.stage, Stage::Parse);
+        for i in 0..30 {
+            let exists = out.join(format!("node-{i}")).exists();
+            assert_eq!(exists, i < 12, "node-{i}");
+        }
+        // The same in check and validate mode: the first failure in order.
+        for mode in [Mode::Check, Mode::Validate] {
+            let error = run(&request(contracts.clone(), &out, mode)).unwrap_err();
+            assert_eq!(error.contract, contracts[12], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn contracts_naming_the_same_node_are_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let a = contract(dir.path(), "a.yaml", "shared", "1.0.0");
+        let b = contract(dir.path(), "b.yaml", "shared", "2.0.0");
+        let node = out.join("shared");
+
+        let report = run(&request(vec![a.clone(), b.clone()], &out, Mode::Write)).unwrap();
+        assert!(written(&report.contracts[0].outcome).contains(&"Cargo.toml".to_owned()));
+        let second = written(&report.contracts[1].outcome);
+        assert!(second.contains(&"contract.yaml".to_owned()), "{second:?}");
+        assert!(!second.contains(&"Cargo.toml".to_owned()), "{second:?}");
+        let copy = |node: &Path| std::fs::read_to_string(node.join("contract.yaml")).unwrap();
+        assert!(copy(&node).contains("2.0.0"));
+
+        // B's bytes match the node crate on disk, but A is written into it
+        // first: B is generated again rather than skipped as unchanged.
+        let report = run(&request(vec![a, b.clone()], &out, Mode::Write)).unwrap();
+        assert!(matches!(
+            report.contracts[0].outcome,
+            NodeOutcome::Written { .. }
+        ));
+        assert!(matches!(
+            report.contracts[1].outcome,
+            NodeOutcome::Written { .. }
+        ));
+        assert!(copy(&node).contains("2.0.0"));
+
+        // Two identical contracts (the file name is part of the output):
+        // the second finds everything written.
+        std::fs::create_dir(dir.path().join("copy")).unwrap();
+        let c = dir.path().join("copy/b.yaml");
+        std::fs::copy(&b, &c).unwrap();
+        let fresh = dir.path().join("fresh");
+        let report = run(&request(vec![b, c], &fresh, Mode::Write)).unwrap();
+        assert!(matches!(
+            report.contracts[0].outcome,
+            NodeOutcome::Written { .. }
+        ));
+        assert_eq!(report.contracts[1].outcome, NodeOutcome::UpToDate);
+    }
 }
