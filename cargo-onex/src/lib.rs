@@ -41,8 +41,12 @@ fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCod
     let out_dir = workspace.out_dir(args.out.as_deref())?;
     let request = Request {
         contracts: workspace.contracts(&args.contracts)?,
-        runtime: workspace.runtime_dependency(&out_dir),
-        target_dir: Some(workspace.node_target_dir()),
+        runtime: workspace.runtime_dependency(&out_dir)?,
+        target_dir: if args.compile_check {
+            Some(workspace.node_target_dir()?)
+        } else {
+            None
+        },
         out_dir,
         mode: if args.check { Mode::Check } else { Mode::Write },
         compile_check: args.compile_check,
@@ -64,11 +68,12 @@ fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCod
 }
 
 fn check(workspace: &Workspace, args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let out_dir = workspace.out_dir(None)?;
     let request = Request {
         contracts: workspace.contracts(&args.contracts)?,
-        runtime: workspace.runtime_dependency(&workspace.out_dir(None)?),
+        runtime: workspace.runtime_dependency(&out_dir)?,
         target_dir: None,
-        out_dir: workspace.out_dir(None)?,
+        out_dir,
         mode: Mode::Validate,
         compile_check: false,
     };

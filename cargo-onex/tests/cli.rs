@@ -159,3 +159,40 @@ fn an_unknown_contract_name_is_an_error() {
     let by_name = cargo_onex(ws.path(), &["onex", "check", "postgres_writer"]);
     assert!(by_name.status.success(), "{}", text(&by_name));
 }
+
+/// With contract files and `--out` given, generate needs no workspace:
+/// outside any Cargo project, cargo is not asked and the node crates
+/// depend on the runtime by version; a default folder still needs one.
+#[test]
+fn generate_needs_no_workspace_when_contracts_and_out_are_given() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if dir
+        .path()
+        .ancestors()
+        .any(|d| d.join("Cargo.toml").is_file())
+    {
+        eprintln!("skipped: the temporary folder lies inside a Cargo project");
+        return;
+    }
+    std::fs::write(dir.path().join("postgres_writer.yaml"), POSTGRES_WRITER).expect("contract");
+
+    let output = cargo_onex(
+        dir.path(),
+        &["onex", "generate", "postgres_writer.yaml", "--out", "nodes"],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest = std::fs::read_to_string(dir.path().join("nodes/postgres-writer/Cargo.toml"))
+        .expect("Cargo.toml");
+    assert!(
+        manifest.contains("onex = { version = \"0.1.0\" }"),
+        "{manifest}"
+    );
+
+    let without_out = cargo_onex(dir.path(), &["onex", "generate", "postgres_writer.yaml"]);
+    assert!(!without_out.status.success());
+    assert!(
+        text(&without_out).contains("cannot read the Cargo workspace"),
+        "{}",
+        text(&without_out)
+    );
+}
