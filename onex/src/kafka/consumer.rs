@@ -234,10 +234,13 @@ impl ConsumerTask {
             if stop.is_stopped() || *bus_stop.borrow() {
                 break;
             }
+            // The record first: while records flow, the stop signals are
+            // not polled (each poll registers a waiter); the check above
+            // sees a stop before the next record.
             let received = tokio::select! {
                 biased;
-                _ = stopped(&mut stop, &mut bus_stop) => break,
                 r = self.consumer.recv() => r,
+                _ = stopped(&mut stop, &mut bus_stop) => break,
             };
             // Handled in place: the record is copied out of librdkafka only
             // when it has to be dead-lettered.
