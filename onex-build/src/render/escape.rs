@@ -189,9 +189,87 @@ fn list_marker_width(line: &str) -> Option<usize> {
 }
 
 /// Whether `text` is a Rust identifier or raw identifier (not a keyword).
+///
+/// Templates check every identifier they write, hundreds per module, and
+/// syn is slow in an unoptimized build script: a plain ASCII name that is no
+/// keyword (of any edition, reserved or contextual) is accepted here, and
+/// syn decides the rest.
 pub fn is_identifier(text: &str) -> bool {
-    syn::parse_str::<syn::Ident>(text).is_ok()
+    let bytes = text.as_bytes();
+    let plain = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && text != "_"
+        && !KEYWORDS.contains(&text);
+    plain || syn::parse_str::<syn::Ident>(text).is_ok()
 }
+
+/// Every Rust keyword, strict, reserved and contextual, of every edition
+/// (and a few words that may become one): a superset of what syn refuses
+/// as an identifier.
+const KEYWORDS: &[&str] = &[
+    "abstract",
+    "as",
+    "async",
+    "auto",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "default",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "macro_rules",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "raw",
+    "ref",
+    "return",
+    "safe",
+    "self",
+    "Self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "union",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +301,45 @@ mod tests {
         assert_eq!(doc_lines("a\r\nb\rc"), vec!["a", "b", "c"]);
         assert_eq!(doc_lines(" \n\u{202e}\n "), vec!["(No description.)"]);
         assert_eq!(doc_lines("*/ \"# #[x]"), vec!["*/ \"# #\\[x]"]);
+    }
+
+    #[test]
+    fn identifiers_are_checked_like_syn() {
+        for text in [
+            "price_quote",
+            "PriceQuoteCompleted",
+            "_private",
+            "x1",
+            "r#type",
+            "r#match",
+            "caf\u{e9}",
+            "",
+            "_",
+            "1x",
+            "a-b",
+            "a b",
+            "r#",
+            "type",
+            "Self",
+            "self",
+            "async",
+            "gen",
+            "union",
+            "\u{202e}x",
+        ] {
+            assert_eq!(
+                is_identifier(text),
+                syn::parse_str::<syn::Ident>(text).is_ok(),
+                "{text:?}"
+            );
+        }
+        for keyword in KEYWORDS {
+            assert_eq!(
+                is_identifier(keyword),
+                syn::parse_str::<syn::Ident>(keyword).is_ok(),
+                "{keyword}"
+            );
+        }
     }
 
     #[test]
