@@ -2,7 +2,7 @@
 //! files. Writes JSON results.
 //!
 //! ```text
-//! onex-bench-codegen --count 50 --runs 5 --work DIR --out codegen.json
+//! onex-bench-codegen --count 50 --runs 5 --work DIR --out codegen.json [--build-script-only]
 //! ```
 //!
 //! In `--work` it writes two crates that differ only in their generator:
@@ -17,6 +17,9 @@
 //! - `build_script_ms`: the build script as cargo runs it (compiled
 //!   unoptimized, like every build script in the dev profile), executed
 //!   directly into an empty `OUT_DIR`: the generation work of a cold build;
+//!   for `onex-user` also `build_script_unformatted_ms`, the same script
+//!   with `ONEX_BENCH_FORMAT=0`, which makes it call
+//!   `Builder::format(false)` (the runs alternate between the two);
 //! - `clean_build_ms`: `cargo build` after `cargo clean -p` of the crate:
 //!   compile and run the build script, compile the generated code;
 //! - `touched_build_ms`: `cargo build` after touching one input file (one
@@ -27,11 +30,15 @@
 //!   build script's output file and the generated files untouched);
 //! - `check_ms`: `cargo check` of the crate after touching `lib.rs` (the
 //!   generated code is all the crate has);
-//! - the generated code's files, lines and bytes.
+//! - the generated code's files, lines and bytes (formatted; unformatted as
+//!   `generated_unformatted_*`).
 //!
-//! Also `in_process_ms`: `onex_build::Builder::compile` in this (optimized)
-//! process, for the cost of the generator itself without process start or
-//! debug-build slowness.
+//! `--build-script-only` measures the build scripts and skips the cargo
+//! timings.
+//!
+//! Also `in_process_ms` (and `in_process_unformatted_ms`):
+//! `onex_build::Builder::compile` in this (optimized) process, for the cost
+//! of the generator itself without process start or debug-build slowness.
 
 use std::{
     error::Error,
@@ -52,6 +59,7 @@ struct Args {
     work: PathBuf,
     workspace: PathBuf,
     out: Option<PathBuf>,
+    build_script_only: bool,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -63,6 +71,7 @@ fn parse_args() -> Result<Args, BoxError> {
         work: workspace.join("target-bench/codegen"),
         workspace,
         out: None,
+        build_script_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +83,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--work" => args.work = value()?.into(),
             "--workspace" => args.workspace = value()?.into(),
             "--out" => args.out = Some(value()?.into()),
+            "--build-script-only" => args.build_script_only = true,
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
@@ -191,7 +201,16 @@ onex-build = {{ path = "{ws}/onex-build" }}
     )?;
     write_if_changed(
         &onex.join("build.rs"),
-        "fn main() {\n    onex_build::Builder::new().contracts(\"contracts\").compile_or_exit();\n}\n",
+        r#"fn main() {
+    // The benchmark sets ONEX_BENCH_FORMAT=0 to measure `format(false)`.
+    println!("cargo:rerun-if-env-changed=ONEX_BENCH_FORMAT");
+    let format = std::env::var_os("ONEX_BENCH_FORMAT").is_none_or(|v| v != "0");
+    onex_build::Builder::new()
+        .contracts("contracts")
+        .format(format)
+        .compile_or_exit();
+}
+"#,
     )?;
     let mut lib = String::from("#![allow(missing_docs, dead_code)]\n");
     for name in &names {
@@ -323,11 +342,18 @@ fn build_script(args: &Args, krate: &Path, package: &str) -> Result<BuildScript,
     })
 }
 
-/// Runs the build script as cargo would, into a fresh `OUT_DIR`.
-fn run_build_script(krate: &Path, script: &BuildScript) -> Result<Duration, BoxError> {
+/// Runs the build script as cargo would, into a fresh `OUT_DIR`, with the
+/// extra environment `env`; its time and the files, lines and bytes it
+/// wrote.
+fn run_build_script(
+    krate: &Path,
+    script: &BuildScript,
+    env: &[(&str, &str)],
+) -> Result<(Duration, (usize, usize, usize)), BoxError> {
     let out = tempfile::tempdir()?;
     let mut c = Command::new(&script.executable);
-    c.current_dir(krate)
+    c.envs(env.iter().copied())
+        .current_dir(krate)
         .env("OUT_DIR", out.path())
         .env("CARGO_MANIFEST_DIR", krate)
         .env("TARGET", "x86_64-unknown-linux-gnu")
@@ -336,7 +362,7 @@ fn run_build_script(krate: &Path, script: &BuildScript) -> Result<Duration, BoxE
         .env("OPT_LEVEL", "0")
         .env("DEBUG", "true");
     let (elapsed, _, _) = timed(c)?;
-    Ok(elapsed)
+    Ok((elapsed, code_size(out.path())))
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -373,14 +399,46 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
     let script = build_script(args, krate, package)?;
     let (files, lines, bytes) = code_size(&script.out_dir);
 
+    // onex-user's build script also runs with `format(false)`, alternating
+    // with the default so that both see the same machine.
+    let unformatted = package == "onex-user";
     let mut script_ms = Vec::new();
+    let mut unformatted_ms = Vec::new();
+    let mut unformatted_size = (0, 0, 0);
     for _ in 0..args.runs {
-        script_ms.push(stats::ms(run_build_script(krate, &script)?));
+        script_ms.push(stats::ms(run_build_script(krate, &script, &[])?.0));
+        if unformatted {
+            let (elapsed, size) = run_build_script(krate, &script, &[("ONEX_BENCH_FORMAT", "0")])?;
+            unformatted_ms.push(stats::ms(elapsed));
+            unformatted_size = size;
+        }
     }
     eprintln!(
         "{package}: build script {:.0} ms",
         stats::median(&script_ms)
     );
+    let mut result = json!({
+        "build_script_ms": stats::median(&script_ms),
+        "build_script_ms_runs": script_ms,
+        "generated_files": files,
+        "generated_lines": lines,
+        "generated_bytes": bytes,
+    });
+    if unformatted {
+        eprintln!(
+            "{package}: build script with format(false) {:.0} ms",
+            stats::median(&unformatted_ms)
+        );
+        let (files, lines, bytes) = unformatted_size;
+        result["build_script_unformatted_ms"] = json!(stats::median(&unformatted_ms));
+        result["build_script_unformatted_ms_runs"] = json!(unformatted_ms);
+        result["generated_unformatted_files"] = json!(files);
+        result["generated_unformatted_lines"] = json!(lines);
+        result["generated_unformatted_bytes"] = json!(bytes);
+    }
+    if args.build_script_only {
+        return Ok(result);
+    }
 
     let mut clean = Vec::new();
     let mut check = Vec::new();
@@ -439,10 +497,8 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
         stats::median(&noop),
         stats::median(&check)
     );
-    Ok(json!({
+    let cargo_timings = json!({
         "first_build_ms": stats::ms(first_build),
-        "build_script_ms": stats::median(&script_ms),
-        "build_script_ms_runs": script_ms,
         "clean_build_ms": stats::median(&clean),
         "clean_build_ms_runs": clean,
         "touched_build_ms": touched,
@@ -451,13 +507,14 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
         "noop_evidence": fresh_evidence,
         "check_ms": stats::median(&check),
         "check_ms_runs": check,
-        "generated_files": files,
-        "generated_lines": lines,
-        "generated_bytes": bytes,
-    }))
+    });
+    if let (Some(all), Some(timings)) = (result.as_object_mut(), cargo_timings.as_object()) {
+        all.extend(timings.clone());
+    }
+    Ok(result)
 }
 
-fn in_process(args: &Args, crates: &Crates) -> Result<Vec<f64>, BoxError> {
+fn in_process(args: &Args, crates: &Crates, format: bool) -> Result<Vec<f64>, BoxError> {
     let mut times = Vec::new();
     for _ in 0..args.runs {
         let out = tempfile::tempdir()?;
@@ -466,7 +523,8 @@ fn in_process(args: &Args, crates: &Crates) -> Result<Vec<f64>, BoxError> {
         builder
             .contracts(crates.onex.join("contracts"))
             .out_dir(out.path())
-            .emit_rerun_if_changed(false);
+            .emit_rerun_if_changed(false)
+            .format(format);
         builder.compile()?;
         times.push(stats::ms(started.elapsed()));
     }
@@ -487,10 +545,12 @@ fn main() -> Result<(), BoxError> {
         .prost
         .join("protos")
         .join(format!("{}.proto", crates.names[0]));
-    let in_process_ms = in_process(&args, &crates)?;
+    let in_process_ms = in_process(&args, &crates, true)?;
+    let in_process_unformatted_ms = in_process(&args, &crates, false)?;
     eprintln!(
-        "onex-build in process: {:.1} ms",
-        stats::median(&in_process_ms)
+        "onex-build in process: {:.1} ms, with format(false) {:.1} ms",
+        stats::median(&in_process_ms),
+        stats::median(&in_process_unformatted_ms)
     );
     let onex = measure(&args, &crates.onex, "onex-user", &first_contract)?;
     let prost = measure(&args, &crates.prost, "prost-user", &first_proto)?;
@@ -512,12 +572,15 @@ fn main() -> Result<(), BoxError> {
             "contracts": args.count,
             "runs": args.runs,
             "cargo_runs": args.cargo_runs,
+            "build_script_only": args.build_script_only,
             "profile": "dev (build scripts unoptimized, as cargo builds them)",
             "protoc": protoc,
             "prost_build": prost_build_version,
         },
         "in_process_ms": stats::median(&in_process_ms),
         "in_process_ms_runs": in_process_ms,
+        "in_process_unformatted_ms": stats::median(&in_process_unformatted_ms),
+        "in_process_unformatted_ms_runs": in_process_unformatted_ms,
         "onex": onex,
         "prost": prost,
     });
