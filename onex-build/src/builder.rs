@@ -204,19 +204,19 @@ impl Builder {
 
     /// Whether every module is parsed with syn and printed with prettyplease
     /// before it is written. Default `true`: each module passes a syntax
-    /// check whose error names the template and the contract, and reads like
-    /// `rustfmt` output.
+    /// check whose error names the template and the contract, and is laid
+    /// out by prettyplease.
     ///
     /// `false` writes the text the templates render as is, skipping syn and
     /// prettyplease: the generated items, and so the code that uses them,
-    /// are the same, and the build script runs several times faster (cargo
-    /// compiles build scripts and their dependencies unoptimized, where
-    /// parsing and printing are most of onex-build's time). The price: no
-    /// syntax gate (a template bug shows up as a compiler error in the
-    /// included file instead of an onex-build error naming the template),
-    /// and the layout is the templates' (indented, long lines unbroken).
-    /// Nobody reads `OUT_DIR` often; set it for many contracts, or when the
-    /// build script's time matters more than the generated file's looks.
+    /// are the same, and the build script runs about three times faster
+    /// (cargo compiles build scripts and their dependencies unoptimized,
+    /// where parsing and printing are most of onex-build's time). The
+    /// price: no syntax gate (a template bug shows up as a compiler error in
+    /// the included file instead of an onex-build error naming the
+    /// template), and the layout is the templates' (indented, long lines
+    /// unbroken). Set it for many contracts, or whenever the build script's
+    /// time matters more than the looks of a file in `OUT_DIR`.
     ///
     /// ```
     /// let mut builder = onex_build::Builder::new();

@@ -100,8 +100,8 @@
 //! many contracts:
 //!
 //! - [`Builder::format`]`(false)` writes the modules as the templates lay
-//!   them out, without that pass: the same code, several times faster, but
-//!   no syntax check and a plainer layout;
+//!   them out, without that pass: the same code, about three times faster,
+//!   but no syntax check and a plainer layout;
 //! - or let cargo optimize the build script's dependencies:
 //!
 //!   ```toml
