@@ -11,6 +11,8 @@
 //! - `raw_future`: rdkafka's `FutureProducer`, `send(..).await` per message;
 //! - `raw_threaded`: rdkafka's `ThreadedProducer` whose delivery callback
 //!   completes a oneshot per message;
+//! - `raw_threaded_serializing`: the same, serializing the message's
+//!   envelope and headers for every send, as the bus does;
 //! - `bus_publisher`: `onex::Publisher::publish` of a typed event on the
 //!   Kafka bus (envelope, headers, key, delivery report awaited);
 //! - `bus_prebuilt`: `EventBus::publish` of an already built message.
@@ -22,9 +24,13 @@
 //!
 //! Consumers read the messages the bus published, from the earliest
 //! offset, in a fresh group: raw rdkafka `StreamConsumer` storing each
-//! offset after counting it (the bus's at-least-once settings) against a
-//! bus subscription whose handler counts. Timed from the first message to
-//! the last, so the group join is not counted.
+//! offset after counting it (the bus's at-least-once settings), the same
+//! parsing each envelope and its headers (`raw_decoding`), and a bus
+//! subscription whose handler counts. Timed from the first message to the
+//! last, so the group join is not counted.
+//!
+//! `--producers a,b` and `--consumers a,b` run only the named ones (for
+//! profiling one of them); `--no-consume` skips consuming.
 
 use std::{
     error::Error,
