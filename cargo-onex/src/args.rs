@@ -40,6 +40,12 @@ pub struct GenerateArgs {
     /// Run `cargo check` on each generated crate (stage 7).
     #[arg(long)]
     pub compile_check: bool,
+    /// A checkout of cargo-onex (any folder of it) whose `onex` and
+    /// `onex-build` the node crates depend on by path; also `ONEX_PATH`, or
+    /// `path` in `[workspace.metadata.onex]`. Ignored inside the workspace
+    /// that holds them.
+    #[arg(long, value_name = "DIR")]
+    pub onex_path: Option<PathBuf>,
 }
 
 /// `cargo onex check`.

@@ -4,6 +4,7 @@
 
 mod args;
 mod report;
+pub mod runtime;
 mod workspace;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -41,7 +42,7 @@ fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCod
     let out_dir = workspace.out_dir(args.out.as_deref())?;
     let request = Request {
         contracts: workspace.contracts(&args.contracts)?,
-        runtime: workspace.runtime_dependency(&out_dir)?,
+        runtime: workspace.runtime_dependency(&out_dir, args.onex_path.as_deref())?,
         target_dir: if args.compile_check {
             Some(workspace.node_target_dir()?)
         } else {
@@ -68,10 +69,11 @@ fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCod
 }
 
 fn check(workspace: &Workspace, args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let out_dir = workspace.out_dir(None)?;
+    let out_dir = workspace.check_out_dir()?;
     let request = Request {
         contracts: workspace.contracts(&args.contracts)?,
-        runtime: workspace.runtime_dependency(&out_dir)?,
+        // Nothing is written, so the runtime's place does not matter.
+        runtime: pipeline::RuntimeDependency::this_version(),
         target_dir: None,
         out_dir,
         mode: Mode::Validate,

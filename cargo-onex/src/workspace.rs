@@ -1,8 +1,9 @@
 //! The workspace `cargo onex` runs in, found with cargo_metadata when
 //! something needs it: its root (for the default `contracts/` and
 //! `generated/` folders), its target folder, and where the runtime crates
-//! are. Outside any Cargo project, with contract files and `--out` given,
-//! cargo is not asked at all.
+//! are (see [`runtime`](crate::runtime) for the rules). Outside any Cargo
+//! project, with contract files and `--out` given, cargo is not asked at
+//! all.
 
 use std::{
     cell::OnceCell,
@@ -11,6 +12,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use onex_build::pipeline::RuntimeDependency;
+
+use crate::runtime::{self, ManifestSetting, Settings};
 
 /// The contracts folder, relative to the workspace root.
 pub const CONTRACTS_DIR: &str = "contracts";
@@ -39,6 +42,9 @@ struct Found {
     onex_dir: Option<PathBuf>,
     /// The `onex-build` crate's folder, when it is a member.
     onex_build_dir: Option<PathBuf>,
+    /// `[package.metadata.onex]` of the package `cargo onex` runs in, else
+    /// `[workspace.metadata.onex]`.
+    setting: Option<ManifestSetting>,
 }
 
 impl Workspace {
@@ -73,13 +79,59 @@ impl Workspace {
                 .and_then(|p| p.manifest_path.parent())
                 .map(|dir| dir.as_std_path().to_path_buf())
         };
+        let root = metadata.workspace_root.as_std_path().to_path_buf();
+        let setting = self.manifest_setting(&metadata, &root)?;
         let found = Found {
-            root: metadata.workspace_root.as_std_path().to_path_buf(),
             target_dir: metadata.target_directory.as_std_path().to_path_buf(),
             onex_dir: member_dir("onex"),
             onex_build_dir: member_dir("onex-build"),
+            setting,
+            root,
         };
         Ok(self.found.get_or_init(|| found))
+    }
+
+    /// The runtime setting in the manifests: `[package.metadata.onex]` of
+    /// the member `cargo onex` runs in (the one `--manifest-path` names, or
+    /// the innermost one around the current directory) wins over
+    /// `[workspace.metadata.onex]`, as the nearer setting does in cargo.
+    fn manifest_setting(
+        &self,
+        metadata: &cargo_metadata::Metadata,
+        root: &Path,
+    ) -> anyhow::Result<Option<ManifestSetting>> {
+        let here = match &self.manifest_path {
+            Some(path) => normalize(&self.cwd.join(path))
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            None => self.cwd.clone(),
+        };
+        let package = metadata
+            .workspace_packages()
+            .into_iter()
+            .filter_map(|p| {
+                let dir = p.manifest_path.parent()?.as_std_path();
+                here.starts_with(dir)
+                    .then_some((dir.components().count(), p))
+            })
+            .max_by_key(|(depth, _)| *depth)
+            .map(|(_, p)| p);
+        if let Some(package) = package {
+            let setting = ManifestSetting::read(
+                &package.metadata,
+                package.manifest_path.as_std_path(),
+                "package.metadata.onex",
+            )?;
+            if setting.is_some() {
+                return Ok(setting);
+            }
+        }
+        ManifestSetting::read(
+            &metadata.workspace_metadata,
+            &root.join("Cargo.toml"),
+            "workspace.metadata.onex",
+        )
     }
 
     /// The workspace root.
@@ -149,20 +201,49 @@ impl Workspace {
             .collect()
     }
 
-    /// How node crates under `out_dir` depend on the runtime: by relative
-    /// path when this workspace holds `onex` and `onex-build`, else (and
-    /// outside any Cargo project) by version.
-    pub fn runtime_dependency(&self, out_dir: &Path) -> anyhow::Result<RuntimeDependency> {
-        if !self.may_exist() {
-            return Ok(RuntimeDependency::this_version());
+    /// The output folder of `check`, which writes nothing: that of
+    /// `generate`, or `generated/` here when there is no workspace to put it
+    /// in, so that checking named contract files needs no Cargo project.
+    pub fn check_out_dir(&self) -> anyhow::Result<PathBuf> {
+        if self.may_exist() {
+            self.out_dir(None)
+        } else {
+            Ok(self.cwd.join(OUT_DIR))
         }
-        let found = self.found()?;
-        Ok(match (&found.onex_dir, &found.onex_build_dir) {
-            (Some(onex), Some(onex_build)) => {
-                RuntimeDependency::from_crate_dirs(out_dir, onex, onex_build)
-            }
-            _ => RuntimeDependency::this_version(),
-        })
+    }
+
+    /// How node crates under `out_dir` depend on the runtime, by the rules
+    /// of [`runtime::resolve`]; `onex_path` is `--onex-path`. Prints a
+    /// warning when a setting is ignored or when the node crates fall back
+    /// to the registry.
+    pub fn runtime_dependency(
+        &self,
+        out_dir: &Path,
+        onex_path: Option<&Path>,
+    ) -> anyhow::Result<RuntimeDependency> {
+        let found = if self.may_exist() {
+            Some(self.found()?)
+        } else {
+            None
+        };
+        let settings = Settings {
+            cwd: self.cwd.clone(),
+            workspace: found.and_then(|f| match (&f.onex_dir, &f.onex_build_dir) {
+                (Some(onex), Some(onex_build)) => Some((onex.clone(), onex_build.clone())),
+                _ => None,
+            }),
+            flag: onex_path.map(Path::to_path_buf),
+            environment: std::env::var_os(runtime::ENV_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            manifest: found.and_then(|f| f.setting.clone()),
+            installed_from: runtime::installed_from(),
+        };
+        let resolved = runtime::resolve(&settings, out_dir)?;
+        for warning in &resolved.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(resolved.dependency)
     }
 
     /// Where `--compile-check` builds: one folder shared by every node crate.

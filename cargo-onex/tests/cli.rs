@@ -9,7 +9,8 @@ use std::{
 const POSTGRES_WRITER: &str = include_str!("../../contracts/postgres_writer.yaml");
 
 /// A workspace with one contract, outside this repository (so node crates
-/// depend on the runtime by version; nothing here builds them).
+/// depend on the runtime of the source tree cargo-onex was built from;
+/// nothing here builds them).
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
@@ -42,6 +43,16 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// The dependency line of a node crate generated outside this repository
+/// by the cargo-onex built from it: this checkout's runtime, by absolute
+/// path.
+fn source_tree_onex() -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository");
+    format!("onex = {{ path = \"{}\" }}", repo.join("onex").display())
 }
 
 fn node_dir(ws: &tempfile::TempDir) -> PathBuf {
@@ -79,10 +90,7 @@ fn generate_writes_the_node_crate_and_a_timing_table() {
         assert!(node_dir(&ws).join(file).is_file(), "{file} missing");
     }
     let manifest = std::fs::read_to_string(node_dir(&ws).join("Cargo.toml")).expect("Cargo.toml");
-    assert!(
-        manifest.contains("onex = { version = \"0.1.0\" }"),
-        "{manifest}"
-    );
+    assert!(manifest.contains(&source_tree_onex()), "{manifest}");
 
     let again = cargo_onex(ws.path(), &["onex", "generate"]);
     assert!(again.status.success(), "{}", text(&again));
@@ -161,8 +169,8 @@ fn an_unknown_contract_name_is_an_error() {
 }
 
 /// With contract files and `--out` given, generate needs no workspace:
-/// outside any Cargo project, cargo is not asked and the node crates
-/// depend on the runtime by version; a default folder still needs one.
+/// outside any Cargo project, the node crates depend on the runtime of the
+/// source tree cargo-onex was built from; a default folder still needs one.
 #[test]
 fn generate_needs_no_workspace_when_contracts_and_out_are_given() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -183,10 +191,7 @@ fn generate_needs_no_workspace_when_contracts_and_out_are_given() {
     assert!(output.status.success(), "{}", text(&output));
     let manifest = std::fs::read_to_string(dir.path().join("nodes/postgres-writer/Cargo.toml"))
         .expect("Cargo.toml");
-    assert!(
-        manifest.contains("onex = { version = \"0.1.0\" }"),
-        "{manifest}"
-    );
+    assert!(manifest.contains(&source_tree_onex()), "{manifest}");
 
     let without_out = cargo_onex(dir.path(), &["onex", "generate", "postgres_writer.yaml"]);
     assert!(!without_out.status.success());

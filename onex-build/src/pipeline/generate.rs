@@ -42,6 +42,18 @@ impl RuntimeDependency {
         }
     }
 
+    /// Path dependencies on the crates in the folders `onex` and
+    /// `onex_build`, written as absolute paths: for a checkout that has no
+    /// fixed place relative to the node crates (the source tree cargo-onex
+    /// was installed from), so that a node crate moved within the user's
+    /// project still finds it.
+    pub fn absolute(onex: &Path, onex_build: &Path) -> Self {
+        RuntimeDependency::Path {
+            onex: paths::normalize(onex).to_string_lossy().into_owned(),
+            onex_build: paths::normalize(onex_build).to_string_lossy().into_owned(),
+        }
+    }
+
     /// The inside of the TOML inline tables for `onex` and `onex-build`,
     /// e.g. `path = "../../onex"`.
     pub fn toml(&self) -> (String, String) {
@@ -74,6 +86,13 @@ pub struct TemplateContext<'a> {
     pub onex_build_dependency: String,
     /// The generator's version.
     pub generator_version: &'static str,
+    /// The contract's path relative to the node crate's folder,
+    /// `/`-separated (the manifest records it too); the contract's file
+    /// name until [`TemplateContext::contract_path`] sets it.
+    pub contract_path: String,
+    /// The command that regenerates the node crate from its folder
+    /// ([`super::manifest::regenerate_command`]).
+    pub regenerate_command: String,
 }
 
 impl<'a> TemplateContext<'a> {
@@ -85,7 +104,18 @@ impl<'a> TemplateContext<'a> {
             onex_dependency,
             onex_build_dependency,
             generator_version: GENERATOR_VERSION,
+            contract_path: node.spec.contract_file.clone(),
+            regenerate_command: super::manifest::regenerate_command(&node.spec.contract_file),
         }
+    }
+
+    /// Records where the contract lies, relative to the node crate's
+    /// folder, `/`-separated: the README names it with the command that
+    /// regenerates the crate.
+    pub fn contract_path(mut self, relative: String) -> Self {
+        self.regenerate_command = super::manifest::regenerate_command(&relative);
+        self.contract_path = relative;
+        self
     }
 
     /// The tera context every template of the node crate renders with.
