@@ -149,3 +149,40 @@ fn hostile_descriptions_load_and_validate() {
         }
     }
 }
+
+/// What the gates accept must render as a module: a build script's path.
+#[test]
+fn hostile_contracts_render_modules() {
+    for path in corpus("tests/hostile_contracts") {
+        let shown = path.display().to_string();
+        let loaded = load_file(&path).unwrap_or_else(|d| panic!("{d}"));
+        let spec = onex_build::spec::build(&loaded, &Default::default())
+            .unwrap_or_else(|ds| panic!("{shown}: build failed:\n{ds}"));
+        let module = onex_build::render::render_module(&spec)
+            .unwrap_or_else(|e| panic!("{shown}: render failed:\n{e}"));
+        // Parsed by syn and printed by prettyplease on the way.
+        assert!(module.contains("pub const NODE_NAME"), "{shown}");
+    }
+}
+
+/// What the gates accept must render: the hostile contracts go through
+/// stages 1 to 5.5 of `cargo onex generate` (module and node crate, every
+/// Rust file parsed and formatted), writing nothing.
+#[test]
+fn hostile_contracts_render_node_crates() {
+    use onex_build::pipeline::{self, Mode, Request, RuntimeDependency};
+    let out = tempfile::tempdir().expect("a temporary directory");
+    for path in corpus("tests/hostile_contracts") {
+        let request = Request {
+            contracts: vec![path.clone()],
+            out_dir: out.path().to_path_buf(),
+            mode: Mode::Check,
+            runtime: RuntimeDependency::this_version(),
+            compile_check: false,
+            target_dir: None,
+        };
+        let report = pipeline::run(&request)
+            .unwrap_or_else(|e| panic!("{}: stages 1 to 5.5 failed:\n{e}", path.display()));
+        assert_eq!(report.contracts.len(), 1, "{}", path.display());
+    }
+}

@@ -26,6 +26,9 @@ pub const PARSE: &str = "PARSE";
 /// few kilobytes; the limit keeps a stray large file from stalling a build.
 pub const MAX_CONTRACT_BYTES: u64 = 1024 * 1024;
 
+/// The UTF-8 byte-order mark a contract file may start with.
+const BOM: char = '\u{feff}';
+
 /// The smallest valid contract, shown when a file is empty.
 pub const MINIMAL_CONTRACT: &str = "contract_version: 1\nnode: {name: my_node, node_type: compute, version: 1.0.0, domain: my_domain}\n";
 
@@ -89,7 +92,13 @@ pub fn load_file(path: &Path) -> Result<LoadedContract, Diagnostic> {
 // A `Diagnostic` is built once per failed load; boxing it would only
 // burden every caller.
 #[allow(clippy::result_large_err)]
-pub fn load_str(path: &Path, source: String) -> Result<LoadedContract, Diagnostic> {
+pub fn load_str(path: &Path, mut source: String) -> Result<LoadedContract, Diagnostic> {
+    // Some Windows editors save UTF-8 with a byte-order mark. It is no part
+    // of the YAML: left in, it would glue itself to the first key
+    // (`\u{feff}contract_version`) and the contract would miss a key.
+    if source.starts_with(BOM) {
+        source.drain(..BOM.len_utf8());
+    }
     if source.len() as u64 > MAX_CONTRACT_BYTES {
         return Err(too_large(path, Some(source.len() as u64)));
     }
@@ -506,6 +515,21 @@ mod tests {
         assert_eq!((d.line, d.column), (Some(6), Some(3)));
         assert_eq!(d.field_path, "node.domian");
         assert_eq!(d.help.as_deref(), Some("did you mean `domain`?"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let with_bom = format!("\u{feff}{BASE}");
+        let loaded = load_str(Path::new("c.yaml"), with_bom).map_err(|d| d.to_string());
+        let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.contract.node.name, "n");
+        assert!(!loaded.source.starts_with('\u{feff}'));
+        // Positions are those an editor shows, which does not count the mark.
+        assert_eq!(loaded.locations.key_position("node"), Some((2, 1)));
+        assert_eq!(
+            loaded.locations.key_position("contract_version"),
+            Some((1, 1))
+        );
     }
 
     /// Random byte edits of a valid contract: loading and validating must

@@ -19,8 +19,9 @@
 //!   indented by the `indent` argument (spaces, default 0), with no line
 //!   break after the last line: the documented item goes on the next line;
 //! - `lit`: text to a Rust string literal (see [`escape::string_literal`]);
-//! - `ident`: checks that a value is a Rust identifier and fails the render
-//!   otherwise.
+//! - `ident`: writes a value as a Rust identifier with
+//!   [`naming::rust_ident`](crate::naming::rust_ident) (`type` becomes
+//!   `r#type`) and fails the render when it cannot be one.
 
 pub mod escape;
 
@@ -241,12 +242,11 @@ fn ident_filter(
     _: &HashMap<String, tera::Value>,
 ) -> tera::Result<tera::Value> {
     let text = as_text(value, "ident")?;
-    if escape::is_identifier(&text) {
-        Ok(tera::Value::String(text.into_owned()))
-    } else {
-        Err(tera::Error::msg(format!(
-            "`{text}` is not a Rust identifier"
-        )))
+    // The one naming rule the gates also apply: a keyword becomes a raw
+    // identifier (`r#type`), what cannot be an identifier fails the render.
+    match crate::naming::rust_ident(&text) {
+        Ok(ident) => Ok(tera::Value::String(ident.into_owned())),
+        Err(e) => Err(tera::Error::msg(e.to_string())),
     }
 }
 

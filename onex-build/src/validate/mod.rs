@@ -15,6 +15,7 @@
 //! | QC-002 | reserved words | no `self`, `super`, `crate` as any name (they cannot be raw identifiers); no Rust keyword as a type or node name |
 //! | QC-003 | unique names | types, operations, events, states, steps, the fields of a struct or event and the variants of an enum are unique, also once turned into Rust names; no type takes the name of a generated item |
 //! | QC-004 | derived events | no custom event takes the name or event type of a derived event, and derived events do not collide with each other |
+//! | QC-005 | package names | the node name makes a package, library and binary name cargo accepts: at most 64 characters, not reserved by cargo (`std`, `test`, `build`, `con`, ...), not a dependency of the node crate (`onex`, `onex_build`) |
 //! | TY-001 | field type syntax | a field type follows the grammar (`string`, ..., `list<T>`, `map<T>`, `optional<T>`, a type name) |
 //! | TY-002 | type references | every named type a field, operation or aggregation refers to is declared under `types` |
 //! | TY-003 | struct or enum | a type has exactly one of `fields` and `variants`; an enum has at least one variant |
@@ -29,6 +30,7 @@
 //! | FV-002 | topic names | subscription, aggregation and dead-letter topics are `{service}.{event_type}.v{N}`: lower-case snake_case segments, no environment prefix |
 //! | FV-003 | event types | an explicit `event_type` is dotted snake_case without a version suffix |
 //! | FV-004 | runtime settings | the health endpoint starts with `/`; intervals, windows and timeouts are positive; the consumer group is a valid Kafka group id |
+//! | FV-005 | topic length | every topic the node uses fits Kafka's 249 characters behind the longest environment the runtime accepts (64 characters and a dot): at most 184 characters |
 //!
 //! Loading errors (YAML syntax, wrong types, unknown keys) have the code
 //! [`PARSE`](crate::contract::PARSE); `SV-003` is the post-validation gate
@@ -41,10 +43,13 @@ use crate::contract::{self, Contract, Diagnostic, Diagnostics, LoadedContract};
 mod fsm;
 mod names;
 mod node;
+mod package;
 mod topics;
 pub mod types;
 mod versions;
 
+pub use package::MAX_NODE_NAME_LEN;
+pub use topics::{KAFKA_MAX_TOPIC_LEN, MAX_ENVIRONMENT_LEN, MAX_TOPIC_LEN};
 pub use types::{FieldType, parse_field_type};
 
 /// A quality gate: a stable id and what it checks.
@@ -89,6 +94,11 @@ pub const GATES: &[Gate] = &[
         id: "QC-004",
         name: "derived events",
         checks: "custom events do not take the name or event type of a derived event",
+    },
+    Gate {
+        id: "QC-005",
+        name: "package names",
+        checks: "the node name is a package name cargo accepts, at most 64 characters, no dependency's",
     },
     Gate {
         id: "TY-001",
@@ -160,6 +170,11 @@ pub const GATES: &[Gate] = &[
         name: "runtime settings",
         checks: "health endpoint, intervals, windows, timeouts and consumer group are valid",
     },
+    Gate {
+        id: "FV-005",
+        name: "topic length",
+        checks: "every topic fits Kafka's 249 characters behind the longest environment",
+    },
 ];
 
 /// Runs every gate on a loaded contract; `Err` holds every failure, in
@@ -172,6 +187,7 @@ pub fn validate(loaded: &LoadedContract) -> Result<(), Diagnostics> {
     };
     versions::check(&mut ctx);
     names::check(&mut ctx);
+    package::check(&mut ctx);
     types::check(&mut ctx);
     node::check(&mut ctx);
     fsm::check(&mut ctx);

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::Ctx;
 use crate::contract::{Contract, NodeType};
-use crate::naming::{NON_RAW_KEYWORDS, is_keyword, is_pascal_case, is_snake_case};
+use crate::naming::rust_ident;
+use crate::naming::{IdentError, is_keyword, is_pascal_case, is_snake_case, is_weak_keyword};
 use crate::naming::{to_pascal_case, to_snake_case};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,8 +184,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
 fn case_and_keywords(ctx: &mut Ctx<'_>, n: &Name<'_>) {
     let what = n.kind.what();
     let v = n.value;
-    if NON_RAW_KEYWORDS.contains(&v) || (is_keyword(v) && matches!(n.kind, Kind::Type | Kind::Node))
-    {
+    let not_rawable = matches!(rust_ident(v), Err(IdentError::NotRawable(_)));
+    let keyword = is_keyword(v) || is_weak_keyword(v);
+    if not_rawable || (keyword && matches!(n.kind, Kind::Type | Kind::Node)) {
         let why = match n.kind {
             Kind::Type => "a Rust keyword cannot name a type".to_owned(),
             Kind::Node => {

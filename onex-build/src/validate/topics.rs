@@ -1,8 +1,25 @@
-//! FV-002 (topic names), FV-003 (event types) and FV-004 (runtime
-//! settings).
+//! FV-002 (topic names), FV-003 (event types), FV-004 (runtime
+//! settings) and FV-005 (topic length).
+
+use std::collections::BTreeMap;
 
 use super::Ctx;
+use crate::contract::NodeType;
 use crate::naming::is_snake_case;
+
+/// Kafka's limit on a topic name, in characters.
+pub const KAFKA_MAX_TOPIC_LEN: usize = 249;
+
+/// The longest environment (topic namespace) the runtime accepts, in
+/// characters: `onex`'s `KafkaConfig` refuses a longer `KAFKA_ENVIRONMENT`
+/// at start-up. Real environments (`dev`, `staging-eu-west-1`, a branch
+/// name) are far shorter; the bound leaves the contract 184 characters.
+pub const MAX_ENVIRONMENT_LEN: usize = 64;
+
+/// The longest namespace-free topic a contract may produce: the full topic
+/// `{environment}.{topic}` must fit [`KAFKA_MAX_TOPIC_LEN`] with the longest
+/// environment.
+pub const MAX_TOPIC_LEN: usize = KAFKA_MAX_TOPIC_LEN - MAX_ENVIRONMENT_LEN - 1;
 
 /// First topic segments that look like an environment; the environment is
 /// the namespace, added at run time, never written in a contract.
@@ -148,6 +165,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         }
     }
 
+    topic_length(ctx);
+
     // FV-004
     let endpoint = &c.capabilities.health_endpoint;
     if !endpoint.starts_with('/') || endpoint.contains(char::is_whitespace) {
@@ -231,10 +250,231 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// One topic of the node and the contract value that makes it long.
+struct TopicUse {
+    topic: String,
+    /// The field path to blame.
+    path: String,
+    /// How to shorten it.
+    fix: String,
+    /// Whether the topic starts with the node's service name.
+    has_service: bool,
+}
+
+/// Every topic the node publishes to or consumes, each with the contract
+/// value that shapes it, mirroring the names the build stage derives.
+fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
+    let c = ctx.contract;
+    let (service, service_path) = match &c.node.service {
+        Some(s) => (s.as_str(), "node.service"),
+        None => (c.node.name.as_str(), "node.name"),
+    };
+    let node_type = c.node.node_type.as_str();
+    let topic = |event_type: &str| format!("{service}.{event_type}.v1");
+    // Topics every node has, long only through the service name.
+    let mut fixed = vec![
+        topic(&format!("{node_type}.state.changed")),
+        topic(&format!("{node_type}.metric.recorded")),
+    ];
+    let mut named = Vec::new();
+    for (i, op) in c.operations.iter().enumerate() {
+        named.push(TopicUse {
+            topic: topic(&format!("{node_type}.{}.completed", op.name)),
+            path: format!("operations[{i}].name"),
+            fix: format!("shorten the operation name `{}`", op.name),
+            has_service: true,
+        });
+    }
+    for (i, e) in c.events.iter().enumerate() {
+        let (event_type, path, fix) = match &e.event_type {
+            Some(t) => (
+                t.clone(),
+                format!("events[{i}].event_type"),
+                "shorten the `event_type`".to_owned(),
+            ),
+            None => (
+                format!("{node_type}.{}", e.name),
+                format!("events[{i}].name"),
+                format!("shorten the event name `{}`", e.name),
+            ),
+        };
+        named.push(TopicUse {
+            topic: topic(&event_type),
+            path,
+            fix,
+            has_service: true,
+        });
+    }
+    match c.node.node_type {
+        NodeType::Orchestrator => {
+            fixed.push(topic(&format!("{node_type}.workflow.completed")));
+            for (i, step) in c.workflow.iter().flat_map(|w| w.steps.iter()).enumerate() {
+                named.push(TopicUse {
+                    topic: topic(&format!("{node_type}.workflow.{}.completed", step.name)),
+                    path: format!("workflow.steps[{i}].name"),
+                    fix: format!("shorten the step name `{}`", step.name),
+                    has_service: true,
+                });
+            }
+        }
+        NodeType::Reducer => fixed.push(topic(&format!("{node_type}.state.updated"))),
+        NodeType::Effect | NodeType::Compute => {}
+    }
+    let service_fix =
+        "set a shorter `node.service`, the name that starts every topic of the node".to_owned();
+    let mut own: Vec<TopicUse> = fixed
+        .into_iter()
+        .map(|topic| TopicUse {
+            topic,
+            path: service_path.to_owned(),
+            fix: service_fix.clone(),
+            has_service: true,
+        })
+        .collect();
+    match &c.event_bus.dead_letter_topic {
+        Some(t) => named.push(TopicUse {
+            topic: t.clone(),
+            path: "event_bus.dead_letter_topic".to_owned(),
+            fix: "shorten the dead-letter topic".to_owned(),
+            has_service: false,
+        }),
+        None => own.push(TopicUse {
+            topic: format!("{service}.dlq.v1"),
+            path: service_path.to_owned(),
+            fix: service_fix,
+            has_service: true,
+        }),
+    }
+    own.extend(named);
+    let mut foreign = Vec::new();
+    for (i, s) in c.subscriptions.iter().enumerate() {
+        foreign.push(TopicUse {
+            topic: s.topic.clone(),
+            path: format!("subscriptions[{i}].topic"),
+            fix: "subscribe to a shorter topic, which the publishing node can have in every environment".to_owned(),
+            has_service: false,
+        });
+    }
+    for (i, t) in c
+        .aggregation
+        .iter()
+        .flat_map(|a| a.topics.iter())
+        .enumerate()
+    {
+        foreign.push(TopicUse {
+            topic: t.clone(),
+            path: format!("aggregation.topics[{i}]"),
+            fix:
+                "aggregate a shorter topic, which the publishing node can have in every environment"
+                    .to_owned(),
+            has_service: false,
+        });
+    }
+    (own, foreign)
+}
+
+/// FV-005: every topic fits Kafka's limit behind the longest environment.
+/// One diagnostic per contract value, at its longest topic; when the
+/// service name alone is too long, only that.
+fn topic_length(ctx: &mut Ctx<'_>) {
+    let (own, foreign) = topic_uses(ctx);
+    let service_path = if ctx.contract.node.service.is_some() {
+        "node.service"
+    } else {
+        "node.name"
+    };
+    let service_too_long = own
+        .iter()
+        .any(|u| u.path == service_path && u.topic.chars().count() > MAX_TOPIC_LEN);
+    let mut longest: BTreeMap<&str, &TopicUse> = BTreeMap::new();
+    for u in own.iter().chain(&foreign) {
+        if service_too_long && u.has_service && u.path != service_path {
+            // Too long already through the service name: blamed there.
+            continue;
+        }
+        let entry = longest.entry(u.path.as_str()).or_insert(u);
+        if u.topic.chars().count() > entry.topic.chars().count() {
+            *entry = u;
+        }
+    }
+    for u in longest.values() {
+        let len = u.topic.chars().count();
+        if len <= MAX_TOPIC_LEN {
+            continue;
+        }
+        let d = ctx
+            .error(
+                "FV-005",
+                &u.path,
+                format!(
+                    "a topic of the node is {len} characters, longer than Kafka allows once the environment is added"
+                ),
+            )
+            .expected(format!(
+                "at most {MAX_TOPIC_LEN} characters, so that `{{environment}}.{{topic}}` fits Kafka's {KAFKA_MAX_TOPIC_LEN} with an environment of up to {MAX_ENVIRONMENT_LEN}"
+            ))
+            .found(format!("`{}` ({len} characters)", u.topic))
+            .help(format!("{} (by at least {} characters)", u.fix, len - MAX_TOPIC_LEN));
+        ctx.push(d);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
     use super::*;
+
+    #[test]
+    fn fv_005_topic_length() {
+        passes(BASE, "FV-005");
+        // `writer.effect.{op}.completed.v1` is 27 characters besides the
+        // operation name.
+        let at_limit = "w".repeat(MAX_TOPIC_LEN - 27);
+        passes(
+            &BASE.replace("name: write,", &format!("name: {at_limit},")),
+            "FV-005",
+        );
+        // The gate mirrors the topics the build stage derives: at the limit,
+        // the longest of them is exactly the limit.
+        let source = BASE.replace("name: write,", &format!("name: {at_limit},"));
+        let loaded = crate::contract::load_str(std::path::Path::new("t.yaml"), source)
+            .unwrap_or_else(|d| panic!("{d}"));
+        let spec = crate::spec::build(&loaded, &Default::default())
+            .unwrap_or_else(|ds| panic!("{ds}"));
+        let longest = spec.events.iter().map(|e| e.topic.len()).max();
+        assert_eq!(longest, Some(MAX_TOPIC_LEN));
+        let over = format!("{at_limit}w");
+        let ds = fails(
+            &BASE.replace("name: write,", &format!("name: {over},")),
+            "FV-005",
+        );
+        assert_eq!(ds.iter().filter(|d| d.code == "FV-005").count(), 1, "{ds}");
+        assert_eq!(
+            ds.0.iter()
+                .find(|d| d.code == "FV-005")
+                .map(|d| d.field_path.as_str()),
+            Some("operations[0].name")
+        );
+        // A long service name is blamed once, not once per topic.
+        let service = "s".repeat(MAX_TOPIC_LEN);
+        let ds = fails(
+            &BASE.replace(
+                "  domain: database\n",
+                &format!("  domain: database\n  service: {service}\n"),
+            ),
+            "FV-005",
+        );
+        let fv: Vec<_> = ds.iter().filter(|d| d.code == "FV-005").collect();
+        assert_eq!(fv.len(), 1, "{ds}");
+        assert_eq!(fv[0].field_path, "node.service", "{ds}");
+        // Topics of other nodes count too.
+        let long_topic = format!("orders.{}.v1", "x".repeat(MAX_TOPIC_LEN));
+        fails(
+            &format!("{BASE}subscriptions:\n  - topic: {long_topic}\n"),
+            "FV-005",
+        );
+        assert_eq!(MAX_TOPIC_LEN, 184);
+    }
 
     #[test]
     fn topic_names() {
