@@ -9,9 +9,35 @@ pub struct Cli {
     /// The workspace's Cargo.toml (default: the one cargo finds from here).
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Use verbose output: every file written, every gate passed, and the
+    /// stage table.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring: auto, always, never (auto: on a terminal, unless `NO_COLOR`
+    /// is set).
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+    /// Print the time each stage took, their sum and the wall time.
+    #[arg(long, global = true)]
+    pub timings: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour the output, as cargo's `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stderr is a terminal and `NO_COLOR` is unset or empty
+    /// (`CARGO_TERM_COLOR` is followed when set, as cargo passes it on).
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The commands.
@@ -28,13 +54,15 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// Contract files or node names (default: every contract in the
-    /// workspace's `contracts/` folder).
+    /// workspace's `contracts/` folder; inside a node crate, the contract
+    /// it was generated from).
     #[arg(value_name = "CONTRACT")]
     pub contracts: Vec<PathBuf>,
     /// Where node crates go (default: `generated/` at the workspace root).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write nothing; fail listing every stale file (for CI).
+    /// Write nothing; fail listing every stale file and the command that
+    /// brings them up to date (for CI).
     #[arg(long)]
     pub check: bool,
     /// Run `cargo check` on each generated crate (stage 7).

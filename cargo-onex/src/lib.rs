@@ -7,19 +7,30 @@ mod report;
 pub mod runtime;
 mod workspace;
 
-use std::{ffi::OsString, process::ExitCode};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Parser as _;
-use onex_build::pipeline::{self, Mode, Request};
+use onex_build::pipeline::{
+    self, Mode, PipelineReport, Request,
+    manifest::{self, MANIFEST_FILE},
+    paths::normalize,
+};
 
-pub use args::{CheckArgs, Cli, Command, GenerateArgs};
+pub use args::{CheckArgs, Cli, ColorChoice, Command, GenerateArgs};
+use report::{Shell, Verbosity};
 pub use workspace::Workspace;
 
 /// Parses the arguments (dropping the `onex` cargo passes when run as
-/// `cargo onex`) and runs the command.
+/// `cargo onex`) and runs the command. Errors are printed here, in the
+/// chosen colours; the exit code says whether the command succeeded.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match Cli::try_parse_from(args::without_cargo_subcommand(args)) {
+    let args = args::without_cargo_subcommand(args);
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) => {
             // Help and version are not errors; clap knows which is which.
@@ -31,17 +42,111 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             });
         }
     };
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, _) => Verbosity::Verbose,
+    };
     let workspace = Workspace::discover(cli.manifest_path.as_deref())?;
-    match cli.command {
-        Command::Generate(args) => generate(&workspace, args),
-        Command::Check(args) => check(&workspace, args),
+    let mut shell = Shell::new(verbosity, cli.color, workspace.cwd.clone());
+    let options = Options {
+        timings: cli.timings,
+        manifest_path: cli.manifest_path,
+        // The command as typed, for the fix `--check` prints.
+        typed: args.iter().skip(1).cloned().collect(),
+    };
+    let result = match cli.command {
+        Command::Generate(args) => generate(&workspace, &mut shell, &options, args),
+        Command::Check(args) => check(&workspace, &mut shell, &options, args),
+    };
+    match result {
+        Ok(code) => Ok(code),
+        Err(error) => {
+            shell.error(&format!("{error:#}"));
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
-fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let out_dir = workspace.out_dir(args.out.as_deref())?;
+/// The global settings a command reads besides its own arguments.
+struct Options {
+    timings: bool,
+    manifest_path: Option<PathBuf>,
+    typed: Vec<OsString>,
+}
+
+/// The contract files of the arguments, each remembered as typed so that
+/// reports show it so.
+fn contracts(
+    workspace: &Workspace,
+    shell: &mut Shell,
+    args: &[PathBuf],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let contracts = workspace.contracts(args)?;
+    for arg in args {
+        let direct = workspace.cwd.join(arg);
+        if direct.is_file() {
+            shell.remember(normalize(&direct), arg.display().to_string());
+        }
+    }
+    Ok(contracts)
+}
+
+/// The node crate the current directory lies in: the nearest folder, here
+/// or above, that holds a `.onex-generated` manifest.
+fn enclosing_node_crate(cwd: &Path) -> Option<PathBuf> {
+    cwd.ancestors()
+        .find(|dir| dir.join(MANIFEST_FILE).is_file())
+        .map(Path::to_path_buf)
+}
+
+fn generate(
+    workspace: &Workspace,
+    shell: &mut Shell,
+    options: &Options,
+    args: GenerateArgs,
+) -> anyhow::Result<ExitCode> {
+    // Inside a node crate, with nothing named, regenerate that crate from
+    // the contract its manifest records, into the folder it lies in.
+    let inside = if args.contracts.is_empty() && args.out.is_none() {
+        enclosing_node_crate(&workspace.cwd)
+    } else {
+        None
+    };
+    let project;
+    let (contracts, out_dir, workspace) = match inside {
+        Some(node_dir) => {
+            let (contract, out_dir) = recorded(&node_dir)?;
+            // The runtime is found from the project around the node crate,
+            // as when it was generated there; the node crate's own
+            // `[workspace]` would hide it.
+            project = match &options.manifest_path {
+                Some(_) => None,
+                None => out_dir
+                    .ancestors()
+                    .map(|dir| dir.join("Cargo.toml"))
+                    .find(|manifest| manifest.is_file())
+                    .map(|manifest| Workspace::discover(Some(&manifest)))
+                    .transpose()?,
+            };
+            shell.verbose_status(
+                "Regenerating",
+                &format!("{} from {}", shell.path(&node_dir), shell.path(&contract)),
+            );
+            (
+                vec![contract],
+                out_dir,
+                project.as_ref().unwrap_or(workspace),
+            )
+        }
+        None => (
+            contracts(workspace, shell, &args.contracts)?,
+            workspace.out_dir(args.out.as_deref())?,
+            workspace,
+        ),
+    };
     let request = Request {
-        contracts: workspace.contracts(&args.contracts)?,
+        contracts,
         runtime: workspace.runtime_dependency(&out_dir, args.onex_path.as_deref())?,
         target_dir: if args.compile_check {
             Some(workspace.node_target_dir()?)
@@ -52,26 +157,102 @@ fn generate(workspace: &Workspace, args: GenerateArgs) -> anyhow::Result<ExitCod
         mode: if args.check { Mode::Check } else { Mode::Write },
         compile_check: args.compile_check,
     };
-    let result = pipeline::run(&request);
-    let report = result.context("cargo onex generate stopped")?;
-    print!("{}", report::summary(workspace, &report));
-    println!("\n{}", report.timing_table());
+    let Some(report) = run_pipeline(shell, &request) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    shell.report(&report, options.timings);
     let stale = report.stale_files();
     if args.check && !stale.is_empty() {
-        eprintln!("\nerror: {} generated file(s) are stale:", stale.len());
-        for file in &stale {
-            eprintln!("  {}", workspace.display(file).display());
-        }
-        eprintln!("help: run `cargo onex generate` and commit the result");
+        let n = stale.len();
+        let files: Vec<String> = stale
+            .iter()
+            .map(|f| format!("  {}", shell.path(f)))
+            .collect();
+        shell.error(&format!(
+            "{n} generated file{} stale:\n{}",
+            if n == 1 { " is" } else { "s are" },
+            files.join("\n")
+        ));
+        shell.help(&format!(
+            "run `{}` and commit the result",
+            regenerate_command(&options.typed)
+        ));
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(workspace: &Workspace, args: CheckArgs) -> anyhow::Result<ExitCode> {
+/// The contract a node crate records and the folder it lies in.
+fn recorded(node_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let Some(contract) = manifest::recorded_contract(node_dir) else {
+        bail!(
+            "`{}` holds a node crate whose `{MANIFEST_FILE}` records no contract\n\
+             help: name the contract once, from here: `cargo onex generate path/to/contract.yaml --out ..`",
+            node_dir.display()
+        );
+    };
+    let contract = normalize(&contract);
+    if !contract.is_file() {
+        bail!(
+            "this node crate was generated from `{}`, which is not there any more\n\
+             help: name the contract, from here: `cargo onex generate path/to/contract.yaml --out ..`",
+            contract.display()
+        );
+    }
+    let out_dir = node_dir
+        .parent()
+        .map_or_else(|| node_dir.to_path_buf(), Path::to_path_buf);
+    Ok((contract, out_dir))
+}
+
+/// The command line typed, without `--check`: what brings the stale files
+/// up to date, run where this one ran.
+fn regenerate_command(typed: &[OsString]) -> String {
+    let mut words = vec!["cargo".to_owned(), "onex".to_owned()];
+    words.extend(
+        typed
+            .iter()
+            .filter(|arg| *arg != "--check")
+            .map(|arg| shell_word(&arg.to_string_lossy())),
+    );
+    words.join(" ")
+}
+
+/// `word` as one POSIX shell word: single-quoted when a shell would read
+/// something in it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./+:@,=".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Runs the pipeline; on failure prints the error (every diagnostic with
+/// its source line) and returns `None`.
+fn run_pipeline(shell: &Shell, request: &Request) -> Option<PipelineReport> {
+    match pipeline::run(request) {
+        Ok(report) => Some(report),
+        Err(error) => {
+            shell.pipeline_error(&error);
+            None
+        }
+    }
+}
+
+fn check(
+    workspace: &Workspace,
+    shell: &mut Shell,
+    options: &Options,
+    args: CheckArgs,
+) -> anyhow::Result<ExitCode> {
     let out_dir = workspace.check_out_dir()?;
     let request = Request {
-        contracts: workspace.contracts(&args.contracts)?,
+        contracts: contracts(workspace, shell, &args.contracts)?,
         // Nothing is written, so the runtime's place does not matter.
         runtime: pipeline::RuntimeDependency::this_version(),
         target_dir: None,
@@ -79,8 +260,26 @@ fn check(workspace: &Workspace, args: CheckArgs) -> anyhow::Result<ExitCode> {
         mode: Mode::Validate,
         compile_check: false,
     };
-    let report = pipeline::run(&request).context("cargo onex check stopped")?;
-    print!("{}", report::summary(workspace, &report));
-    println!("\n{}", report.timing_table());
+    let Some(report) = run_pipeline(shell, &request) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    shell.report(&report, options.timings);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fix_for_stale_files_is_the_command_without_check() {
+        let typed: Vec<OsString> = ["generate", "--check", "my contract.yaml", "--out", "nodes"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            regenerate_command(&typed),
+            "cargo onex generate 'my contract.yaml' --out nodes"
+        );
+    }
 }

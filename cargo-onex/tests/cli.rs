@@ -30,11 +30,33 @@ fn workspace() -> tempfile::TempDir {
 }
 
 fn cargo_onex(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-onex"))
+    cargo_onex_with(dir, args, &[])
+}
+
+/// `cargo_onex` with environment variables set; the colour settings of the
+/// calling environment are cleared so that every run starts alike.
+fn cargo_onex_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-onex"));
+    command
         .args(args)
         .current_dir(dir)
-        .output()
-        .expect("cargo-onex runs")
+        .env_remove("CARGO_TERM_COLOR")
+        .env_remove("NO_COLOR");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("cargo-onex runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The workspace's contract with `from` replaced by `to`.
+fn break_contract(ws: &tempfile::TempDir, from: &str, to: &str) {
+    assert!(POSTGRES_WRITER.contains(from), "{from}");
+    let bad = POSTGRES_WRITER.replace(from, to);
+    std::fs::write(ws.path().join("contracts/postgres_writer.yaml"), bad).expect("contract");
 }
 
 fn text(output: &Output) -> String {
@@ -64,20 +86,38 @@ fn runs_as_a_cargo_subcommand_and_on_its_own() {
     let ws = workspace();
     let as_cargo = cargo_onex(ws.path(), &["onex", "check"]);
     assert!(as_cargo.status.success(), "{}", text(&as_cargo));
-    assert!(text(&as_cargo).contains("valid"), "{}", text(&as_cargo));
+    assert!(text(&as_cargo).contains("Checked"), "{}", text(&as_cargo));
     let direct = cargo_onex(ws.path(), &["check"]);
     assert!(direct.status.success(), "{}", text(&direct));
     assert!(!node_dir(&ws).exists(), "check writes nothing");
 }
 
 #[test]
-fn generate_writes_the_node_crate_and_a_timing_table() {
+fn generate_writes_the_node_crate_quietly() {
     let ws = workspace();
     let output = cargo_onex(ws.path(), &["onex", "generate"]);
     assert!(output.status.success(), "{}", text(&output));
-    let out = text(&output);
-    assert!(out.contains("4.5    event bus integration"), "{out}");
-    assert!(out.contains("total"), "{out}");
+    // Status goes to stderr, as cargo's does; one line per node crate and a
+    // summary, no stage table unless asked.
+    assert!(output.stdout.is_empty(), "{}", text(&output));
+    let err = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        // A warning about the runtime's place may come first.
+        .filter(|l| !l.starts_with("warning") && !l.starts_with("  = ") && !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(
+        lines[0],
+        "   Generated postgres-writer (generated/postgres-writer) from contracts/postgres_writer.yaml",
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("    Finished 1 node crate in "),
+        "{err}"
+    );
+    assert!(lines[1].ends_with("s (1 generated)"), "{err}");
+    assert!(!err.contains("event bus integration"), "{err}");
     for file in [
         "Cargo.toml",
         "build.rs",
@@ -89,12 +129,14 @@ fn generate_writes_the_node_crate_and_a_timing_table() {
     ] {
         assert!(node_dir(&ws).join(file).is_file(), "{file} missing");
     }
-    let manifest = std::fs::read_to_string(node_dir(&ws).join("Cargo.toml")).expect("Cargo.toml");
-    assert!(manifest.contains(&source_tree_onex()), "{manifest}");
 
     let again = cargo_onex(ws.path(), &["onex", "generate"]);
     assert!(again.status.success(), "{}", text(&again));
-    assert!(text(&again).contains("unchanged"), "{}", text(&again));
+    assert!(
+        text(&again).contains("   Unchanged postgres-writer (generated/postgres-writer)"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[test]
@@ -110,7 +152,12 @@ fn check_flag_fails_listing_stale_files() {
     let output = cargo_onex(ws.path(), &["onex", "generate", "--check"]);
     assert!(!output.status.success(), "{}", text(&output));
     let out = text(&output);
-    assert!(out.contains("stale"), "{out}");
+    assert!(out.contains("1 generated file is stale"), "{out}");
+    // The fix is the exact command, without `--check`.
+    assert!(
+        out.contains("help: run `cargo onex generate` and commit the result"),
+        "{out}"
+    );
     assert!(
         out.contains("generated/postgres-writer/src/main.rs"),
         "{out}"
@@ -130,7 +177,10 @@ fn a_bad_contract_fails_with_its_diagnostic() {
     let output = cargo_onex(ws.path(), &["onex", "generate"]);
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("stage 1 (parse) failed"), "{err}");
+    assert!(
+        err.contains("error: stage 1 (parse) failed for `contracts/postgres_writer.yaml`"),
+        "{err}"
+    );
     assert!(err.contains("postgres_writer.yaml"), "{err}");
     assert!(err.contains("efect"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -199,5 +249,202 @@ fn generate_needs_no_workspace_when_contracts_and_out_are_given() {
         text(&without_out).contains("cannot read the Cargo workspace"),
         "{}",
         text(&without_out)
+    );
+}
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let ws = workspace();
+    let output = cargo_onex(ws.path(), &["onex", "generate", "-q"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let err = stderr(&output);
+    assert!(
+        err.lines()
+            .all(|l| l.starts_with("warning") || l.starts_with("  ")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Generated") && !err.contains("Finished"),
+        "{err}"
+    );
+    assert!(node_dir(&ws).join("src/lib.rs").is_file());
+    // Errors still show.
+    break_contract(&ws, "node_type: effect", "node_type: efect");
+    let failed = cargo_onex(ws.path(), &["onex", "-q", "check"]);
+    assert!(!failed.status.success());
+    assert!(
+        stderr(&failed).contains("error[PARSE]"),
+        "{}",
+        stderr(&failed)
+    );
+}
+
+/// Sums the `N.NNN ms` of the stage rows and reads the sum row.
+fn stage_rows_and_sum(table: &str) -> (u128, Option<u128>) {
+    let micros = |line: &str| -> Option<u128> {
+        let before = line.split("  (").next()?;
+        let field = before.split_whitespace().rev().nth(1)?;
+        let (whole, frac) = field.split_once('.')?;
+        Some(whole.parse::<u128>().ok()? * 1000 + frac.parse::<u128>().ok()?)
+    };
+    let rows = table
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(micros)
+        .sum();
+    let sum = table
+        .lines()
+        .find(|l| l.contains("sum of stage times"))
+        .and_then(micros);
+    (rows, sum)
+}
+
+#[test]
+fn timings_print_a_stage_table_that_adds_up() {
+    let ws = workspace();
+    // A second contract, so that two threads may prepare them at once.
+    std::fs::write(
+        ws.path().join("contracts/other_writer.yaml"),
+        POSTGRES_WRITER.replace("name: postgres_writer", "name: other_writer"),
+    )
+    .expect("second contract");
+    let plain = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    assert!(
+        !stderr(&plain).contains("sum of stage times"),
+        "{}",
+        text(&plain)
+    );
+    assert!(
+        !stderr(&plain).contains("SV-001"),
+        "check lists no gates unless asked"
+    );
+
+    for args in [
+        &["onex", "generate", "--timings"][..],
+        &["onex", "check", "-v"][..],
+    ] {
+        let output = cargo_onex(ws.path(), args);
+        assert!(output.status.success(), "{}", text(&output));
+        let err = stderr(&output);
+        assert!(err.contains("4.5    event bus integration"), "{err}");
+        assert!(err.contains("wall time"), "{err}");
+        let (rows, sum) = stage_rows_and_sum(&err);
+        assert!(rows > 0, "{err}");
+        assert_eq!(
+            Some(rows),
+            sum,
+            "the sum row is the sum of the rows:\n{err}"
+        );
+    }
+    let verbose = cargo_onex(ws.path(), &["onex", "check", "-v"]);
+    assert!(
+        stderr(&verbose).contains("Passed SV-001"),
+        "{}",
+        stderr(&verbose)
+    );
+}
+
+#[test]
+fn diagnostics_show_the_line_with_a_caret_and_the_path_as_typed() {
+    let ws = workspace();
+    break_contract(&ws, "node_type: effect", "node_type: efect");
+    let output = cargo_onex(
+        ws.path(),
+        &["onex", "check", "./contracts/postgres_writer.yaml"],
+    );
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    let expected = "error[PARSE]: `efect` is not a valid `node_type`
+ --> ./contracts/postgres_writer.yaml:6:14
+  |
+6 |   node_type: efect
+  |              ^^^^^ found `efect`
+  |
+  = field: node.node_type
+  = expected: one of `effect`, `compute`, `reducer`, `orchestrator`
+  = help: did you mean `effect`?
+";
+    assert!(err.starts_with(expected), "{err}");
+    assert_eq!(
+        err.matches("error[").count(),
+        1,
+        "one header per error:\n{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "no colour off a terminal:\n{err}");
+    assert!(!err.contains(&ws.path().display().to_string()), "{err}");
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let ws = workspace();
+    break_contract(&ws, "node_type: effect", "node_type: efect");
+    let has_colour = |output: &Output| stderr(output).contains("\u{1b}[");
+
+    let always = cargo_onex(ws.path(), &["onex", "check", "--color", "always"]);
+    assert!(has_colour(&always), "{}", stderr(&always));
+    assert!(stderr(&always).contains("^^^^^"), "{}", stderr(&always));
+    let never = cargo_onex(ws.path(), &["onex", "check", "--color=never"]);
+    assert!(!has_colour(&never), "{}", stderr(&never));
+    // NO_COLOR turns `auto` off, even where cargo asks for colour; an
+    // explicit flag still wins.
+    let no_color = cargo_onex_with(
+        ws.path(),
+        &["onex", "check"],
+        &[("NO_COLOR", "1"), ("CARGO_TERM_COLOR", "auto")],
+    );
+    assert!(!has_colour(&no_color), "{}", stderr(&no_color));
+    let cargo_says = cargo_onex_with(
+        ws.path(),
+        &["onex", "check"],
+        &[("CARGO_TERM_COLOR", "always")],
+    );
+    assert!(has_colour(&cargo_says), "{}", stderr(&cargo_says));
+    let flag_wins = cargo_onex_with(
+        ws.path(),
+        &["onex", "check", "--color", "always"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(has_colour(&flag_wins), "{}", stderr(&flag_wins));
+}
+
+#[test]
+fn generate_inside_a_node_crate_regenerates_it_from_its_contract() {
+    let ws = workspace();
+    let first = cargo_onex(ws.path(), &["onex", "generate"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let src = node_dir(&ws).join("src");
+
+    let again = cargo_onex(&src, &["onex", "generate"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        stderr(&again).contains("   Unchanged postgres-writer"),
+        "{}",
+        text(&again)
+    );
+
+    // The contract changes: `--check` inside the node crate fails with the
+    // exact command to run there, and that command brings it up to date.
+    break_contract(&ws, "domain: database", "domain: storage");
+    let check = cargo_onex(&src, &["onex", "generate", "--check"]);
+    assert!(!check.status.success(), "{}", text(&check));
+    assert!(
+        stderr(&check).contains("help: run `cargo onex generate` and commit the result"),
+        "{}",
+        text(&check)
+    );
+    let regenerated = cargo_onex(&src, &["onex", "generate"]);
+    assert!(regenerated.status.success(), "{}", text(&regenerated));
+    assert!(
+        stderr(&regenerated).contains("   Generated postgres-writer"),
+        "{}",
+        text(&regenerated)
+    );
+    let copy = std::fs::read_to_string(node_dir(&ws).join("contract.yaml")).expect("contract copy");
+    assert!(copy.contains("domain: storage"), "{copy}");
+    assert!(
+        !ws.path()
+            .join("generated/postgres-writer/generated")
+            .exists()
     );
 }

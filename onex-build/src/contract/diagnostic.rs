@@ -74,29 +74,128 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error[{}]: {}", self.code, self.message)?;
-        write!(f, "\n  --> {}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
+impl Diagnostic {
+    /// The report as rustc and cargo lay it out: a header with the code,
+    /// the file and position, the offending line of `source` with a caret
+    /// under the value, then the field path, what was expected and the fix.
+    ///
+    /// `source` is the contract's text; without it (or when the position is
+    /// not in it) the snippet is left out. `shown_path` is the path printed,
+    /// so that a command line can show the path as the user wrote it.
+    /// `color` adds the ANSI colours of a terminal.
+    pub fn render(&self, source: Option<&str>, shown_path: &str, color: bool) -> String {
+        use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
+
+        let snippet = self
+            .line
+            .zip(source)
+            .and_then(|(line, source)| line_span(source, line, self.column.unwrap_or(1)));
+        let mut group = Group::with_title(
+            Level::ERROR
+                .primary_title(self.message.as_str())
+                .id(self.code),
+        );
+        let mut found_shown = false;
+        match snippet {
+            Some((text, span)) => {
+                let mut annotation = AnnotationKind::Primary.span(span);
+                if let Some(found) = &self.found {
+                    annotation = annotation.label(format!("found {found}"));
+                    found_shown = true;
+                }
+                group = group.element(
+                    Snippet::source(text)
+                        .line_start(self.line.unwrap_or(1))
+                        .path(shown_path)
+                        .annotation(annotation),
+                );
+            }
+            None => {
+                let mut origin = Origin::path(shown_path);
+                if let Some(line) = self.line {
+                    origin = origin.line(line).char_column(self.column.unwrap_or(1));
+                }
+                group = group.element(origin);
             }
         }
+        let note = |name: &'static str, text: &str| {
+            Level::NOTE.with_name(Some(name)).message(text.to_owned())
+        };
         if !self.field_path.is_empty() {
-            write!(f, "\n   = field: {}", self.field_path)?;
+            group = group.element(note("field", &self.field_path));
         }
         if let Some(expected) = &self.expected {
-            write!(f, "\n   = expected: {expected}")?;
+            group = group.element(note("expected", expected));
         }
-        if let Some(found) = &self.found {
-            write!(f, "\n   = found: {found}")?;
+        if let Some(found) = self.found.as_deref().filter(|_| !found_shown) {
+            group = group.element(note("found", found));
         }
         if let Some(help) = &self.help {
-            write!(f, "\n   = help: {help}")?;
+            group = group.element(Level::HELP.message(help.as_str()));
         }
-        Ok(())
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
+        renderer.render(&[group])
+    }
+
+    /// [`Diagnostic::render`] with the contract's text read from
+    /// [`Diagnostic::file`] (lossily, so that a file that is not UTF-8 still
+    /// shows its line) and the path as stored.
+    pub fn render_from_file(&self, color: bool) -> String {
+        let source = self
+            .line
+            .and_then(|_| std::fs::read(&self.file).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        self.render(source.as_deref(), &self.file.display().to_string(), color)
+    }
+}
+
+/// The text of 1-based `line` of `source` and the byte range, within it, of
+/// the value that starts at 1-based character `column`: a quoted string up
+/// to its closing quote, else the plain word up to the next `,`, `]`, `}`,
+/// `: `, ` #` or the end of the line. A space or YAML indicator at the
+/// position gets one caret, and so does an empty value.
+fn line_span(source: &str, line: usize, column: usize) -> Option<(String, std::ops::Range<usize>)> {
+    let text = source.split('\n').nth(line.checked_sub(1)?)?;
+    // Tabs would shift the caret in a terminal; show them as spaces, as
+    // rustc does.
+    let text = text.trim_end_matches('\r').replace('\t', " ");
+    let start = text
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(text.len(), |(i, _)| i);
+    let rest = &text[start..];
+    let len = match rest.chars().next() {
+        Some(quote @ ('"' | '\'')) => rest[1..].find(quote).map_or(rest.len(), |end| end + 2),
+        // A tab, a stray `:` or bracket: the one character.
+        Some(c) if c.is_whitespace() || ":,[]{}-#|>&*!%@`".contains(c) => c.len_utf8(),
+        Some(_) => {
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                let next = rest[i + c.len_utf8()..].chars().next();
+                let stops = matches!(c, ',' | ']' | '}')
+                    || c == ':' && next.is_none_or(char::is_whitespace)
+                    || c == '#' && rest[..i].ends_with(' ');
+                if stops && i > 0 {
+                    end = i;
+                    break;
+                }
+            }
+            rest[..end].trim_end().len().max(1).min(rest.len())
+        }
+        None => 0,
+    };
+    Some((text.clone(), start..start + len))
+}
+
+impl fmt::Display for Diagnostic {
+    /// The plain report, with the offending line read from the contract
+    /// file when it is there (see [`Diagnostic::render_from_file`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render_from_file(false))
     }
 }
 

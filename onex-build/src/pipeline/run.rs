@@ -142,6 +142,7 @@ pub fn run_with_progress(
         .run()
     })?;
     report.total = started.elapsed();
+    report.threads = workers.max(1);
     Ok(report)
 }
 
