@@ -186,3 +186,17 @@ fn hostile_contracts_render_node_crates() {
         assert_eq!(report.contracts.len(), 1, "{}", path.display());
     }
 }
+
+/// The topic-length gate (FV-005) assumes the longest environment the
+/// runtime accepts; the two bounds must stay one.
+#[test]
+fn the_topic_gate_and_the_runtime_agree_on_the_environment() {
+    assert_eq!(
+        onex_build::validate::MAX_ENVIRONMENT_LEN,
+        onex::topic::MAX_ENVIRONMENT_LEN
+    );
+    assert_eq!(
+        onex_build::validate::KAFKA_MAX_TOPIC_LEN,
+        onex::topic::MAX_TOPIC_LEN
+    );
+}

@@ -15,7 +15,7 @@
 //! | variable | field | default | allowed |
 //! |---|---|---|---|
 //! | `KAFKA_BOOTSTRAP_SERVERS` | `bootstrap_servers` | `localhost:9092` | comma-separated `host:port` list |
-//! | `KAFKA_ENVIRONMENT` | `environment` | `local` | non-empty; letters, digits, `.`, `_`, `-` |
+//! | `KAFKA_ENVIRONMENT` | `environment` | `local` | 1 to 64 letters, digits, `.`, `_`, `-` (see below) |
 //! | `KAFKA_GROUP` | `group` | `default` | non-empty, no control characters |
 //! | `KAFKA_TIMEOUT_SECONDS` | `timeout_seconds` | `30` | `1..=300` |
 //! | `KAFKA_MAX_RETRY_ATTEMPTS` | `max_retry_attempts` | `3` | `0..=10` |
@@ -27,13 +27,21 @@
 //! | `KAFKA_ENABLE_IDEMPOTENCE` | `enable_idempotence` | `true` | boolean |
 //! | `KAFKA_AUTO_OFFSET_RESET` | `auto_offset_reset` | `latest` | `earliest`, `latest` |
 //! | `KAFKA_ENABLE_AUTO_COMMIT` | `enable_auto_commit` | `true` | boolean |
-//! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | unset (Kafka: `{environment}.dlq.v1`) | a topic name |
+//! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | unset (Kafka: `{environment}.dlq.v1`) | a topic name of at most 249 characters |
 //! | `KAFKA_LINGER_MS` | `linger_ms` | `1` | `0..=1000` |
 //! | `KAFKA_SESSION_TIMEOUT_MS` | `session_timeout_ms` | `6000` | `1000..=3600000` |
 //! | `KAFKA_PUBLISH_BUFFER_CAPACITY` | `publish_buffer_capacity` | `10000` | `1..=10000000` |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`, in
 //! any case. An empty variable counts as unset.
+//!
+//! The environment is bounded at
+//! [`MAX_ENVIRONMENT_LEN`](crate::topic::MAX_ENVIRONMENT_LEN) (64)
+//! characters because it prefixes every topic, `{environment}.{topic}`, and
+//! Kafka allows 249 characters in all: cargo onex checks every contract's
+//! topics against the rest (184 characters, gate FV-005), so a node whose
+//! configuration loads never meets Kafka's limit. A longer environment
+//! stops the node at start-up, before it publishes anything.
 
 use std::{fmt, path::Path, str::FromStr, time::Duration};
 
@@ -41,6 +49,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     circuit::CircuitBreaker,
+    topic,
     error::{ConfigError, ConfigFileError},
     retry::RetryPolicy,
 };
@@ -87,7 +96,7 @@ const ENVIRONMENT: Setting = setting(
     "KAFKA_ENVIRONMENT",
     "environment",
     "local",
-    "a non-empty name of letters, digits, '.', '_' and '-'",
+    "a name of 1 to 64 letters, digits, '.', '_' and '-'",
     "Topic namespace: topics are `{environment}.{service}.{event_type}.v1`.",
 );
 const GROUP: Setting = setting(
@@ -668,6 +677,19 @@ impl KafkaConfig {
     fn check(&self, n: Naming) -> Result<(), ConfigError> {
         check_bootstrap(n, &self.bootstrap_servers)?;
         check_topic_name(n, &ENVIRONMENT, &self.environment)?;
+        let length = self.environment.chars().count();
+        if length > topic::MAX_ENVIRONMENT_LEN {
+            return Err(invalid(
+                n,
+                &ENVIRONMENT,
+                &*self.environment,
+                &format!(
+                    "{length} characters, longer than {}: it prefixes every topic, and Kafka allows {} characters per topic",
+                    topic::MAX_ENVIRONMENT_LEN,
+                    topic::MAX_TOPIC_LEN
+                ),
+            ));
+        }
         if self.group.is_empty() {
             return Err(invalid(n, &GROUP, &*self.group, "empty"));
         }
@@ -691,8 +713,20 @@ impl KafkaConfig {
             3600.0,
         )?;
         check_range(n, &SLEEP, self.consumer_sleep_interval, 0.01, 10.0)?;
-        if let Some(topic) = &self.dead_letter_topic {
-            check_topic_name(n, &DLQ, topic)?;
+        if let Some(dlq) = &self.dead_letter_topic {
+            check_topic_name(n, &DLQ, dlq)?;
+            if let Err(e) = topic::check(dlq) {
+                return Err(invalid(
+                    n,
+                    &DLQ,
+                    &**dlq,
+                    &format!(
+                        "{} characters, longer than Kafka's limit of {}",
+                        e.length,
+                        topic::MAX_TOPIC_LEN
+                    ),
+                ));
+            }
         }
         check_range(n, &LINGER, self.linger_ms, 0, 1000)?;
         check_range(n, &SESSION, self.session_timeout_ms, 1000, 3_600_000)?;

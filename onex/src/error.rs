@@ -78,6 +78,9 @@ pub enum BusError {
     /// A configuration value is invalid.
     #[error(transparent)]
     Config(#[from] crate::error::ConfigError),
+    /// The full topic is longer than Kafka allows; nothing was sent.
+    #[error(transparent)]
+    TopicTooLong(#[from] crate::topic::TopicTooLong),
     /// Any other broker or client error.
     #[error("{0}")]
     Other(String),

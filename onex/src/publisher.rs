@@ -58,9 +58,13 @@ impl Publisher {
         correlation_id: Option<Uuid>,
         metadata: BTreeMap<String, serde_json::Value>,
     ) -> Result<BusMessage, BusError> {
+        // Refused here rather than by the broker, and on every bus alike,
+        // so that a node tried on the in-memory bus fails as on Kafka.
+        let topic = self.topic_of::<E>();
+        topic::check(&topic)?;
         let mut envelope = OnexEnvelopeV1::wrap(event, &self.source, correlation_id)?;
         envelope.metadata = metadata;
-        Ok(BusMessage::new(self.topic_of::<E>(), envelope, E::CATEGORY))
+        Ok(BusMessage::new(topic, envelope, E::CATEGORY))
     }
 
     /// Publishes an event on its own topic; returns the envelope's event id.

@@ -242,7 +242,7 @@ fn names_are_checked() {
     );
     assert_eq!(
         env_err("KAFKA_ENVIRONMENT", "my env"),
-        r#"KAFKA_ENVIRONMENT="my env" is invalid: contains a character not allowed (allowed: a non-empty name of letters, digits, '.', '_' and '-')"#
+        r#"KAFKA_ENVIRONMENT="my env" is invalid: contains a character not allowed (allowed: a name of 1 to 64 letters, digits, '.', '_' and '-')"#
     );
     assert_eq!(
         env_err("KAFKA_GROUP", "a\u{7}b"),
@@ -427,4 +427,41 @@ fn the_settings_table_lists_every_field_once() {
     for s in SETTINGS {
         assert_eq!(s.variable, format!("KAFKA_{}", s.key.to_uppercase()));
     }
+}
+
+/// The environment prefixes every topic and Kafka allows 249 characters:
+/// the runtime accepts at most 64, the bound cargo onex checks contracts'
+/// topics against, and refuses a longer one when the node starts, before it
+/// publishes anything.
+#[test]
+fn the_environment_is_bounded_for_kafka_topics() {
+    let longest = "e".repeat(onex::topic::MAX_ENVIRONMENT_LEN);
+    let config = env(&[("KAFKA_ENVIRONMENT", longest.as_str())]).unwrap();
+    assert_eq!(config.environment, longest);
+    // The longest topic a contract may have fits behind it.
+    let topic = "t".repeat(onex::topic::MAX_TOPIC_LEN - onex::topic::MAX_ENVIRONMENT_LEN - 1);
+    assert!(onex::topic::check(&onex::topic::qualified(&config.environment, &topic)).is_ok());
+
+    let too_long = format!("{longest}x");
+    assert_eq!(
+        env_err("KAFKA_ENVIRONMENT", &too_long),
+        format!(
+            r#"KAFKA_ENVIRONMENT="{too_long}" is invalid: 65 characters, longer than 64: it prefixes every topic, and Kafka allows 249 characters per topic (allowed: a name of 1 to 64 letters, digits, '.', '_' and '-')"#
+        )
+    );
+    let yaml = format!("environment: {too_long}\n");
+    let err = KafkaConfig::from_yaml_str(&yaml).unwrap_err().to_string();
+    assert!(
+        err.contains("environment=") && err.contains("longer than 64"),
+        "{err}"
+    );
+    let hand_built = KafkaConfig {
+        environment: too_long,
+        ..KafkaConfig::default()
+    };
+    assert!(hand_built.validate().is_err());
+
+    let dead_letters = format!("{}.dlq.v1", "d".repeat(onex::topic::MAX_TOPIC_LEN));
+    let err = env_err("KAFKA_DEAD_LETTER_TOPIC", &dead_letters);
+    assert!(err.contains("longer than Kafka's limit of 249"), "{err}");
 }

@@ -363,6 +363,7 @@ fn uniqueness(ctx: &mut Ctx<'_>, c: &Contract) {
         );
     }
     if let Some(w) = &c.workflow {
+        // A step names the structs of its events (`{Step}StepStarted`).
         unique(
             ctx,
             "step",
@@ -370,7 +371,7 @@ fn uniqueness(ctx: &mut Ctx<'_>, c: &Contract) {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (format!("workflow.steps[{i}].name"), s.name.as_str())),
-            same,
+            to_pascal_case,
         );
     }
     unique(
@@ -397,6 +398,44 @@ fn uniqueness(ctx: &mut Ctx<'_>, c: &Contract) {
                 .expected("a type name that no generated item uses")
                 .found(format!("`{}`, the name of {origin}", t.name))
                 .help(format!("rename the type, e.g. to `{}Data`", t.name));
+            ctx.push(d);
+        }
+    }
+
+    // A custom event is a struct and a variant of the event enum: it may not
+    // take the name of the enum, of the state machine's enum, or of the
+    // shared events' variants.
+    let mut taken = BTreeMap::new();
+    taken.insert(
+        format!("{}Event", to_pascal_case(&c.node.name)),
+        "the generated enum of the node's events",
+    );
+    if c.states.is_some() {
+        taken.insert("State".to_owned(), "the generated state machine enum");
+    }
+    taken.insert(
+        "NodeIntrospection".to_owned(),
+        "the event enum's variant of the introspection event",
+    );
+    taken.insert(
+        "NodeHeartbeat".to_owned(),
+        "the event enum's variant of the heartbeat event",
+    );
+    for (i, e) in c.events.iter().enumerate() {
+        let rust = to_pascal_case(&e.name);
+        if let Some(origin) = taken.get(&rust) {
+            let d = ctx
+                .error(
+                    "QC-003",
+                    format!("events[{i}].name"),
+                    format!("the event name `{}` is taken by generated code", e.name),
+                )
+                .expected("an event name that no generated item uses")
+                .found(format!(
+                    "`{}` becomes `{rust}`, the name of {origin}",
+                    e.name
+                ))
+                .help(format!("rename the event, e.g. to `{}_notice`", e.name));
             ctx.push(d);
         }
     }
@@ -485,9 +524,11 @@ fn generated_item_names(c: &Contract) -> BTreeMap<String, String> {
 
 fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
     let derived = derived_event_names(c);
-    let mut by_name: HashMap<&str, &str> = HashMap::new();
+    // Keyed by the struct name: `write_1` and `write1` derive the same
+    // `Write1Started`.
+    let mut by_name: HashMap<String, &str> = HashMap::new();
     for (name, origin) in &derived {
-        if let Some(first) = by_name.get(name.as_str()) {
+        if let Some(first) = by_name.get(&to_pascal_case(name)) {
             // Only possible through an operation and a step, e.g. operation
             // `fetch_step` and step `fetch`: both derive `fetch_step_started`.
             let path = derived_path(c, origin);
@@ -502,7 +543,7 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
                 .help("rename the operation or the workflow step");
             ctx.push(d);
         } else {
-            by_name.insert(name, origin);
+            by_name.insert(to_pascal_case(name), origin);
         }
     }
     let node_type = c.node.node_type.as_str();
@@ -559,7 +600,7 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
 
     let mut custom_types: HashMap<String, (String, bool)> = HashMap::new();
     for (i, e) in c.events.iter().enumerate() {
-        if let Some(origin) = by_name.get(e.name.as_str()) {
+        if let Some(origin) = by_name.get(&to_pascal_case(&e.name)) {
             let d = ctx
                 .error("QC-004", format!("events[{i}].name"), format!("the event `{}` has the name of a derived event", e.name))
                 .expected("a custom event name that no derived event uses")
@@ -727,6 +768,34 @@ mod tests {
             1,
         );
         fails(&taken, "QC-003");
+        // Steps that derive the same event structs.
+        let steps = "contract_version: 1
+node: { name: flow, node_type: orchestrator, version: 1.0.0, domain: d }
+workflow:
+  steps:
+    - name: a_1
+    - name: a1
+";
+        let ds = fails(steps, "QC-003");
+        assert!(
+            ds.iter().any(|d| d.field_path == "workflow.steps[1].name"),
+            "{ds}"
+        );
+        // Events named like the event enum, the state enum or a shared
+        // event's variant.
+        for name in [
+            "writer_event",
+            "state",
+            "node_introspection",
+            "node_heartbeat",
+        ] {
+            let src = BASE.replace("  - name: written\n", &format!("  - name: {name}\n"));
+            let ds = fails(&src, "QC-003");
+            assert!(
+                ds.iter().any(|d| d.field_path == "events[0].name"),
+                "{name}: {ds}"
+            );
+        }
     }
 
     #[test]
@@ -759,5 +828,10 @@ mod tests {
             "events:\n  - { name: a_happened, event_type: orders.thing }\n  - { name: b_happened, event_type: orders.thing }\n",
         );
         fails(&two_types, "QC-004");
+        // The same struct name through another spelling.
+        let digits = BASE
+            .replace("{ name: write,", "{ name: write1,")
+            .replace("  - name: written\n", "  - name: write_1_started\n");
+        fails(&digits, "QC-004");
     }
 }
