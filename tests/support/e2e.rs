@@ -171,7 +171,7 @@ pub fn psql(query: &str) -> String {
 
 /// A node process started by a test; killed when dropped while it still
 /// runs, so that a failing assertion leaves no node behind.
-pub struct NodeProcess(Child);
+pub struct NodeProcess(pub Child);
 
 impl std::ops::Deref for NodeProcess {
     type Target = Child;
