@@ -15,6 +15,22 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Copies of every contract in `{dir}/contracts/`, so that a node crate
+/// generated into `{dir}/generated/` records the contract as
+/// `../../contracts/{file}` on every machine.
+fn staged_contracts(dir: &Path) -> Vec<PathBuf> {
+    let staged = dir.join("contracts");
+    std::fs::create_dir_all(&staged).expect("contracts folder");
+    contracts()
+        .iter()
+        .map(|contract| {
+            let copy = staged.join(contract.file_name().expect("a file name"));
+            std::fs::copy(contract, &copy).expect("copy the contract");
+            copy
+        })
+        .collect()
+}
+
 fn contracts() -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(workspace().join("contracts"))
         .expect("contracts/ exists")
@@ -91,9 +107,10 @@ fn generate_one(contract: &Path, out_dir: &Path) -> PathBuf {
 
 #[test]
 fn generated_node_trees() {
-    let out = tempfile::tempdir().expect("temp dir");
-    for contract in contracts() {
-        let node_dir = generate_one(&contract, out.path());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("generated");
+    for contract in staged_contracts(dir.path()) {
+        let node_dir = generate_one(&contract, &out);
         let name = contract
             .file_stem()
             .expect("file name")
@@ -101,8 +118,19 @@ fn generated_node_trees() {
             .into_owned();
         let snapshot = render_tree(&tree(&node_dir));
         assert!(
-            !snapshot.contains(env!("CARGO_MANIFEST_DIR")),
+            !snapshot.contains(env!("CARGO_MANIFEST_DIR"))
+                && !snapshot.contains(&*dir.path().to_string_lossy()),
             "absolute paths leak into {name}"
+        );
+        assert!(
+            snapshot.contains(&format!("cargo onex generate ../../contracts/{name}.yaml --out ..")),
+            "the README of {name} says how to regenerate it"
+        );
+        assert_eq!(
+            pipeline::manifest::recorded_contract(&node_dir)
+                .map(|path| pipeline::paths::normalize(&path)),
+            Some(pipeline::paths::normalize(&contract)),
+            "the manifest of {name} records its contract"
         );
         insta::with_settings!({
             snapshot_path => "../snapshots/nodes",

@@ -262,6 +262,14 @@ pub trait EventBus: Send + Sync + 'static {
     /// Health of the bus.
     fn health(&self) -> BusHealth;
 
+    /// How many messages the bus has dead-lettered since it started, when
+    /// it counts them (both buses of this crate do); `None` otherwise. A
+    /// node reports it next to the messages it refused
+    /// ([`crate::lifecycle::NodeRuntime::rejected_messages`]).
+    fn dead_lettered(&self) -> Option<u64> {
+        None
+    }
+
     /// Delivers what is in flight and releases the bus.
     async fn shutdown(&self) -> Result<(), BusError>;
 }

@@ -22,7 +22,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -32,7 +32,7 @@ use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    bus::{BusHealth, EventBus, Handler, Subscription, SubscriptionHandle},
+    bus::{BusHealth, EventBus, Handler, HandlerError, Subscription, SubscriptionHandle},
     discovery::{NodeHeartbeatEvent, NodeIntrospectionEvent},
     envelope::SourceInfo,
     error::BusError,
@@ -61,6 +61,7 @@ pub struct NodeRuntime {
     heartbeats: Mutex<Vec<JoinHandle<()>>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
     shut_down: AtomicBool,
+    rejected: AtomicU64,
 }
 
 impl fmt::Debug for NodeRuntime {
@@ -90,6 +91,7 @@ impl NodeRuntime {
             heartbeats: Mutex::new(Vec::new()),
             subscriptions: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -116,6 +118,30 @@ impl NodeRuntime {
     /// Time since the runtime was created.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Refuses a subscribed message the node cannot take (its payload does
+    /// not decode, or no operation handles its event type): counts it and
+    /// returns the [`HandlerError`] of `kind` to return from the handler,
+    /// which makes the bus retry the message and then dead-letter it with
+    /// `reason`, like any failed handler. Nothing is dropped silently.
+    pub fn reject_message(&self, kind: &str, reason: impl Into<String>) -> HandlerError {
+        let reason = reason.into();
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(kind, %reason, "message refused; the bus retries, then dead-letters it");
+        HandlerError::new(kind, reason)
+    }
+
+    /// How many deliveries [`NodeRuntime::reject_message`] refused (each
+    /// retry of a message counts once more).
+    pub fn rejected_messages(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// How many messages the node's bus dead-lettered, when it counts them
+    /// ([`EventBus::dead_lettered`]).
+    pub fn dead_lettered(&self) -> Option<u64> {
+        self.bus.dead_lettered()
     }
 
     /// Whether [`NodeRuntime::shutdown`] has begun.

@@ -234,6 +234,9 @@ tokio::task_local! {
 struct Core {
     options: MemoryBusOptions,
     dead_letters: Mutex<VecDeque<DeadLetter>>,
+    /// Every message dead-lettered since the bus started (the list above
+    /// is bounded; this count is not).
+    dead_lettered: AtomicU64,
     /// Messages queued or being handled, over all subscribers.
     pending: AtomicUsize,
     idle_waiters: AtomicUsize,
@@ -245,6 +248,7 @@ struct Core {
 
 impl Core {
     fn record_dead_letter(&self, letter: DeadLetter) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             topic = %letter.original_topic,
             group = %letter.group,
@@ -497,6 +501,7 @@ impl InMemoryBus {
                 core: Arc::new(Core {
                     options,
                     dead_letters: Mutex::new(VecDeque::new()),
+                    dead_lettered: AtomicU64::new(0),
                     pending: AtomicUsize::new(0),
                     idle_waiters: AtomicUsize::new(0),
                     idle: Notify::new(),
@@ -653,6 +658,10 @@ impl EventBus for InMemoryBus {
         Ok(SubscriptionHandle::spawn(move |stop| {
             CURRENT_SUBSCRIBER.scope(id, worker.run(rx, stop))
         }))
+    }
+
+    fn dead_lettered(&self) -> Option<u64> {
+        Some(self.inner.core.dead_lettered.load(Ordering::Relaxed))
     }
 
     fn health(&self) -> BusHealth {

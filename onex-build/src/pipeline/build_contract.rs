@@ -26,6 +26,9 @@ pub struct NodeModel {
     pub crate_name: String,
     /// The library's name, e.g. `postgres_writer`.
     pub lib_name: String,
+    /// The business-logic type that `src/handler.rs` declares and
+    /// `src/main.rs` builds, `{Name}Handler`, e.g. `PostgresWriterHandler`.
+    pub handler_struct: String,
     /// The contract's named types that operation signatures (and a
     /// reducer's state) use, sorted: the node crate imports them.
     pub signature_types: Vec<String>,
@@ -49,7 +52,8 @@ pub struct StepRoute {
     pub pascal_name: String,
     /// The operation it runs, if the contract names one the node has.
     pub operation: Option<String>,
-    /// That operation's input type.
+    /// That operation's input type, as the node crate writes it
+    /// ([`crate::spec::OperationSpec::crate_input`]).
     pub input: Option<String>,
 }
 
@@ -71,7 +75,7 @@ pub struct SubscriptionRoute {
     pub topic: String,
     /// The operation.
     pub operation: String,
-    /// The operation's input type.
+    /// The operation's input type, as the node crate writes it.
     pub input: String,
 }
 
@@ -113,13 +117,6 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
         Vec::new()
     };
     let named = |ty: &String| spec.types.iter().any(|t| &t.rust_name == ty);
-    let in_events = |ty: &String| {
-        if named(ty) {
-            format!("events::{ty}")
-        } else {
-            ty.clone()
-        }
-    };
     let subscription_routes = spec
         .subscriptions
         .iter()
@@ -129,7 +126,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
             Some(SubscriptionRoute {
                 topic: sub.topic.clone(),
                 operation: op.name.clone(),
-                input: in_events(&op.input),
+                input: op.crate_input.clone(),
             })
         })
         .collect();
@@ -146,7 +143,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
                 name: step.name.clone(),
                 pascal_name: step.pascal_name.clone(),
                 operation: op.map(|op| op.name.clone()),
-                input: op.map(|op| op.input.clone()),
+                input: op.map(|op| op.crate_input.clone()),
             }
         })
         .collect();
@@ -165,6 +162,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
         contract_source: loaded.source.clone(),
         crate_name: spec.name.replace('_', "-"),
         lib_name: spec.name.clone(),
+        handler_struct: format!("{}Handler", spec.pascal_name),
         commands,
         subscription_routes,
         steps,

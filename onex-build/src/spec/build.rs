@@ -172,6 +172,25 @@ impl SpecBuilder<'_> {
         }
     }
 
+    /// Contract type names to Rust types as a node crate writes them:
+    /// the contract's own types live in its `events` module, so that no
+    /// contract name meets the crate root's generated names; extern paths
+    /// stay as they are.
+    fn named_in_crate(&self) -> BTreeMap<String, String> {
+        self.named_rust
+            .iter()
+            .map(|(name, rust)| {
+                let local = !rust.contains("::");
+                let path = if local {
+                    format!("crate::events::{rust}")
+                } else {
+                    rust.clone()
+                };
+                (name.clone(), path)
+            })
+            .collect()
+    }
+
     fn type_eq(&self, t: &TypeExpr) -> bool {
         t.is_eq(&|n| self.named_eq.get(n).copied().unwrap_or(false))
     }
@@ -563,6 +582,8 @@ impl SpecBuilder<'_> {
                 doc: doc_or(&op.description, || format!("The `{}` operation.", op.name)),
                 input: input.rust(self.rt(), &self.named_rust),
                 output: output.rust(self.rt(), &self.named_rust),
+                crate_input: input.rust(self.rt(), &self.named_in_crate()),
+                crate_output: output.rust(self.rt(), &self.named_in_crate()),
                 idempotent: op.idempotent,
             });
         }
@@ -1137,6 +1158,7 @@ impl SpecBuilder<'_> {
             topics: a.topics.clone(),
             window_ms: a.window_ms.unwrap_or(5000),
             state_type: state.rust(self.rt(), &self.named_rust),
+            crate_state_type: state.rust(self.rt(), &self.named_in_crate()),
         })
     }
 
@@ -1169,6 +1191,9 @@ impl SpecBuilder<'_> {
         for (i, t) in sm.transitions.iter().enumerate() {
             match (variant_of(&t.from), variant_of(&t.to)) {
                 (Some(from), Some(to)) => transitions.push(TransitionSpec {
+                    repeated: transitions
+                        .iter()
+                        .any(|earlier: &TransitionSpec| earlier.from == from && earlier.to == to),
                     from,
                     to,
                     from_name: t.from.clone(),

@@ -156,6 +156,11 @@ pub struct OperationSpec {
     pub input: String,
     /// The output's Rust type.
     pub output: String,
+    /// The input's Rust type as written in a node crate, outside the
+    /// contract's module: its named types as `crate::events::Name`.
+    pub crate_input: String,
+    /// The output's Rust type as written in a node crate.
+    pub crate_output: String,
     /// Whether running it twice has the effect of running it once.
     pub idempotent: bool,
 }
@@ -273,6 +278,10 @@ pub struct TransitionSpec {
     pub to_name: String,
     /// What triggers it, if given.
     pub on: Option<String>,
+    /// Whether an earlier transition has the same `from` and `to` (with
+    /// another trigger): listed in the docs, but not matched twice, which
+    /// would be an unreachable pattern.
+    pub repeated: bool,
 }
 
 /// An orchestrator's workflow.
@@ -306,6 +315,9 @@ pub struct AggregationSpec {
     pub window_ms: u64,
     /// The Rust type of the aggregated state.
     pub state_type: String,
+    /// The same type as written in a node crate (see
+    /// [`OperationSpec::crate_input`]).
+    pub crate_state_type: String,
 }
 
 /// What the introspection event announces.

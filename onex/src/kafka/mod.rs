@@ -744,6 +744,10 @@ impl EventBus for KafkaBus {
         self.inner.health()
     }
 
+    fn dead_lettered(&self) -> Option<u64> {
+        Some(self.inner.dead_lettered.load(Ordering::Relaxed))
+    }
+
     /// Stops the consumers (each commits what it handled), delivers the
     /// buffer (waiting up to the timeout), flushes the producer. Returns
     /// [`BusError::Undelivered`] when messages could not be delivered; they
