@@ -179,3 +179,41 @@ pub fn generate(
         .map(|spec| templates.render(*spec, context, contract))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each form of the dependency is a valid TOML inline table body, with
+    /// quotes and backslashes in paths escaped.
+    #[test]
+    fn runtime_dependency_lines() {
+        let relative = RuntimeDependency::from_crate_dirs(
+            Path::new("/w/generated"),
+            Path::new("/w/onex"),
+            Path::new("/w/onex-build"),
+        );
+        assert_eq!(
+            relative.toml(),
+            (
+                "path = \"../../onex\"".to_owned(),
+                "path = \"../../onex-build\"".to_owned()
+            )
+        );
+        let absolute = RuntimeDependency::absolute(
+            Path::new("/src/a \"b\"/./onex"),
+            Path::new("/src/c\\d/onex-build"),
+        );
+        assert_eq!(
+            absolute.toml(),
+            (
+                "path = \"/src/a \\\"b\\\"/onex\"".to_owned(),
+                "path = \"/src/c\\\\d/onex-build\"".to_owned()
+            )
+        );
+        assert_eq!(
+            RuntimeDependency::this_version().toml().0,
+            format!("version = \"{GENERATOR_VERSION}\"")
+        );
+    }
+}
