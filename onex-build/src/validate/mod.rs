@@ -12,8 +12,8 @@
 //! | SV-001 | contract version | `contract_version` is `1` |
 //! | SV-002 | versions | `node.version` is a semantic version (`1.0.0`); an event's `version` is `MAJOR.MINOR` or a semantic version |
 //! | QC-001 | identifier case | node, service, operation, event, field, variant, state, step and action names are snake_case; type names are PascalCase |
-//! | QC-002 | reserved words | no `self`, `super`, `crate` as any name (they cannot be raw identifiers); no Rust keyword as a type or node name |
-//! | QC-003 | unique names | types, operations, events, states, steps, the fields of a struct or event and the variants of an enum are unique, also once turned into Rust names; no type takes the name of a generated item |
+//! | QC-002 | reserved words | no `self`, `Self`, `super`, `crate` as any name (they cannot be raw identifiers; other keywords become `r#type`, see [`naming::rust_ident`](crate::naming::rust_ident)); no Rust keyword, weak ones included, as a type or node name |
+//! | QC-003 | unique names | types, operations, events, states, steps, the fields of a struct or event and the variants of an enum are unique, also once turned into Rust names; no type or custom event takes the name of a generated item |
 //! | QC-004 | derived events | no custom event takes the name or event type of a derived event, and derived events do not collide with each other |
 //! | QC-005 | package names | the node name makes a package, library and binary name cargo accepts: at most 64 characters, not reserved by cargo (`std`, `test`, `build`, `con`, ...), not a dependency of the node crate (`onex`, `onex_build`) |
 //! | TY-001 | field type syntax | a field type follows the grammar (`string`, ..., `list<T>`, `map<T>`, `optional<T>`, a type name) |
@@ -83,7 +83,7 @@ pub const GATES: &[Gate] = &[
     Gate {
         id: "QC-002",
         name: "reserved words",
-        checks: "no `self`, `super`, `crate` as a name; no Rust keyword as a type or node name",
+        checks: "no `self`, `Self`, `super`, `crate` as a name; no Rust keyword as a type or node name",
     },
     Gate {
         id: "QC-003",

@@ -207,7 +207,10 @@ fn case_and_keywords(ctx: &mut Ctx<'_>, n: &Name<'_>) {
                 &n.path,
                 format!("the {what} `{v}` is a reserved word"),
             )
-            .expected(format!("a {what} that is not a reserved Rust keyword"))
+            .expected(format!(
+                "{} {what} that is not a reserved Rust keyword",
+                article(what)
+            ))
             .found(format!("`{v}`: {why}"))
             .help(format!("rename it, e.g. to `{fixed}`"));
         ctx.push(d);
@@ -247,6 +250,15 @@ fn case_and_keywords(ctx: &mut Ctx<'_>, n: &Name<'_>) {
             .found(format!("`{v}`"))
             .help(help);
         ctx.push(d);
+    }
+}
+
+/// `a` or `an`, for the names of [`Kind::what`].
+fn article(what: &str) -> &'static str {
+    if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -527,11 +539,18 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
     // Keyed by the struct name: `write_1` and `write1` derive the same
     // `Write1Started`.
     let mut by_name: HashMap<String, &str> = HashMap::new();
+    let mut reported: Vec<String> = Vec::new();
     for (name, origin) in &derived {
         if let Some(first) = by_name.get(&to_pascal_case(name)) {
-            // Only possible through an operation and a step, e.g. operation
-            // `fetch_step` and step `fetch`: both derive `fetch_step_started`.
+            // An operation and a step, e.g. operation `fetch_step` and step
+            // `fetch`: both derive `fetch_step_started`. Two operations or
+            // two steps of one Rust name are QC-003's to report.
             let path = derived_path(c, origin);
+            let same_kind = first.contains("(operations[") == origin.contains("(operations[");
+            if same_kind || reported.contains(&path) {
+                continue;
+            }
+            reported.push(path.clone());
             let d = ctx
                 .error(
                     "QC-004",
@@ -833,5 +852,18 @@ workflow:
             .replace("{ name: write,", "{ name: write1,")
             .replace("  - name: written\n", "  - name: write_1_started\n");
         fails(&digits, "QC-004");
+        // An operation and a step deriving the same events: one report.
+        let cross = "contract_version: 1
+node: { name: flow, node_type: orchestrator, version: 1.0.0, domain: d }
+types:
+  - { name: A, fields: [{ name: x, type: u32 }] }
+operations:
+  - { name: fetch_step, input: A, output: A }
+workflow:
+  steps:
+    - name: fetch
+";
+        let ds = fails(cross, "QC-004");
+        assert_eq!(ds.iter().filter(|d| d.code == "QC-004").count(), 1, "{ds}");
     }
 }

@@ -281,7 +281,7 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
         named.push(TopicUse {
             topic: topic(&format!("{node_type}.{}.completed", op.name)),
             path: format!("operations[{i}].name"),
-            fix: format!("shorten the operation name `{}`", op.name),
+            fix: "shorten the operation name".to_owned(),
             has_service: true,
         });
     }
@@ -295,7 +295,7 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
             None => (
                 format!("{node_type}.{}", e.name),
                 format!("events[{i}].name"),
-                format!("shorten the event name `{}`", e.name),
+                "shorten the event name".to_owned(),
             ),
         };
         named.push(TopicUse {
@@ -312,7 +312,7 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
                 named.push(TopicUse {
                     topic: topic(&format!("{node_type}.workflow.{}.completed", step.name)),
                     path: format!("workflow.steps[{i}].name"),
-                    fix: format!("shorten the step name `{}`", step.name),
+                    fix: "shorten the step name".to_owned(),
                     has_service: true,
                 });
             }
@@ -439,8 +439,8 @@ mod tests {
         let source = BASE.replace("name: write,", &format!("name: {at_limit},"));
         let loaded = crate::contract::load_str(std::path::Path::new("t.yaml"), source)
             .unwrap_or_else(|d| panic!("{d}"));
-        let spec = crate::spec::build(&loaded, &Default::default())
-            .unwrap_or_else(|ds| panic!("{ds}"));
+        let spec =
+            crate::spec::build(&loaded, &Default::default()).unwrap_or_else(|ds| panic!("{ds}"));
         let longest = spec.events.iter().map(|e| e.topic.len()).max();
         assert_eq!(longest, Some(MAX_TOPIC_LEN));
         let over = format!("{at_limit}w");
