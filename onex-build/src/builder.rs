@@ -275,7 +275,7 @@ impl Builder {
         // each other, and so is rendering the modules: both run on a few
         // threads, and their results are read in the order of the input.
         let built = parallel_map(&files, |file| {
-            let loaded = load_file(file).map_err(|d| vec![d])?;
+            let loaded = load_file(file).map_err(|Diagnostics(ds)| ds)?;
             // Stage 3, pre-validate: every quality gate of the contract.
             crate::validate::validate(&loaded).map_err(|Diagnostics(ds)| ds)?;
             spec::build(&loaded, &self.options).map_err(|Diagnostics(ds)| ds)

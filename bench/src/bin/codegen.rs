@@ -140,7 +140,7 @@ fn setup(args: &Args) -> Result<Crates, BoxError> {
             .and_then(|s| s.to_str())
             .ok_or("contract without a name")?;
         let loaded = onex_build::contract::load_file(path)
-            .map_err(|d| format!("{}: {}", path.display(), d.message))?;
+            .map_err(|d| format!("{}: {d}", path.display()))?;
         let name = loaded.contract.node.name.clone();
         let suffix = &name[name.len() - 5..];
         let file = path.file_name().ok_or("no file name")?.to_owned();

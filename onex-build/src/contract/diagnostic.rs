@@ -170,13 +170,31 @@ fn line_span(source: &str, line: usize, column: usize) -> Option<(String, std::o
     let rest = &text[start..];
     let len = match rest.chars().next() {
         Some(quote @ ('"' | '\'')) => rest[1..].find(quote).map_or(rest.len(), |end| end + 2),
-        // A tab, a stray `:` or bracket: the one character.
-        Some(c) if c.is_whitespace() || ":,[]{}-#|>&*!%@`".contains(c) => c.len_utf8(),
+        // An empty list or mapping.
+        Some('[' | '{') if rest.starts_with("[]") || rest.starts_with("{}") => 2,
+        // A tab, a control or undecodable character, a stray `:` or
+        // bracket: the one character.
+        Some(c)
+            if c.is_whitespace()
+                || c.is_control()
+                || c == char::REPLACEMENT_CHARACTER
+                || ":,[]{}-#|>&*!%@`".contains(c) =>
+        {
+            c.len_utf8()
+        }
         Some(_) => {
             let mut end = rest.len();
+            // `map<string, T>`: a comma inside angle brackets is part of
+            // the type.
+            let mut angle = 0usize;
             for (i, c) in rest.char_indices() {
+                match c {
+                    '<' => angle += 1,
+                    '>' => angle = angle.saturating_sub(1),
+                    _ => {}
+                }
                 let next = rest[i + c.len_utf8()..].chars().next();
-                let stops = matches!(c, ',' | ']' | '}')
+                let stops = matches!(c, ',' | ']' | '}') && angle == 0
                     || c == ':' && next.is_none_or(char::is_whitespace)
                     || c == '#' && rest[..i].ends_with(' ');
                 if stops && i > 0 {

@@ -12,8 +12,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod syntax;
+
 use super::{
-    diagnostic::Diagnostic,
+    diagnostic::{Diagnostic, Diagnostics},
     locate::{self, MAX_ALIAS_EXPANSION, MAX_DEPTH, Position, Problem, SourceMap},
     model::Contract,
     suggest::{backticked, did_you_mean},
@@ -63,36 +65,35 @@ impl LoadedContract {
     }
 }
 
-/// Reads and parses a contract file.
-// A `Diagnostic` is built once per failed load; boxing it would only
-// burden every caller.
-#[allow(clippy::result_large_err)]
-pub fn load_file(path: &Path) -> Result<LoadedContract, Diagnostic> {
+/// Reads and parses a contract file; on failure, every problem found (see
+/// [`load_str`]).
+pub fn load_file(path: &Path) -> Result<LoadedContract, Diagnostics> {
     let cannot_read = |e: std::io::Error| {
         Diagnostic::new(PARSE, path, format!("cannot read the contract: {e}"))
             .help("check that the file exists and is readable")
     };
-    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let file = std::fs::File::open(path).map_err(|e| Diagnostics::from(cannot_read(e)))?;
     let mut bytes = Vec::new();
     file.take(MAX_CONTRACT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(cannot_read)?;
+        .map_err(|e| Diagnostics::from(cannot_read(e)))?;
     if bytes.len() as u64 > MAX_CONTRACT_BYTES {
         let size = std::fs::metadata(path).map(|m| m.len()).ok();
-        return Err(too_large(path, size));
+        return Err(too_large(path, size).into());
     }
     let source = String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
-        not_utf8(path, bytes, e.utf8_error().valid_up_to())
+        Diagnostics::from(not_utf8(path, bytes, e.utf8_error().valid_up_to()))
     })?;
     load_str(path, source)
 }
 
 /// Parses contract text; `path` is used in diagnostics only.
-// A `Diagnostic` is built once per failed load; boxing it would only
-// burden every caller.
-#[allow(clippy::result_large_err)]
-pub fn load_str(path: &Path, mut source: String) -> Result<LoadedContract, Diagnostic> {
+///
+/// A YAML syntax error stops the parser, so it is the one diagnostic; past
+/// the syntax, every unknown key, wrong type and misspelt word is reported
+/// (up to [`MAX_LOAD_ERRORS`]), as the gates report all they find.
+pub fn load_str(path: &Path, mut source: String) -> Result<LoadedContract, Diagnostics> {
     // Some Windows editors save UTF-8 with a byte-order mark. It is no part
     // of the YAML: left in, it would glue itself to the first key
     // (`\u{feff}contract_version`) and the contract would miss a key.
@@ -100,14 +101,14 @@ pub fn load_str(path: &Path, mut source: String) -> Result<LoadedContract, Diagn
         source.drain(..BOM.len_utf8());
     }
     if source.len() as u64 > MAX_CONTRACT_BYTES {
-        return Err(too_large(path, Some(source.len() as u64)));
+        return Err(too_large(path, Some(source.len() as u64)).into());
     }
     if let Some(d) = control_character(path, &source) {
-        return Err(d);
+        return Err(d.into());
     }
     let locations = match locate::scan(&source) {
         Ok(map) => map,
-        Err((_, problem)) => return Err(problem_diagnostic(path, &source, problem)),
+        Err((_, problem)) => return Err(problem_diagnostic(path, &source, problem).into()),
     };
     let de = serde_yaml::Deserializer::from_str(&source);
     match serde_path_to_error::deserialize::<_, Contract>(de) {
@@ -118,12 +119,210 @@ pub fn load_str(path: &Path, mut source: String) -> Result<LoadedContract, Diagn
             locations,
         }),
         Err(e) => {
-            let field_path = match e.path().to_string() {
-                p if p == "." => String::new(),
-                p => p,
-            };
-            Err(schema_diagnostic(path, &locations, field_path, e.inner()))
+            let first = schema_diagnostic(path, &locations, error_path(&e), e.inner(), true);
+            let mut all = vec![first];
+            further_schema_errors(path, &source, &locations, &e, &mut all);
+            Err(Diagnostics(all))
         }
+    }
+}
+
+/// The most loading diagnostics reported for one contract.
+pub const MAX_LOAD_ERRORS: usize = 50;
+
+fn error_path(e: &serde_path_to_error::Error<serde_yaml::Error>) -> String {
+    match e.path().to_string() {
+        p if p == "." => String::new(),
+        p => p,
+    }
+}
+
+/// serde stops at the first error. To find the next, the contract is read
+/// as plain YAML, the offending value is set right (an unknown key
+/// removed, a wrong value replaced by one of the expected kind), and the
+/// result is deserialized again, until it passes, an error cannot be set
+/// right, or [`MAX_LOAD_ERRORS`] are found. Positions come from the source
+/// map of the text as written.
+fn further_schema_errors(
+    path: &Path,
+    source: &str,
+    locations: &SourceMap,
+    first: &serde_path_to_error::Error<serde_yaml::Error>,
+    all: &mut Vec<Diagnostic>,
+) {
+    let Ok(mut value) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
+        return;
+    };
+    let mut seen = vec![(error_path(first), bare_message(first.inner()))];
+    // The unknown keys removed, by the path of their mapping: a key missing
+    // from one of them is most likely the one misspelt, already reported;
+    // it gets the misspelt key's value.
+    let mut removed_from = Vec::new();
+    if !repair(
+        &mut value,
+        &error_path(first),
+        first.inner(),
+        &mut removed_from,
+    ) {
+        return;
+    }
+    while all.len() < MAX_LOAD_ERRORS {
+        // Re-read as text, so that scalars are read as the text
+        // deserializer reads them (`1.0` into a string field stays `1.0`).
+        let Ok(text) = serde_yaml::to_string(&value) else {
+            return;
+        };
+        let de = serde_yaml::Deserializer::from_str(&text);
+        let Err(e) = serde_path_to_error::deserialize::<_, Contract>(de) else {
+            return;
+        };
+        let field_path = error_path(&e);
+        let key = (field_path.clone(), bare_message(e.inner()));
+        if seen.contains(&key) {
+            return;
+        }
+        if let Some(rest) = key.1.strip_prefix("missing field ") {
+            let missing = backticked(rest).first().map(|k| (*k).to_owned());
+            let removed = removed_from.iter().rposition(|(p, _)| *p == field_path);
+            if let (Some(missing), Some(i)) = (missing, removed) {
+                let (_, value_of_misspelt) = removed_from.remove(i);
+                let parent = segments(&field_path).and_then(|path| {
+                    lookup(&mut value, &path).and_then(serde_yaml::Value::as_mapping_mut)
+                });
+                if let Some(mapping) = parent {
+                    mapping.insert(serde_yaml::Value::String(missing), value_of_misspelt);
+                    seen.push(key);
+                    continue;
+                }
+            }
+        }
+        seen.push(key);
+        // The re-read text has other positions: place the diagnostic by
+        // its field path in the text as written.
+        let mut d = schema_diagnostic(path, locations, field_path.clone(), e.inner(), false);
+        if let Some((line, column)) = placed(locations, &field_path, e.inner()) {
+            d = d.at(line, column);
+        }
+        all.push(d);
+        if !repair(&mut value, &field_path, e.inner(), &mut removed_from) {
+            return;
+        }
+    }
+}
+
+/// Where a diagnostic found on re-read text goes in the text as written.
+fn placed(locations: &SourceMap, field_path: &str, e: &serde_yaml::Error) -> Option<Position> {
+    let message = e.to_string();
+    if message.contains("unknown field") {
+        locations
+            .key_position(field_path)
+            .or_else(|| locations.nearest(field_path))
+    } else if message.contains("missing field") {
+        // The missing key's mapping, as the first error places it.
+        None
+    } else {
+        locations.nearest(field_path)
+    }
+}
+
+/// One segment of a field path: a key or a list index.
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn segments(path: &str) -> Option<Vec<Segment<'_>>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let end = stripped.find(']')?;
+            out.push(Segment::Index(stripped[..end].parse().ok()?));
+            rest = &stripped[end + 1..];
+        }
+    }
+    Some(out)
+}
+
+fn lookup<'v>(
+    value: &'v mut serde_yaml::Value,
+    path: &[Segment<'_>],
+) -> Option<&'v mut serde_yaml::Value> {
+    let mut here = value;
+    for segment in path {
+        here = match segment {
+            Segment::Key(key) => here.as_mapping_mut()?.get_mut(*key)?,
+            Segment::Index(i) => here.as_sequence_mut()?.get_mut(*i)?,
+        };
+    }
+    Some(here)
+}
+
+/// Sets right the value the error is about, so that the next
+/// deserialization gets past it; `false` when it cannot be.
+fn repair(
+    value: &mut serde_yaml::Value,
+    field_path: &str,
+    e: &serde_yaml::Error,
+    removed_from: &mut Vec<(String, serde_yaml::Value)>,
+) -> bool {
+    use serde_yaml::Value;
+    let message = bare_message(e);
+    let Some(path) = segments(field_path) else {
+        return false;
+    };
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    if message.starts_with("unknown field ") {
+        let Segment::Key(key) = last else {
+            return false;
+        };
+        let removed = lookup(value, parents)
+            .and_then(Value::as_mapping_mut)
+            .and_then(|m| m.remove(*key));
+        return match removed {
+            Some(removed) => {
+                removed_from.push((locate::parent(field_path).to_owned(), removed));
+                true
+            }
+            None => false,
+        };
+    }
+    let replacement = if let Some(rest) = message.strip_prefix("unknown variant ") {
+        match backticked(rest).get(1) {
+            Some(valid) => Value::String((*valid).to_owned()),
+            None => return false,
+        }
+    } else if let Some((_, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|r| r.split_once(", expected "))
+    {
+        match expected {
+            "a boolean" => Value::Bool(false),
+            "u8" | "u16" | "u32" | "u64" | "i32" | "i64" | "usize" => Value::Number(0.into()),
+            "a string" => Value::String("x".to_owned()),
+            "a sequence" => Value::Sequence(Vec::new()),
+            // A struct or anything else: no value of the right kind can be
+            // made up.
+            _ => return false,
+        }
+    } else {
+        return false;
+    };
+    match lookup(value, &path) {
+        Some(slot) => {
+            *slot = replacement;
+            true
+        }
+        None => false,
     }
 }
 
@@ -223,47 +422,8 @@ fn problem_diagnostic(path: &Path, source: &str, problem: Problem) -> Diagnostic
         .expected("one contract per file")
         .found("a `---` document separator followed by a second document")
         .help("move the second document to a file of its own, or delete the `---` line"),
-        Problem::Syntax { message, at } => syntax_diagnostic(path, source, &message, at),
+        Problem::Syntax { message, at } => syntax::diagnostic(path, source, &message, at),
     }
-}
-
-fn syntax_diagnostic(path: &Path, source: &str, message: &str, at: Position) -> Diagnostic {
-    if message.contains("tab") {
-        let tab = source.lines().enumerate().find_map(|(i, line)| {
-            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-            indent
-                .chars()
-                .position(|c| c == '\t')
-                .map(|col| (i + 1, col + 1))
-        });
-        let (line, column) = tab.unwrap_or(at);
-        return Diagnostic::new(PARSE, path, "a tab character is used for indentation")
-            .at(line, column)
-            .expected("spaces")
-            .found("a tab")
-            .help("YAML does not allow tabs in indentation: replace the tab with spaces, two per level");
-    }
-    let help = if message.contains("mapping values are not allowed") {
-        "a value containing `: ` must be quoted (`name: \"a: b\"`), or the line is indented wrongly"
-    } else if message.contains("did not find expected key") {
-        "keys of one mapping must start in the same column: check this line's indentation"
-    } else if message.contains("did not find expected ',' or '}'") {
-        "close the `{` with a `}`, and separate entries with `,`"
-    } else if message.contains("did not find expected ',' or ']'") {
-        "close the `[` with a `]`, and separate items with `,`"
-    } else if message.contains("quoted scalar") {
-        "close the quoted string with the same quote it opened with"
-    } else if message.contains("unknown anchor") {
-        "define `&name` before using `*name`, or write the value out"
-    } else if message.contains("block sequence entries are not allowed") {
-        "a `- item` list must start on its own line, indented under its key"
-    } else {
-        "fix the YAML syntax at this position"
-    };
-    Diagnostic::new(PARSE, path, "the contract is not valid YAML")
-        .at(at.0, at.1)
-        .found(message.to_owned())
-        .help(help)
 }
 
 /// The serde message without serde_yaml's `path: ` prefix and
@@ -291,15 +451,20 @@ fn last_segment(path: &str) -> &str {
     path[parent.len()..].trim_start_matches('.')
 }
 
+/// The diagnostic of a serde error at `field_path`. `e`'s own location is
+/// used only when `e` comes from the text as written (`as_written`);
+/// otherwise the position is looked up by the field path.
 fn schema_diagnostic(
     path: &Path,
     locations: &SourceMap,
     field_path: String,
     e: &serde_yaml::Error,
+    as_written: bool,
 ) -> Diagnostic {
     let message = bare_message(e);
     let position = e
         .location()
+        .filter(|_| as_written)
         .map(|l| (l.line(), l.column()))
         .or_else(|| locations.nearest(&field_path));
     let within = |p: &str| {
@@ -510,8 +675,11 @@ mod tests {
     #[test]
     fn misspelt_keys_get_a_suggestion_and_a_position() {
         let src = BASE.replace("  domain: d", "  domian: d");
-        let d = load_str(Path::new("c.yaml"), src).err();
-        let d = d.unwrap_or_else(|| panic!("must fail"));
+        let ds = load_str(Path::new("c.yaml"), src).err();
+        let ds = ds.unwrap_or_else(|| panic!("must fail"));
+        // The misspelt key, and not also the `domain` it leaves missing.
+        assert_eq!(ds.len(), 1, "{ds}");
+        let d = &ds.0[0];
         assert_eq!((d.line, d.column), (Some(6), Some(3)));
         assert_eq!(d.field_path, "node.domian");
         assert_eq!(d.help.as_deref(), Some("did you mean `domain`?"));
@@ -529,6 +697,39 @@ mod tests {
         assert_eq!(
             loaded.locations.key_position("contract_version"),
             Some((1, 1))
+        );
+    }
+
+    #[test]
+    fn every_schema_error_is_reported_in_one_run() {
+        let src = BASE
+            .replace("  domain: d", "  domian: d")
+            .replace(
+                "      - { name: x, type: u32 }",
+                "      - { name: x, typ: u32, type: u32 }",
+            )
+            .replace(
+                "  node_type: compute",
+                "  node_type: compute\n  tags: yes_please",
+            )
+            .replace(
+                "    version: 1.0",
+                "    version: 1.0\n    deprecated: maybe",
+            );
+        let ds = load_str(Path::new("c.yaml"), src).err();
+        let ds = ds.unwrap_or_else(|| panic!("must fail"));
+        let found: Vec<(&str, Option<usize>)> =
+            ds.iter().map(|d| (d.field_path.as_str(), d.line)).collect();
+        assert_eq!(ds.len(), 4, "{found:?}\n{ds}");
+        assert!(found.contains(&("node.domian", Some(7))), "{found:?}");
+        assert!(found.contains(&("node.tags", Some(5))), "{found:?}");
+        assert!(
+            found.contains(&("types[0].fields[0].typ", Some(11))),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|(p, _)| p.starts_with("events[0]")),
+            "{found:?}"
         );
     }
 

@@ -7,5 +7,5 @@ use crate::contract::{self, LoadedContract};
 
 /// Reads and deserializes one contract.
 pub fn parse(path: &Path) -> Result<LoadedContract, StageError> {
-    contract::load_file(path).map_err(|d| StageError::Contract(d.into()))
+    contract::load_file(path).map_err(StageError::Contract)
 }
