@@ -10,9 +10,9 @@
 //! (this checkout).
 //!
 //! `build_script_user_compiles_a_contract_and_runs` is the `build.rs` user
-//! of the README's quick start: path dependencies on this checkout,
-//! `onex_build::Builder` in `build.rs`, `onex::include_contract!` and a
-//! typed event sent through the in-memory bus.
+//! of the README's quick start, its `Cargo.toml` lines and `build.rs` taken
+//! from the README (path dependencies on a checkout, here this one), with `onex::include_contract!` and a typed event sent through
+//! the in-memory bus.
 //!
 //! Every crate builds in the target folder the other node tests use, so
 //! the runtime and its dependencies build once for the whole suite.
@@ -206,8 +206,7 @@ fn cargo_onex_user_generates_builds_and_runs_a_node() {
     assert!(text.contains("started"), "{text}");
 }
 
-/// The `build.rs` user: the README's quick start with path dependencies
-/// on this checkout.
+/// The `build.rs` user's program.
 const MAIN_RS: &str = r#"//! Sends a typed `order_placed` event through the in-memory bus and reads
 //! it back through the node's event enum, then runs until SIGTERM.
 
@@ -280,27 +279,41 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 }
 "#;
 
+/// The text of the README's quick start block that starts with `first`.
+fn quick_start_block(first: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let quick_start = readme
+        .split("## Quick start for `build.rs`")
+        .nth(1)
+        .expect("the README has a build.rs quick start");
+    let block = quick_start
+        .split("```")
+        .find(|block| block.contains(first))
+        .unwrap_or_else(|| panic!("no `{first}` block in the quick start"));
+    block[block.find(first).expect("found") + first.len()..].to_owned()
+}
+
 #[test]
 fn build_script_user_compiles_a_contract_and_runs() {
     let Some(home) = outside() else { return };
+    // The quick start's lines, with this checkout for the `cargo-onex`
+    // checkout they assume beside the project: so the runtime is the same
+    // package, at the same path, as for every other crate built in the
+    // shared target folder, and builds once.
     let project = cargo_new(home.path(), "shop");
-    let repo = root();
     let manifest = project.join("Cargo.toml");
-    let mut text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
-    // The quick start's lines, with path dependencies until the crates are
-    // published.
-    text.push_str(&format!(
-        "onex = {{ path = \"{}\", default-features = false }}\n\n\
-         [build-dependencies]\nonex-build = {{ path = \"{}\" }}\n",
-        repo.join("onex").display(),
-        repo.join("onex-build").display()
-    ));
-    std::fs::write(&manifest, text).expect("Cargo.toml");
-    std::fs::write(
-        project.join("build.rs"),
-        "fn main() {\n    onex_build::Builder::new().contracts(\"contracts\").compile_or_exit();\n}\n",
-    )
-    .expect("build.rs");
+    let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+    let text = text
+        .trim_end()
+        .strip_suffix("[dependencies]")
+        .expect("cargo new ends with [dependencies]");
+    let lines = quick_start_block("# Cargo.toml\n");
+    assert!(lines.contains("\"../cargo-onex/onex\""), "{lines}");
+    let lines = lines.replace("\"../cargo-onex/", &format!("\"{}/", root().display()));
+    std::fs::write(&manifest, format!("{text}{lines}")).expect("Cargo.toml");
+    let build_rs = quick_start_block("// build.rs\n");
+    let build_rs = build_rs.split("\n// src/").next().expect("build.rs");
+    std::fs::write(project.join("build.rs"), build_rs).expect("build.rs");
     std::fs::write(project.join("src/main.rs"), MAIN_RS).expect("main.rs");
 
     let binary = build(&manifest, "shop");
