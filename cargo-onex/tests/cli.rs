@@ -448,3 +448,59 @@ fn generate_inside_a_node_crate_regenerates_it_from_its_contract() {
             .exists()
     );
 }
+
+#[test]
+fn a_yaml_syntax_error_names_the_field_and_the_fix() {
+    let ws = workspace();
+    break_contract(&ws, "  version: 1.0.0\n", "   version: 1.0.0\n");
+    let output = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("error[PARSE]: `version` is indented deeper than `node_type` above it"),
+        "{err}"
+    );
+    assert!(err.contains("  = field: node.version"), "{err}");
+    assert!(
+        err.contains("= help: indent `version` with 2 spaces, like `node_type`"),
+        "{err}"
+    );
+    assert!(!err.contains("mapping values are not allowed"), "{err}");
+
+    break_contract(&ws, "      - name: table\n", "      name: table\n");
+    let err = stderr(&cargo_onex(ws.path(), &["onex", "check"]));
+    assert!(
+        err.contains("error[PARSE]: a list item has no `-`"),
+        "{err}"
+    );
+    assert!(err.contains("= field: types[0].fields[1]"), "{err}");
+    assert!(err.contains("`      - name: table`"), "{err}");
+    assert!(!err.contains("did not find expected"), "{err}");
+}
+
+#[test]
+fn several_loading_errors_are_reported_in_one_run() {
+    let ws = workspace();
+    let bad = POSTGRES_WRITER
+        .replace("  domain: database", "  domian: database")
+        .replace("  node_type: effect", "  node_type: efect")
+        .replace(
+            "        type: uuid\n        description: Primary",
+            "        typ: uuid\n        description: Primary",
+        );
+    std::fs::write(ws.path().join("contracts/postgres_writer.yaml"), bad).expect("contract");
+    let output = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(err.matches("error[PARSE]").count(), 3, "{err}");
+    for part in [
+        "unknown key `domian` in `node`",
+        "`efect` is not a valid `node_type`",
+        "unknown key `typ` in `types[0].fields[0]`",
+        "(3 errors)",
+    ] {
+        assert!(err.contains(part), "{part}:\n{err}");
+    }
+    // The carets sit under each offending word.
+    assert!(err.contains("  domian: database\n  |   ^^^^^^"), "{err}");
+}
