@@ -364,9 +364,13 @@ impl Builder {
     ///     onex_build::Builder::new().contracts("contracts").compile_or_exit();
     /// }
     /// ```
+    ///
+    /// The report is plain text (cargo shows a build script's output as it
+    /// is, without colours) in rustc's layout: each contract error with its
+    /// source line and a caret under the value, then one summary line.
     pub fn compile_or_exit(&self) {
         if let Err(e) = self.compile() {
-            eprintln!("error: onex-build could not compile the contracts\n\n{e}");
+            eprintln!("{}", exit_report(&e));
             std::process::exit(1);
         }
     }
@@ -410,6 +414,20 @@ impl Builder {
             }
         }
         Ok(())
+    }
+}
+
+/// What [`Builder::compile_or_exit`] prints for `e`.
+fn exit_report(e: &Error) -> String {
+    match e {
+        Error::Contract(diagnostics) => {
+            let n = diagnostics.len();
+            format!(
+                "{diagnostics}\n\nerror: onex-build could not compile the contracts due to {n} previous error{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        other => format!("error: onex-build could not compile the contracts: {other}"),
     }
 }
 
@@ -705,6 +723,24 @@ operations:
             "{err}"
         );
         assert!(err.to_string().contains("u46"), "{err}");
+
+        // The build script's report: plain text, each error with its line
+        // and a caret, then the count.
+        let report = exit_report(&err);
+        assert!(
+            report.contains(
+                "5 |     fields: [{ name: value, type: u46 }]\n  |                                   ^^^ found `u46`"
+            ),
+            "{report}"
+        );
+        assert!(!report.contains('\u{1b}'), "{report}");
+        assert!(
+            report.ends_with(&format!(
+                "error: onex-build could not compile the contracts due to {} previous errors",
+                diagnostics.len()
+            )),
+            "{report}"
+        );
     }
 
     #[test]
