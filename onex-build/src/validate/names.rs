@@ -545,7 +545,12 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
             // An operation and a step, e.g. operation `fetch_step` and step
             // `fetch`: both derive `fetch_step_started`. Two operations or
             // two steps of one Rust name are QC-003's to report.
-            let path = derived_path(c, origin);
+            // Point at the operation or step, whichever of the two has one.
+            let path = if origin.contains('(') {
+                derived_path(c, origin)
+            } else {
+                derived_path(c, first)
+            };
             let same_kind = first.contains("(operations[") == origin.contains("(operations[");
             if same_kind || reported.contains(&path) {
                 continue;
@@ -865,5 +870,13 @@ workflow:
 ";
         let ds = fails(cross, "QC-004");
         assert_eq!(ds.iter().filter(|d| d.code == "QC-004").count(), 1, "{ds}");
+        // An operation named `workflow` derives the workflow's own
+        // `workflow_completed`: the operation is blamed.
+        let ds = fails(&cross.replace("fetch_step", "workflow"), "QC-004");
+        assert!(
+            ds.iter()
+                .any(|d| d.code == "QC-004" && d.field_path == "operations[0].name"),
+            "{ds}"
+        );
     }
 }
