@@ -327,3 +327,270 @@ fn committed_example_nodes_are_up_to_date() {
     }
     assert!(checked >= 1, "examples/postgres-writer is a generated node");
 }
+
+/// The seed's bridge orchestrator: operations named like its steps
+/// (`persist`), like the step-input methods of old (`validate_input`) and
+/// like the node's own methods (`shutdown`, `initialize`, `runtime`,
+/// `dispatch`, `operations`, `new`); a description written as a YAML block
+/// of several lines full of TOML, YAML and Markdown syntax.
+const BRIDGE: &str = r#"contract_version: 1
+node:
+  name: bridge
+  node_type: orchestrator
+  version: 1.0.0
+  domain: testing
+  description: |
+    Bridges a request through validation, persistence and completion.
+    A description of "several" lines, as YAML blocks write them:
+    [not a link] & <b>not html</b> # not a heading
+    description = "not TOML"
+    key: not YAML
+types:
+  - name: Payload
+    fields:
+      - { name: id, type: string }
+operations:
+  - { name: validate_input, input: Payload, output: Payload }
+  - { name: persist, input: Payload, output: Payload }
+  - { name: complete_workflow, input: Payload, output: Payload }
+  - { name: shutdown, input: Payload, output: Payload }
+  - { name: initialize, input: Payload, output: Payload }
+  - { name: runtime, input: Payload, output: Payload }
+  - { name: dispatch, input: Payload, output: Payload }
+  - { name: operations, input: Payload, output: Payload }
+  - { name: new, input: Payload, output: Payload }
+events:
+  - name: start_bridge
+    category: command
+    fields:
+      - { name: payload, type: Payload }
+subscriptions:
+  - topic: upstream.effect.thing.completed.v1
+    operation: persist
+workflow:
+  steps:
+    - { name: validate, operation: validate_input }
+    - { name: persist, operation: persist }
+    - { name: complete }
+"#;
+
+/// A test of the generated bridge node with its handler mocked, on the
+/// in-memory bus: the workflow runs, operations named like the node's
+/// methods run, and a subscribed message that is not the operation's input
+/// (or that no operation handles) is retried, dead-lettered with its reason
+/// and counted.
+const BRIDGE_MOCK_TEST: &str = r#"
+use std::{sync::{Arc, Mutex}, time::Duration};
+
+use bridge::{NodeBridgeOrchestrator, OperationError, Settings, WorkflowRun, events};
+use onex::{EventBus, InMemoryBus, SourceInfo, lifecycle::NodeRuntime, serde_json::json, uuid::Uuid};
+
+#[derive(Default)]
+struct Mock {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Mock {
+    fn called(&self, name: &str, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.calls.lock().unwrap().push(format!("{name}:{}", input.id));
+        Ok(input)
+    }
+}
+
+impl bridge::Handler for Mock {
+    async fn validate_input(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("validate_input", input)
+    }
+    async fn persist(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("persist", input)
+    }
+    async fn complete_workflow(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("complete_workflow", input)
+    }
+    async fn shutdown(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("shutdown", input)
+    }
+    async fn initialize(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("initialize", input)
+    }
+    async fn runtime(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("runtime", input)
+    }
+    async fn dispatch(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("dispatch", input)
+    }
+    async fn operations(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("operations", input)
+    }
+    async fn new(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+        self.called("new", input)
+    }
+}
+
+impl bridge::Steps for Mock {
+    fn validate(&self, run: &WorkflowRun) -> Result<events::Payload, OperationError> {
+        Ok(onex::serde_json::from_value(run.trigger["payload"].clone())?)
+    }
+    fn persist(&self, run: &WorkflowRun) -> Result<events::Payload, OperationError> {
+        Ok(onex::serde_json::from_value(run.results["validate"].clone())?)
+    }
+    async fn complete(&self, run: &mut WorkflowRun) -> Result<Option<onex::serde_json::Value>, OperationError> {
+        Ok(Some(json!(run.steps_completed.len())))
+    }
+}
+
+#[test]
+fn a_mocked_handler_runs_the_node_and_refused_messages_are_dead_lettered() {
+    let tokio = onex::tokio::runtime::Runtime::new().expect("tokio");
+    tokio.block_on(async {
+        let bus = Arc::new(
+            InMemoryBus::builder("test")
+                .retry_policy(onex::retry::RetryPolicy::new(2, Duration::from_millis(1)))
+                .build(),
+        );
+        let runtime = NodeRuntime::new(bus.clone(), SourceInfo::new("bridge", "1.0.0", "test"));
+        let node = Arc::new(NodeBridgeOrchestrator::new(runtime, Mock::default()));
+        node.initialize(&Settings::default()).await.expect("initialize");
+
+        let run = node
+            .run_workflow(json!({"payload": {"id": "w"}}), Uuid::new_v4())
+            .await
+            .expect("the workflow runs");
+        assert_eq!(run.steps_completed, ["validate", "persist", "complete"]);
+        assert_eq!(run.results["complete"], json!(2));
+        for name in ["shutdown", "initialize", "runtime", "dispatch", "operations", "new"] {
+            let input = events::Payload { id: name.to_owned() };
+            let output = match name {
+                "shutdown" => node.operations().shutdown(input, Uuid::new_v4()).await,
+                "initialize" => node.operations().initialize(input, Uuid::new_v4()).await,
+                "runtime" => node.operations().runtime(input, Uuid::new_v4()).await,
+                "dispatch" => node.operations().dispatch(input, Uuid::new_v4()).await,
+                "operations" => node.operations().operations(input, Uuid::new_v4()).await,
+                _ => node.operations().new(input, Uuid::new_v4()).await,
+            };
+            assert_eq!(output.expect("the operation runs").id, name);
+        }
+        bus.wait_until_idle().await;
+        let completed = bus.history_for("test.bridge.orchestrator.shutdown.completed.v1");
+        assert_eq!(completed.len(), 1, "the operation published its completed event");
+
+        // Another node's event on the subscribed topic: its input runs
+        // `persist`; anything else is refused.
+        let template = bus.history().pop().expect("a published message");
+        let message = |event_type: &str, topic: &str, payload| {
+            let mut message = template.clone();
+            message.topic = topic.to_owned();
+            message.envelope.event_type = event_type.to_owned();
+            message.envelope.payload = payload;
+            Arc::new(message)
+        };
+        let upstream = "test.upstream.effect.thing.completed.v1";
+        bus.publish(message("effect.thing.completed", upstream, json!({"id": "sub"})))
+            .await
+            .expect("publish");
+        bus.publish(message("effect.thing.completed", upstream, json!({"nope": 1})))
+            .await
+            .expect("publish");
+        let commands = node.publisher().topic_of::<events::StartBridge>();
+        bus.publish(message("orchestrator.something_else", &commands, json!({})))
+            .await
+            .expect("publish");
+        bus.wait_until_idle().await;
+
+        assert!(node.handler().calls.lock().unwrap().contains(&"persist:sub".to_owned()));
+        let dead = bus.dead_letters();
+        assert_eq!(dead.len(), 2, "{dead:#?}");
+        assert_eq!(dead[0].error_type, "undecodable");
+        assert!(dead[0].failure_reason.contains("`persist`"), "{}", dead[0].failure_reason);
+        assert_eq!(dead[0].retry_count, 2);
+        assert_eq!(dead[1].error_type, "unroutable");
+        assert!(dead[1].failure_reason.contains("orchestrator.something_else"), "{}", dead[1].failure_reason);
+        // Each refused delivery counts: the first attempt and two retries.
+        assert_eq!(node.runtime().rejected_messages(), 6);
+        assert_eq!(node.runtime().dead_lettered(), Some(2));
+        node.shutdown().await.expect("shutdown");
+    });
+}
+"#;
+
+/// Runs cargo on a node crate in the shared node target directory.
+fn cargo_on(node_dir: &Path, command: &str) -> std::process::Output {
+    Command::new(env!("CARGO"))
+        .args([command, "--quiet", "--manifest-path"])
+        .arg(node_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-target"))
+        .env("NO_COLOR", "1")
+        .env("CARGO_TERM_COLOR", "never")
+        .output()
+        .expect("cargo runs")
+}
+
+/// The bridge orchestrator, whose names collide unless the node crate keeps
+/// them apart, builds; its handler can be mocked; refused messages are
+/// dead-lettered and counted; an operation added to the contract shows up
+/// as rustc's missing trait item in the user's `src/handler.rs`, with the
+/// method's signature in the error and in the README.
+#[test]
+fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bridge-node");
+    let _ = std::fs::remove_dir_all(&base);
+    let out_dir = base.join("generated");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let contract = base.join("bridge.yaml");
+    std::fs::write(&contract, BRIDGE).expect("contract");
+    let root = workspace();
+    let runtime =
+        RuntimeDependency::from_crate_dirs(&out_dir, &root.join("onex"), &root.join("onex-build"));
+    let generate = || {
+        pipeline::run(&Request {
+            runtime: runtime.clone(),
+            ..request(vec![contract.clone()], &out_dir, Mode::Write)
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let node_dir = generate().contracts[0].node_dir.clone();
+
+    let manifest = std::fs::read_to_string(node_dir.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains(r#"description = "Bridges a request"#) && manifest.contains(r#"\"several\""#),
+        "{manifest}"
+    );
+    std::fs::create_dir_all(node_dir.join("tests")).expect("tests folder");
+    std::fs::write(node_dir.join("tests/mock.rs"), BRIDGE_MOCK_TEST).expect("mock test");
+    let tested = cargo_on(&node_dir, "test");
+    assert!(
+        tested.status.success(),
+        "the bridge node's mock test fails:\n{}\n{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    // The contract gains an operation; the user's handler lacks it.
+    std::fs::write(
+        &contract,
+        BRIDGE.replace(
+            "events:\n",
+            "  - { name: archive, input: Payload, output: Payload }\nevents:\n",
+        ),
+    )
+    .expect("contract");
+    generate();
+    let built = cargo_on(&node_dir, "build");
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!built.status.success(), "the handler lacks `archive`");
+    assert!(
+        stderr.contains("not all trait items implemented, missing: `archive`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("src/handler.rs"), "{stderr}");
+    assert!(stderr.contains("fn archive("), "{stderr}");
+    let readme = std::fs::read_to_string(node_dir.join("README.md")).expect("README");
+    assert!(
+        readme.contains(
+            "async fn archive(&self, input: crate::events::Payload) \
+             -> Result<crate::events::Payload, crate::OperationError>;"
+        ),
+        "{readme}"
+    );
+}

@@ -34,11 +34,11 @@ pub const MAX_QUANTITY: u32 = 1_000;
 
 /// Holds the PostgreSQL connection the operations share.
 #[derive(Debug)]
-pub struct Handler {
+pub struct OrderWorkflowHandler {
     client: Client,
 }
 
-impl Handler {
+impl OrderWorkflowHandler {
     /// Connects to PostgreSQL; an error stops the node before it joins the
     /// bus.
     pub async fn new() -> Result<Self, OperationError> {
@@ -52,13 +52,15 @@ impl Handler {
                 onex::tracing::error!(%error, "the PostgreSQL connection ended");
             }
         });
-        Ok(Handler { client })
+        Ok(OrderWorkflowHandler { client })
     }
+}
 
+impl crate::Handler for OrderWorkflowHandler {
     /// Check an order's lines, quantities and prices. An order with
     /// problems fails the step (error kind `invalid_order`, the problems in
     /// the message), which fails the workflow before anything is stored.
-    pub async fn validate_order(&self, input: Order) -> Result<ValidationReport, OperationError> {
+    async fn validate_order(&self, input: Order) -> Result<ValidationReport, OperationError> {
         let problems = problems(&input);
         if !problems.is_empty() {
             return Err(OperationError::new("invalid_order", problems.join("; ")));
@@ -72,7 +74,7 @@ impl Handler {
 
     /// Store a valid order, with its total, as the row `order_id` of the
     /// `records` table. Storing the same order twice changes nothing.
-    pub async fn persist_order(&self, input: Order) -> Result<PersistedOrder, OperationError> {
+    async fn persist_order(&self, input: Order) -> Result<PersistedOrder, OperationError> {
         let total_cents: u64 = input
             .lines
             .iter()
@@ -96,16 +98,18 @@ impl Handler {
             status: OrderStatus::Accepted,
         })
     }
+}
 
+impl crate::Steps for OrderWorkflowHandler {
     /// The input of the `validate_order` step: the `order` of the
     /// `PlaceOrder` command that started the run.
-    pub fn validate_order_input(&self, run: &WorkflowRun) -> Result<Order, OperationError> {
+    fn validate_order(&self, run: &WorkflowRun) -> Result<Order, OperationError> {
         order_of(run)
     }
 
     /// The input of the `persist_order` step: the same order, which the
     /// previous step found valid.
-    pub fn persist_order_input(&self, run: &WorkflowRun) -> Result<Order, OperationError> {
+    fn persist_order(&self, run: &WorkflowRun) -> Result<Order, OperationError> {
         order_of(run)
     }
 }

@@ -5,7 +5,14 @@
 //! event, starts the heartbeat and subscribes the node to its commands;
 //! `shutdown()` stops all that and shuts the bus down, delivering what is in
 //! flight.
-use std::{sync::Arc, time::Duration};
+//!
+//! A subscribed message that no operation can take (its payload is not the
+//! operation's input, or no operation handles its event type) is refused:
+//! the bus retries it, then dead-letters it with the reason, and the node's
+//! runtime counts it ([`NodeRuntime::rejected_messages`]).
+//!
+//! [`NodeRuntime::rejected_messages`]: ::onex::lifecycle::NodeRuntime::rejected_messages
+use ::std::{sync::Arc, time::Duration};
 use ::onex::{
     BusError, BusMessage, HandlerError, bus::{Subscription, handler_fn},
     uuid::Uuid,
@@ -34,7 +41,9 @@ impl Settings {
     /// The contract's settings, overridden by `SERVICE_NAME`, `KAFKA_GROUP`
     /// and `HEARTBEAT_INTERVAL_SECONDS` where they are set and not empty.
     pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let var = |name: &str| {
+            ::std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        };
         let mut settings = Settings::default();
         if let Some(service) = var("SERVICE_NAME") {
             settings.service = service;
@@ -62,7 +71,7 @@ impl Settings {
         Ok(settings)
     }
 }
-impl NodeOrderWorkflowOrchestrator {
+impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
     /// Joins the bus: publishes the introspection event (so that a registry
     /// discovers the node), starts the heartbeat, and subscribes to the
     /// node's commands.
@@ -134,7 +143,8 @@ impl NodeOrderWorkflowOrchestrator {
     }
     /// Runs the operation a message asks for. A failed operation was
     /// reported by its failed event, so the message counts as handled; a
-    /// message that does not decode is retried, then dead-lettered.
+    /// message that does not decode, or that no operation handles, is
+    /// refused: retried, then dead-lettered with the reason, and counted.
     #[allow(unused_variables)]
     async fn dispatch(&self, message: BusMessage) -> Result<(), HandlerError> {
         let envelope = &message.envelope;
@@ -154,16 +164,25 @@ impl NodeOrderWorkflowOrchestrator {
                 "postgres_writer.effect.write_record.completed.v1",
             )
         {
-            let Ok(input) = ::onex::serde_json::from_value::<
-                events::Order,
-            >(envelope.payload.clone()) else {
-                ::onex::tracing::debug!(
-                    event_type = % envelope.event_type, operation = "persist_order",
-                    "skipped a message that is not the operation's input"
-                );
-                return Ok(());
-            };
-            if let Err(error) = self.persist_order(input, correlation_id).await {
+            let input = ::onex::serde_json::from_value::<
+                crate::events::Order,
+            >(envelope.payload.clone())
+                .map_err(|e| {
+                    self
+                        .runtime
+                        .reject_message(
+                            "undecodable",
+                            format!(
+                                "the payload of `{}` is not the input of the `{}` operation: {e}",
+                                envelope.event_type, "persist_order",
+                            ),
+                        )
+                })?;
+            if let Err(error) = self
+                .operations()
+                .persist_order(input, correlation_id)
+                .await
+            {
                 ::onex::tracing::warn!(
                     % error, operation = "persist_order", "operation failed"
                 );
@@ -176,25 +195,41 @@ impl NodeOrderWorkflowOrchestrator {
                 "postgres_writer.effect.write_record.failed.v1",
             )
         {
-            let Ok(input) = ::onex::serde_json::from_value::<
-                events::Order,
-            >(envelope.payload.clone()) else {
-                ::onex::tracing::debug!(
-                    event_type = % envelope.event_type, operation = "persist_order",
-                    "skipped a message that is not the operation's input"
-                );
-                return Ok(());
-            };
-            if let Err(error) = self.persist_order(input, correlation_id).await {
+            let input = ::onex::serde_json::from_value::<
+                crate::events::Order,
+            >(envelope.payload.clone())
+                .map_err(|e| {
+                    self
+                        .runtime
+                        .reject_message(
+                            "undecodable",
+                            format!(
+                                "the payload of `{}` is not the input of the `{}` operation: {e}",
+                                envelope.event_type, "persist_order",
+                            ),
+                        )
+                })?;
+            if let Err(error) = self
+                .operations()
+                .persist_order(input, correlation_id)
+                .await
+            {
                 ::onex::tracing::warn!(
                     % error, operation = "persist_order", "operation failed"
                 );
             }
             return Ok(());
         }
-        ::onex::tracing::debug!(
-            event_type = % envelope.event_type, "ignored a message no operation handles"
-        );
-        Ok(())
+        Err(
+            self
+                .runtime
+                .reject_message(
+                    "unroutable",
+                    format!(
+                        "no operation of the node handles `{}` on `{}`", envelope
+                        .event_type, message.topic
+                    ),
+                ),
+        )
     }
 }

@@ -6,9 +6,12 @@
 //! `RUST_LOG`; see `.env.template`), joins the bus (Kafka when
 //! `KAFKA_BOOTSTRAP_SERVERS` is set, the in-memory bus otherwise), announces
 //! itself, sends heartbeats, and on SIGINT or SIGTERM shuts down gracefully.
-use std::{process::ExitCode, sync::Arc};
-use order_workflow::{NodeOrderWorkflowOrchestrator, Handler, Settings, events};
-use ::onex::{KafkaConfig, SourceInfo, lifecycle::NodeRuntime};
+//! The business logic is `OrderWorkflowHandler` of `src/handler.rs`.
+use ::std::{process::ExitCode, sync::Arc};
+use order_workflow::{
+    NodeOrderWorkflowOrchestrator, Settings, events, handler::OrderWorkflowHandler,
+};
+use ::onex::{KafkaConfig, SourceInfo, connect::BusKind, lifecycle::NodeRuntime};
 fn main() -> ExitCode {
     ::onex::logging::init();
     let runtime = match ::onex::tokio::runtime::Runtime::new() {
@@ -26,13 +29,29 @@ fn main() -> ExitCode {
         }
     }
 }
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> Result<(), Box<dyn ::std::error::Error>> {
     let config = KafkaConfig::from_env()?;
     let settings = Settings::from_env()?;
     let environment = config.environment.clone();
+    match ::onex::connect::choose(&config) {
+        BusKind::Kafka => {
+            ::onex::tracing::info!(
+                bootstrap_servers = % config.bootstrap_servers, % environment,
+                "running on the Kafka bus"
+            )
+        }
+        BusKind::InMemory => {
+            ::onex::tracing::warn!(
+                % environment,
+                "running on the in-memory bus: this node is alone, no other process \
+             sees its events or sends it commands; set KAFKA_BOOTSTRAP_SERVERS \
+             to join a Kafka cluster"
+            )
+        }
+    }
     let bus = ::onex::connect(config).await?;
     let source = SourceInfo::new(settings.service.clone(), events::VERSION, environment);
-    let handler = Handler::new().await.map_err(|e| e.to_string())?;
+    let handler = OrderWorkflowHandler::new().await.map_err(|e| e.to_string())?;
     let node = Arc::new(
         NodeOrderWorkflowOrchestrator::new(NodeRuntime::new(bus, source), handler),
     );

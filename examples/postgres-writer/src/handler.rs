@@ -25,11 +25,11 @@ pub const DEFAULT_DATABASE_URL: &str = "host=127.0.0.1 user=postgres dbname=test
 
 /// Holds the PostgreSQL connection the operations share.
 #[derive(Debug)]
-pub struct Handler {
+pub struct PostgresWriterHandler {
     client: Client,
 }
 
-impl Handler {
+impl PostgresWriterHandler {
     /// Connects to PostgreSQL; an error stops the node before it joins the
     /// bus.
     pub async fn new() -> Result<Self, OperationError> {
@@ -43,12 +43,14 @@ impl Handler {
                 onex::tracing::error!(%error, "the PostgreSQL connection ended");
             }
         });
-        Ok(Handler { client })
+        Ok(PostgresWriterHandler { client })
     }
+}
 
+impl crate::Handler for PostgresWriterHandler {
     /// Insert one record. Writing the same `record_id` twice changes
     /// nothing the second time and reports `duplicate`.
-    pub async fn write_record(
+    async fn write_record(
         &self,
         input: WriteRecordInput,
     ) -> Result<WriteRecordOutput, OperationError> {

@@ -5,7 +5,14 @@
 //! event, starts the heartbeat and subscribes the node to its commands;
 //! `shutdown()` stops all that and shuts the bus down, delivering what is in
 //! flight.
-use std::{sync::Arc, time::Duration};
+//!
+//! A subscribed message that no operation can take (its payload is not the
+//! operation's input, or no operation handles its event type) is refused:
+//! the bus retries it, then dead-letters it with the reason, and the node's
+//! runtime counts it ([`NodeRuntime::rejected_messages`]).
+//!
+//! [`NodeRuntime::rejected_messages`]: ::onex::lifecycle::NodeRuntime::rejected_messages
+use ::std::{sync::Arc, time::Duration};
 use ::onex::{
     BusError, BusMessage, HandlerError, bus::{Subscription, handler_fn},
     uuid::Uuid,
@@ -34,7 +41,9 @@ impl Settings {
     /// The contract's settings, overridden by `SERVICE_NAME`, `KAFKA_GROUP`
     /// and `HEARTBEAT_INTERVAL_SECONDS` where they are set and not empty.
     pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let var = |name: &str| {
+            ::std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        };
         let mut settings = Settings::default();
         if let Some(service) = var("SERVICE_NAME") {
             settings.service = service;
@@ -62,7 +71,7 @@ impl Settings {
         Ok(settings)
     }
 }
-impl NodePostgresWriterEffect {
+impl<H: crate::Handler> NodePostgresWriterEffect<H> {
     /// Joins the bus: publishes the introspection event (so that a registry
     /// discovers the node), starts the heartbeat, and subscribes to the
     /// node's commands.
@@ -120,7 +129,8 @@ impl NodePostgresWriterEffect {
     }
     /// Runs the operation a message asks for. A failed operation was
     /// reported by its failed event, so the message counts as handled; a
-    /// message that does not decode is retried, then dead-lettered.
+    /// message that does not decode, or that no operation handles, is
+    /// refused: retried, then dead-lettered with the reason, and counted.
     #[allow(unused_variables)]
     async fn dispatch(&self, message: BusMessage) -> Result<(), HandlerError> {
         let envelope = &message.envelope;
@@ -129,17 +139,37 @@ impl NodePostgresWriterEffect {
             let command = <events::WriteRequested as ::onex::Event>::from_envelope(
                     envelope,
                 )
-                .map_err(|e| HandlerError::new("decode", e.to_string()))?;
-            if let Err(error) = self.write_record(command.record, correlation_id).await {
+                .map_err(|e| {
+                    self
+                        .runtime
+                        .reject_message(
+                            "undecodable",
+                            format!(
+                                "the payload is not a `{}`: {e}", envelope.event_type
+                            ),
+                        )
+                })?;
+            if let Err(error) = self
+                .operations()
+                .write_record(command.record, correlation_id)
+                .await
+            {
                 ::onex::tracing::warn!(
                     % error, operation = "write_record", "operation failed"
                 );
             }
             return Ok(());
         }
-        ::onex::tracing::debug!(
-            event_type = % envelope.event_type, "ignored a message no operation handles"
-        );
-        Ok(())
+        Err(
+            self
+                .runtime
+                .reject_message(
+                    "unroutable",
+                    format!(
+                        "no operation of the node handles `{}` on `{}`", envelope
+                        .event_type, message.topic
+                    ),
+                ),
+        )
     }
 }
