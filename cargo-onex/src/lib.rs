@@ -47,7 +47,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         (false, 0) => Verbosity::Normal,
         (false, _) => Verbosity::Verbose,
     };
-    let workspace = Workspace::discover(cli.manifest_path.as_deref())?;
+    let mut workspace = Workspace::discover(cli.manifest_path.as_deref())?;
+    workspace.quiet = verbosity == Verbosity::Quiet;
     let mut shell = Shell::new(verbosity, cli.color, workspace.cwd.clone());
     let options = Options {
         timings: cli.timings,
@@ -126,7 +127,12 @@ fn generate(
                     .ancestors()
                     .map(|dir| dir.join("Cargo.toml"))
                     .find(|manifest| manifest.is_file())
-                    .map(|manifest| Workspace::discover(Some(&manifest)))
+                    .map(|manifest| {
+                        Workspace::discover(Some(&manifest)).map(|mut project| {
+                            project.quiet = workspace.quiet;
+                            project
+                        })
+                    })
                     .transpose()?,
             };
             shell.verbose_status(

@@ -29,6 +29,8 @@ pub struct Workspace {
     manifest_path: Option<PathBuf>,
     /// What cargo said, once asked.
     found: OnceCell<Found>,
+    /// `-q`: print no warnings.
+    pub quiet: bool,
 }
 
 /// What cargo_metadata tells about the workspace.
@@ -55,6 +57,7 @@ impl Workspace {
             cwd: std::env::current_dir().context("cannot read the current directory")?,
             manifest_path: manifest_path.map(Path::to_path_buf),
             found: OnceCell::new(),
+            quiet: false,
         })
     }
 
@@ -240,7 +243,7 @@ impl Workspace {
             installed_from: runtime::installed_from(),
         };
         let resolved = runtime::resolve(&settings, out_dir)?;
-        for warning in &resolved.warnings {
+        for warning in resolved.warnings.iter().filter(|_| !self.quiet) {
             eprintln!("warning: {warning}");
         }
         Ok(resolved.dependency)
