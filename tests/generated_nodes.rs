@@ -123,7 +123,9 @@ fn generated_node_trees() {
             "absolute paths leak into {name}"
         );
         assert!(
-            snapshot.contains(&format!("cargo onex generate ../../contracts/{name}.yaml --out ..")),
+            snapshot.contains(&format!(
+                "cargo onex generate ../../contracts/{name}.yaml --out .."
+            )),
             "the README of {name} says how to regenerate it"
         );
         assert_eq!(
@@ -553,7 +555,8 @@ fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
 
     let manifest = std::fs::read_to_string(node_dir.join("Cargo.toml")).expect("Cargo.toml");
     assert!(
-        manifest.contains(r#"description = "Bridges a request"#) && manifest.contains(r#"\"several\""#),
+        manifest.contains(r#"description = "Bridges a request"#)
+            && manifest.contains(r#"\"several\""#),
         "{manifest}"
     );
     std::fs::create_dir_all(node_dir.join("tests")).expect("tests folder");

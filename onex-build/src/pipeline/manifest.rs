@@ -149,7 +149,9 @@ impl Manifest {
                     manifest.generated.insert(path.to_owned(), hash);
                 }
                 (Some("scaffold"), Some(path), None) => manifest.scaffold.push(path.to_owned()),
-                (Some("contract"), Some(path), None) => manifest.contract = Some(decode_path(path)?),
+                (Some("contract"), Some(path), None) => {
+                    manifest.contract = Some(decode_path(path)?)
+                }
                 _ => return None,
             }
         }
@@ -247,7 +249,10 @@ mod tests {
         let mut manifest = Manifest::new(7, &[]);
         manifest.contract = Some("../../my contracts/100%\nodes.yaml".to_owned());
         let text = manifest.render();
-        assert!(text.contains("contract ../../my%20contracts/100%25%0Aodes.yaml\n"), "{text}");
+        assert!(
+            text.contains("contract ../../my%20contracts/100%25%0Aodes.yaml\n"),
+            "{text}"
+        );
         assert_eq!(Manifest::parse(&text), Some(manifest.clone()));
 
         let dir = tempfile::tempdir().expect("temp dir");

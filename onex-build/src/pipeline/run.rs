@@ -250,7 +250,10 @@ impl Shared<'_> {
         let bytes = std::fs::read(path).ok()?;
         let fingerprint = input_fingerprint(&bytes, &self.runtime_toml, self.templates_fingerprint);
         let (dir, manifest) = self.known_nodes().get(&fingerprint)?;
-        Some((dir.clone(), manifest.is_intact(dir)))
+        // A contract that moved regenerates the README and manifest that
+        // record its path.
+        let same_place = manifest.contract.as_deref() == Some(&*contract_relative_to(dir, path));
+        Some((dir.clone(), same_place && manifest.is_intact(dir)))
     }
 
     fn known_nodes(&self) -> &HashMap<u64, (PathBuf, Manifest)> {
@@ -286,7 +289,9 @@ impl Shared<'_> {
         let model = self.stage(timings, path, Stage::BuildContract, || {
             build_contract(&loaded)
         })?;
-        let context = TemplateContext::new(&model, &request.runtime);
+        let contract_path = contract_relative_to(&node_dir, path);
+        let context =
+            TemplateContext::new(&model, &request.runtime).contract_path(contract_path.clone());
         let (mut rendered, tera_context) = self.stage(timings, path, Stage::Generate, || {
             let tera_context = context.to_tera()?;
             let files = generate(&NodeTemplates::load()?, &tera_context, path)?;
@@ -303,7 +308,8 @@ impl Shared<'_> {
             return Ok(Prepared::Validated { node_dir, gates });
         }
         let mut files = self.stage(timings, path, Stage::Refine, || Ok(refine(parsed)))?;
-        let manifest = Manifest::new(fingerprint, &files);
+        let mut manifest = Manifest::new(fingerprint, &files);
+        manifest.contract = Some(contract_path);
         files.push(NodeFile {
             path: MANIFEST_FILE.to_owned(),
             ownership: Ownership::Generated,
@@ -315,6 +321,13 @@ impl Shared<'_> {
             files,
         })
     }
+}
+
+/// The path of `contract` relative to the node crate folder `node_dir`,
+/// `/`-separated, as the README and the manifest record it.
+fn contract_relative_to(node_dir: &Path, contract: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    super::paths::relative(&absolute(node_dir), &absolute(contract))
 }
 
 /// The calling thread's part: takes the prepared contracts in order and

@@ -428,3 +428,219 @@ mod tests {
         );
     }
 }
+
+// Text for the node crate's other formats. Each function returns text that
+// the format reads back as `text` (strings) or as inert text (comments,
+// Markdown), whatever the contract says: a multi-line YAML description must
+// not end a TOML string, open a YAML mapping or a Markdown heading.
+
+/// A TOML basic string (with the quotes) whose value is `text`.
+///
+/// TOML forbids control characters other than tab in basic strings: they
+/// are written as escapes, so a description of several lines stays one
+/// string.
+pub fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_invisible(c) => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A YAML double-quoted scalar (with the quotes) whose value is `text`.
+///
+/// Line breaks (YAML also breaks lines at U+0085, U+2028 and U+2029),
+/// controls and the byte-order mark are escaped, so the scalar is one line
+/// and never a key, an anchor, a tag or a comment.
+pub fn yaml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_invisible(c) || c == '\u{85}' => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value for a `NAME=value` line of an `.env` file.
+///
+/// Plain values (letters, digits and `_ . - / : , @ +`) are written as
+/// they are; anything else is double-quoted with `\`, `"`, `$` and `` ` ``
+/// escaped and line breaks written as `\n`, which dotenv readers and
+/// compose's `env_file` read back (and which a shell that sources the file
+/// does not expand).
+pub fn env_value(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/:,@+".contains(c));
+    if plain {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' | '$' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || is_invisible(c) => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text on one line, for a line comment (`#` in TOML, YAML and `.env`,
+/// `//` in Rust): line breaks, controls and invisible characters become
+/// spaces, so nothing after them leaves the comment.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || is_invisible(c) || c == '\u{85}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Markdown text that renders as `text`: the characters Markdown gives a
+/// meaning to anywhere (`` \ ` * _ [ ] < > | ~ # ``) are backslash-escaped,
+/// and so is what would open a block at the start (`-`, `+`, `=`, `1.`,
+/// `1)`); `&` becomes `&amp;`, and line breaks become spaces, so the text
+/// stays inside the paragraph, list item or table cell it is written in and
+/// no heading, list, emphasis, link, table cell or raw HTML can start.
+pub fn markdown_text(text: &str) -> String {
+    let line = one_line(text);
+    let mut out = String::with_capacity(line.len() + 8);
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    for (i, c) in line.chars().enumerate() {
+        let opens_block = (i == 0 && matches!(c, '-' | '+' | '='))
+            || (i == digits && digits > 0 && matches!(c, '.' | ')'));
+        match c {
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if opens_block => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Markdown code span (with its backticks) that shows `text` on one
+/// line: the fence is one backtick longer than the longest run inside, and
+/// padded with spaces when the text starts or ends with a backtick. `|`
+/// is escaped, which GitHub's tables require even inside code spans and
+/// which is why the span is meant for table cells and prose alike.
+pub fn markdown_code(text: &str) -> String {
+    let text = one_line(text).replace('|', "\\|");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') || text.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_survive_multi_line_hostile_text() {
+        let hostile = "Line one \"quoted\" \\ back\nline two\r\n[dependencies]\u{0}\u{7f}\u{202e}";
+        let doc = format!("description = {}\n", toml_string(hostile));
+        let table: toml::Table = toml::from_str(&doc).expect("valid TOML");
+        assert_eq!(table["description"].as_str(), Some(hostile));
+        assert!(!toml_string(hostile).contains('\n'));
+    }
+
+    #[test]
+    fn yaml_strings_are_one_scalar() {
+        for hostile in [
+            "a: b\n- c\n# d",
+            "\"quoted\" \\ \t&anchor *alias !tag",
+            "line\u{2028}sep\u{85}next\u{feff}",
+            "",
+        ] {
+            let doc = format!("key: {}\nother: 1\n", yaml_string(hostile));
+            let value: serde_yaml::Value = serde_yaml::from_str(&doc).expect("valid YAML");
+            assert_eq!(value["key"].as_str(), Some(hostile), "{doc}");
+            assert_eq!(value["other"].as_u64(), Some(1), "{doc}");
+        }
+    }
+
+    #[test]
+    fn env_values_are_one_line() {
+        assert_eq!(env_value("orders.dlq.v1"), "orders.dlq.v1");
+        assert_eq!(env_value(""), "\"\"");
+        let quoted = env_value("a b\n$HOME \"x\" `y`\\");
+        assert_eq!(quoted, r#""a b\n\$HOME \"x\" \`y\`\\""#);
+        assert!(!quoted.contains('\n'));
+    }
+
+    #[test]
+    fn one_line_keeps_text_in_its_comment() {
+        assert_eq!(one_line("a\nb\r\u{2028}c\u{202e}"), "a b  c ");
+    }
+
+    #[test]
+    fn markdown_text_starts_no_structure() {
+        let text = markdown_text("# Title\n- item\n<script>x</script> [l](u) *e* | a & b");
+        assert!(!text.contains('\n'));
+        assert!(text.starts_with("\\# Title"), "{text}");
+        assert!(text.contains("\\<script\\>"), "{text}");
+        assert!(text.contains("\\[l\\](u)"), "{text}");
+        assert!(text.contains("\\| a &amp; b"), "{text}");
+        assert_eq!(
+            markdown_text("Plain words, (with) punctuation: 1. 2; a-b."),
+            "Plain words, (with) punctuation: 1. 2; a-b."
+        );
+        assert_eq!(markdown_text("- a"), "\\- a");
+        assert_eq!(markdown_text("12. a"), "12\\. a");
+        assert_eq!(markdown_text("=== a"), "\\=== a");
+    }
+
+    #[test]
+    fn markdown_code_spans_hold_backticks() {
+        assert_eq!(markdown_code("effect.x.v1"), "`effect.x.v1`");
+        assert_eq!(markdown_code("a``b"), "```a``b```");
+        assert_eq!(markdown_code("`x"), "`` `x ``");
+        assert_eq!(markdown_code("a|b\nc"), "`a\\|b c`");
+    }
+}

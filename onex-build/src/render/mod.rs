@@ -22,6 +22,12 @@
 //! - `ident`: writes a value as a Rust identifier with
 //!   [`naming::rust_ident`](crate::naming::rust_ident) (`type` becomes
 //!   `r#type`) and fails the render when it cannot be one.
+//!
+//! The node crate's other files have one filter per format:
+//! `toml_str` (a TOML string), `yaml_str` (a YAML double-quoted scalar),
+//! `env_value` (an `.env` value), `one_line` (text inside a `#` or `//` line
+//! comment), `md_text` (Markdown prose) and `md_code` (a Markdown code
+//! span).
 
 pub mod escape;
 
@@ -69,6 +75,14 @@ impl Renderer {
         tera.register_filter("doc", doc_filter);
         tera.register_filter("lit", lit_filter);
         tera.register_filter("ident", ident_filter);
+        // The node crate's other formats (see `escape::toml_string` and
+        // the functions after it).
+        tera.register_filter("toml_str", text_filter("toml_str", escape::toml_string));
+        tera.register_filter("yaml_str", text_filter("yaml_str", escape::yaml_string));
+        tera.register_filter("env_value", text_filter("env_value", escape::env_value));
+        tera.register_filter("one_line", text_filter("one_line", escape::one_line));
+        tera.register_filter("md_text", text_filter("md_text", escape::markdown_text));
+        tera.register_filter("md_code", text_filter("md_code", escape::markdown_code));
         Ok(Renderer { tera })
     }
 
@@ -231,6 +245,13 @@ fn doc_filter(
         }
     };
     Ok(escape::doc_comments(&as_text(value, "doc")?, indent).into())
+}
+
+/// A filter that escapes text with `escape`.
+fn text_filter(name: &'static str, escape: fn(&str) -> String) -> impl tera::Filter + 'static {
+    move |value: &tera::Value, _: &HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
+        Ok(escape(&as_text(value, name)?).into())
+    }
 }
 
 fn lit_filter(value: &tera::Value, _: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
