@@ -796,3 +796,50 @@ async fn the_dead_letter_list_is_bounded_and_keeps_the_newest() {
         .collect();
     assert_eq!(kept, [3, 4]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn refused_messages_are_retried_dead_lettered_and_counted() {
+    let bus = Arc::new(
+        InMemoryBus::builder("dev")
+            .retry_policy(RetryPolicy::new(1, Duration::from_millis(10)))
+            .dead_letter_capacity(1)
+            .build(),
+    );
+    let runtime = Arc::new(onex::lifecycle::NodeRuntime::new(
+        bus.clone(),
+        SourceInfo::new("svc", "1.0.0", "dev"),
+    ));
+    let node = runtime.clone();
+    runtime
+        .subscribe(
+            sub(TICKS, "nodes"),
+            handler_fn(move |msg| {
+                let node = node.clone();
+                async move {
+                    Err(node.reject_message(
+                        "unroutable",
+                        format!("no operation handles `{}`", msg.envelope.event_type),
+                    ))
+                }
+            }),
+        )
+        .await
+        .unwrap();
+    for n in 0..3 {
+        publisher(&bus)
+            .publish(&Tick { n, from: 0 }, None)
+            .await
+            .unwrap();
+    }
+    bus.wait_until_idle().await;
+
+    // The list keeps the last one; the count keeps them all.
+    let letters = bus.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error_type, "unroutable");
+    assert_eq!(letters[0].failure_reason, "no operation handles `test.tick`");
+    assert_eq!(bus.dead_lettered(), Some(3));
+    assert_eq!(runtime.dead_lettered(), Some(3));
+    assert_eq!(runtime.rejected_messages(), 6, "each message tried twice");
+    runtime.shutdown().await.unwrap();
+}
