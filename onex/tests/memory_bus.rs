@@ -837,7 +837,10 @@ async fn refused_messages_are_retried_dead_lettered_and_counted() {
     let letters = bus.dead_letters();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].error_type, "unroutable");
-    assert_eq!(letters[0].failure_reason, "no operation handles `test.tick`");
+    assert_eq!(
+        letters[0].failure_reason,
+        "no operation handles `test.tick`"
+    );
     assert_eq!(bus.dead_lettered(), Some(3));
     assert_eq!(runtime.dead_lettered(), Some(3));
     assert_eq!(runtime.rejected_messages(), 6, "each message tried twice");
