@@ -80,7 +80,8 @@ pub struct GenerateArgs {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Contract files or node names (default: every contract in the
-    /// workspace's `contracts/` folder).
+    /// workspace's `contracts/` folder; inside a node crate, the contract
+    /// it was generated from).
     #[arg(value_name = "CONTRACT")]
     pub contracts: Vec<PathBuf>,
 }

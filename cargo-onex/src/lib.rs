@@ -256,9 +256,24 @@ fn check(
     options: &Options,
     args: CheckArgs,
 ) -> anyhow::Result<ExitCode> {
-    let out_dir = workspace.check_out_dir()?;
+    // Inside a node crate, with nothing named: its recorded contract.
+    let inside = if args.contracts.is_empty() {
+        enclosing_node_crate(&workspace.cwd)
+    } else {
+        None
+    };
+    let (contracts, out_dir) = match inside {
+        Some(node_dir) => {
+            let (contract, out_dir) = recorded(&node_dir)?;
+            (vec![contract], out_dir)
+        }
+        None => (
+            contracts(workspace, shell, &args.contracts)?,
+            workspace.check_out_dir()?,
+        ),
+    };
     let request = Request {
-        contracts: contracts(workspace, shell, &args.contracts)?,
+        contracts,
         // Nothing is written, so the runtime's place does not matter.
         runtime: pipeline::RuntimeDependency::this_version(),
         target_dir: None,

@@ -408,6 +408,14 @@ fn generate_inside_a_node_crate_regenerates_it_from_its_contract() {
     assert!(first.status.success(), "{}", text(&first));
     let src = node_dir(&ws).join("src");
 
+    let checked = cargo_onex(&src, &["onex", "check"]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(
+        stderr(&checked).contains("     Checked ../../../contracts/postgres_writer.yaml"),
+        "{}",
+        text(&checked)
+    );
+
     let again = cargo_onex(&src, &["onex", "generate"]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(
