@@ -3,7 +3,8 @@
 //! hand) is built and started; a command sent with Python confluent-kafka
 //! makes it insert a row; the same independent client then reads its
 //! introspection event, the operation's started and completed events and
-//! its heartbeats from the broker; SIGTERM stops it cleanly.
+//! its heartbeats from the broker; its log says it runs on Kafka; SIGTERM
+//! stops it cleanly.
 //!
 //! The broker's address comes from `ONEX_TEST_BOOTSTRAP_SERVERS` (set by
 //! `scripts/test`); without it the test says so and passes. PostgreSQL is
@@ -107,6 +108,8 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
     );
 
     let text = terminate(child, &log);
+    assert!(text.contains("running on the Kafka bus"), "{text}");
+    assert!(!text.contains("in-memory bus"), "{text}");
     assert!(text.contains("SIGTERM"), "{text}");
     assert!(text.contains("shutdown complete"), "{text}");
 }

@@ -569,6 +569,46 @@ fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
         String::from_utf8_lossy(&tested.stderr)
     );
 
+    // The binary says which bus it runs on, and that alone on the
+    // in-memory bus no one hears it.
+    let built = cargo_on(&node_dir, "build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let log = base.join("bridge.log");
+    let mut child =
+        Command::new(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-target/debug/bridge"))
+            .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("the node starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("waiting for SIGINT or SIGTERM") {
+            break text;
+        }
+        if child.try_wait().expect("wait").is_some() || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node did not start:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("the node stops");
+    assert!(status.success(), "{status}");
+    assert!(
+        text.contains("WARN") && text.contains("running on the in-memory bus: this node is alone"),
+        "{text}"
+    );
+
     // The contract gains an operation; the user's handler lacks it.
     std::fs::write(
         &contract,
