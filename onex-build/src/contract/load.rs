@@ -139,10 +139,10 @@ fn error_path(e: &serde_path_to_error::Error<serde_yaml::Error>) -> String {
 
 /// serde stops at the first error. To find the next, the contract is read
 /// as plain YAML, the offending value is set right (an unknown key
-/// removed, a wrong value replaced by one of the expected kind), and the
-/// result is deserialized again, until it passes, an error cannot be set
-/// right, or [`MAX_LOAD_ERRORS`] are found. Positions come from the source
-/// map of the text as written.
+/// removed, a wrong value replaced by one of the expected kind, a missing
+/// key added), and the result is deserialized again, until it passes, an
+/// error cannot be set right, or [`MAX_LOAD_ERRORS`] are found. Positions
+/// come from the source map of the text as written.
 fn further_schema_errors(
     path: &Path,
     source: &str,
@@ -150,26 +150,25 @@ fn further_schema_errors(
     first: &serde_path_to_error::Error<serde_yaml::Error>,
     all: &mut Vec<Diagnostic>,
 ) {
-    let Ok(mut value) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(source) else {
         return;
     };
+    let mut repair = Repair {
+        value,
+        removed: Vec::new(),
+        made_up: Vec::new(),
+    };
     let mut seen = vec![(error_path(first), bare_message(first.inner()))];
-    // The unknown keys removed, by the path of their mapping: a key missing
-    // from one of them is most likely the one misspelt, already reported;
-    // it gets the misspelt key's value.
-    let mut removed_from = Vec::new();
-    if !repair(
-        &mut value,
-        &error_path(first),
-        first.inner(),
-        &mut removed_from,
-    ) {
+    if !repair.fix(&error_path(first), &bare_message(first.inner())) {
         return;
     }
-    while all.len() < MAX_LOAD_ERRORS {
+    // Made-up values may take a few rounds each to be set right.
+    let mut rounds = 0;
+    while all.len() < MAX_LOAD_ERRORS && rounds < 8 * MAX_LOAD_ERRORS {
+        rounds += 1;
         // Re-read as text, so that scalars are read as the text
         // deserializer reads them (`1.0` into a string field stays `1.0`).
-        let Ok(text) = serde_yaml::to_string(&value) else {
+        let Ok(text) = serde_yaml::to_string(&repair.value) else {
             return;
         };
         let de = serde_yaml::Deserializer::from_str(&text);
@@ -177,26 +176,19 @@ fn further_schema_errors(
             return;
         };
         let field_path = error_path(&e);
-        let key = (field_path.clone(), bare_message(e.inner()));
+        let message = bare_message(e.inner());
+        // An error in a value made up here, or the key a misspelt one
+        // left missing (already reported as unknown): set right, silently.
+        if repair.is_made_up(&field_path) || repair.misspelt_in(&field_path, &message) {
+            if !repair.fix(&field_path, &message) {
+                return;
+            }
+            continue;
+        }
+        let key = (field_path.clone(), message);
         if seen.contains(&key) {
             return;
         }
-        if let Some(rest) = key.1.strip_prefix("missing field ") {
-            let missing = backticked(rest).first().map(|k| (*k).to_owned());
-            let removed = removed_from.iter().rposition(|(p, _)| *p == field_path);
-            if let (Some(missing), Some(i)) = (missing, removed) {
-                let (_, value_of_misspelt) = removed_from.remove(i);
-                let parent = segments(&field_path).and_then(|path| {
-                    lookup(&mut value, &path).and_then(serde_yaml::Value::as_mapping_mut)
-                });
-                if let Some(mapping) = parent {
-                    mapping.insert(serde_yaml::Value::String(missing), value_of_misspelt);
-                    seen.push(key);
-                    continue;
-                }
-            }
-        }
-        seen.push(key);
         // The re-read text has other positions: place the diagnostic by
         // its field path in the text as written.
         let mut d = schema_diagnostic(path, locations, field_path.clone(), e.inner(), false);
@@ -204,10 +196,136 @@ fn further_schema_errors(
             d = d.at(line, column);
         }
         all.push(d);
-        if !repair(&mut value, &field_path, e.inner(), &mut removed_from) {
+        if !repair.fix(&field_path, &key.1) {
             return;
         }
+        seen.push(key);
     }
+}
+
+/// The contract as plain YAML, being set right error by error.
+struct Repair {
+    value: serde_yaml::Value,
+    /// The unknown keys removed and their values, by the path of their
+    /// mapping: a key missing from one of them is most likely the one
+    /// misspelt, and gets its value.
+    removed: Vec<(String, serde_yaml::Value)>,
+    /// The paths of values made up here: errors at or under them are not
+    /// the user's.
+    made_up: Vec<String>,
+}
+
+impl Repair {
+    fn is_made_up(&self, field_path: &str) -> bool {
+        self.made_up.iter().any(|p| {
+            field_path
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+
+    /// Whether `message` is a key missing from a mapping a misspelt key
+    /// was removed from.
+    fn misspelt_in(&self, field_path: &str, message: &str) -> bool {
+        message.starts_with("missing field ") && self.removed.iter().any(|(p, _)| p == field_path)
+    }
+
+    /// Sets right the value the error is about, so that the next
+    /// deserialization gets past it; `false` when it cannot be.
+    fn fix(&mut self, field_path: &str, message: &str) -> bool {
+        use serde_yaml::Value;
+        let Some(path) = segments(field_path) else {
+            return false;
+        };
+        if let Some(rest) = message.strip_prefix("missing field ") {
+            let Some(key) = backticked(rest).first().map(|k| (*k).to_owned()) else {
+                return false;
+            };
+            let given = self
+                .removed
+                .iter()
+                .rposition(|(p, _)| p == field_path)
+                .map(|i| self.removed.remove(i).1);
+            let made_up = given.is_none();
+            let Some(mapping) = lookup(&mut self.value, &path).and_then(Value::as_mapping_mut)
+            else {
+                return false;
+            };
+            mapping.insert(Value::String(key.clone()), given.unwrap_or(Value::Null));
+            if made_up {
+                self.made_up.push(if field_path.is_empty() {
+                    key
+                } else {
+                    format!("{field_path}.{key}")
+                });
+            }
+            return true;
+        }
+        let Some((last, parents)) = path.split_last() else {
+            return false;
+        };
+        if message.starts_with("unknown field ") {
+            let Segment::Key(key) = last else {
+                return false;
+            };
+            let removed = lookup(&mut self.value, parents)
+                .and_then(Value::as_mapping_mut)
+                .and_then(|m| m.remove(*key));
+            return match removed {
+                Some(removed) => {
+                    self.removed
+                        .push((locate::parent(field_path).to_owned(), removed));
+                    true
+                }
+                None => false,
+            };
+        }
+        let replacement = if let Some(rest) = message.strip_prefix("unknown variant ") {
+            match backticked(rest).get(1) {
+                Some(valid) => Value::String((*valid).to_owned()),
+                None => return false,
+            }
+        } else if let Some((_, expected)) = message
+            .strip_prefix("invalid type: ")
+            .or_else(|| message.strip_prefix("invalid value: "))
+            .and_then(|r| r.split_once(", expected "))
+        {
+            match placeholder(expected) {
+                Some(value) => value,
+                None => return false,
+            }
+        } else {
+            return false;
+        };
+        match lookup(&mut self.value, &path) {
+            Some(slot) => {
+                // What is nested in a made-up mapping is made up too.
+                if replacement.is_mapping() {
+                    self.made_up.push(field_path.to_owned());
+                }
+                *slot = replacement;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A value of the kind serde's `expected ...` names, if one can be made up.
+fn placeholder(expected: &str) -> Option<serde_yaml::Value> {
+    use serde_yaml::Value;
+    Some(match expected {
+        "a boolean" => Value::Bool(false),
+        "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize" | "f32" | "f64" => {
+            Value::Number(0.into())
+        }
+        "a string" => Value::String("x".to_owned()),
+        "a sequence" => Value::Sequence(Vec::new()),
+        // An enum's words are named by the error that follows.
+        s if s.starts_with("enum ") => Value::String("x".to_owned()),
+        s if s.starts_with("struct ") || s == "a map" => Value::Mapping(Default::default()),
+        _ => return None,
+    })
 }
 
 /// Where a diagnostic found on re-read text goes in the text as written.
@@ -262,68 +380,6 @@ fn lookup<'v>(
         };
     }
     Some(here)
-}
-
-/// Sets right the value the error is about, so that the next
-/// deserialization gets past it; `false` when it cannot be.
-fn repair(
-    value: &mut serde_yaml::Value,
-    field_path: &str,
-    e: &serde_yaml::Error,
-    removed_from: &mut Vec<(String, serde_yaml::Value)>,
-) -> bool {
-    use serde_yaml::Value;
-    let message = bare_message(e);
-    let Some(path) = segments(field_path) else {
-        return false;
-    };
-    let Some((last, parents)) = path.split_last() else {
-        return false;
-    };
-    if message.starts_with("unknown field ") {
-        let Segment::Key(key) = last else {
-            return false;
-        };
-        let removed = lookup(value, parents)
-            .and_then(Value::as_mapping_mut)
-            .and_then(|m| m.remove(*key));
-        return match removed {
-            Some(removed) => {
-                removed_from.push((locate::parent(field_path).to_owned(), removed));
-                true
-            }
-            None => false,
-        };
-    }
-    let replacement = if let Some(rest) = message.strip_prefix("unknown variant ") {
-        match backticked(rest).get(1) {
-            Some(valid) => Value::String((*valid).to_owned()),
-            None => return false,
-        }
-    } else if let Some((_, expected)) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|r| r.split_once(", expected "))
-    {
-        match expected {
-            "a boolean" => Value::Bool(false),
-            "u8" | "u16" | "u32" | "u64" | "i32" | "i64" | "usize" => Value::Number(0.into()),
-            "a string" => Value::String("x".to_owned()),
-            "a sequence" => Value::Sequence(Vec::new()),
-            // A struct or anything else: no value of the right kind can be
-            // made up.
-            _ => return false,
-        }
-    } else {
-        return false;
-    };
-    match lookup(value, &path) {
-        Some(slot) => {
-            *slot = replacement;
-            true
-        }
-        None => false,
-    }
 }
 
 fn too_large(path: &Path, size: Option<u64>) -> Diagnostic {
@@ -731,6 +787,35 @@ mod tests {
             found.iter().any(|(p, _)| p.starts_with("events[0]")),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn missing_keys_are_all_reported_and_made_up_values_are_silent() {
+        let src = "contract_version: 1\nnode: { name: a }\nretries: 3\n";
+        let ds = load_str(Path::new("c.yaml"), src.to_owned()).err();
+        let ds = ds.unwrap_or_else(|| panic!("must fail"));
+        let paths: Vec<&str> = ds.iter().map(|d| d.field_path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["node.node_type", "node.version", "node.domain", "retries"],
+            "{ds}"
+        );
+
+        // A list where a mapping belongs is one error, not one per key the
+        // mapping lacks; the error after it is still found.
+        let src = BASE
+            .replace(
+                "node:\n  name: n\n  node_type: compute\n  version: 1.0.0\n  domain: d\n",
+                "node: [n]\n",
+            )
+            .replace(
+                "      - { name: x, type: u32 }",
+                "      - { name: x, type: u32, size: 4 }",
+            );
+        let ds = load_str(Path::new("c.yaml"), src).err();
+        let ds = ds.unwrap_or_else(|| panic!("must fail"));
+        let paths: Vec<&str> = ds.iter().map(|d| d.field_path.as_str()).collect();
+        assert_eq!(paths, ["node", "types[0].fields[0].size"], "{ds}");
     }
 
     /// Random byte edits of a valid contract: loading and validating must
