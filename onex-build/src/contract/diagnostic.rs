@@ -162,6 +162,8 @@ fn line_span(source: &str, line: usize, column: usize) -> Option<(String, std::o
     let text = source.split('\n').nth(line.checked_sub(1)?)?;
     // Tabs would shift the caret in a terminal; show them as spaces, as
     // rustc does.
+    // A byte-order mark is no part of the first line as an editor shows it.
+    let text = text.trim_start_matches('\u{feff}');
     let text = text.trim_end_matches('\r').replace('\t', " ");
     let start = text
         .char_indices()
@@ -266,5 +268,62 @@ impl<'a> IntoIterator for &'a Diagnostics {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caret(line: &str, column: usize) -> String {
+        let (text, span) = line_span(line, 1, column).unwrap_or_default();
+        text[span].to_owned()
+    }
+
+    #[test]
+    fn the_caret_spans_the_value() {
+        assert_eq!(caret("  version: latest", 12), "latest");
+        assert_eq!(caret("  domian: orders", 3), "domian");
+        assert_eq!(
+            caret("  - {name: x, type: map<string, Order>}", 21),
+            "map<string, Order>"
+        );
+        assert_eq!(caret("  name: \"a, b\" # note", 9), "\"a, b\"");
+        assert_eq!(caret("  topics: []", 11), "[]");
+        assert_eq!(caret("\tname: x", 1), " ");
+        assert_eq!(caret("\u{feff}contract_version: 2", 19), "2");
+    }
+
+    #[test]
+    fn the_report_has_one_header_the_line_and_the_fix() {
+        let d = Diagnostic::new(
+            "SV-002",
+            "c.yaml",
+            "the node version is not a semantic version",
+        )
+        .at(2, 12)
+        .path("node.version")
+        .expected("MAJOR.MINOR.PATCH")
+        .found("`latest`")
+        .help("write `version: 1.0.0`");
+        let plain = d.render(Some("node:\n  version: latest\n"), "c.yaml", false);
+        assert_eq!(
+            plain,
+            "error[SV-002]: the node version is not a semantic version
+ --> c.yaml:2:12
+  |
+2 |   version: latest
+  |            ^^^^^^ found `latest`
+  |
+  = field: node.version
+  = expected: MAJOR.MINOR.PATCH
+  = help: write `version: 1.0.0`"
+        );
+        let coloured = d.render(Some("node:\n  version: latest\n"), "c.yaml", true);
+        assert!(coloured.contains('\u{1b}'), "{coloured}");
+        // Without the text, the position and every note remain.
+        let bare = d.render(None, "c.yaml", false);
+        assert!(bare.contains("--> c.yaml:2:12"), "{bare}");
+        assert!(bare.contains("= found: `latest`"), "{bare}");
     }
 }
