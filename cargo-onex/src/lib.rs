@@ -272,20 +272,70 @@ fn check(
             workspace.check_out_dir()?,
         ),
     };
-    let request = Request {
-        contracts,
+    let request = |contracts: &[PathBuf]| Request {
+        contracts: contracts.to_vec(),
         // Nothing is written, so the runtime's place does not matter.
         runtime: pipeline::RuntimeDependency::this_version(),
         target_dir: None,
-        out_dir,
+        out_dir: out_dir.clone(),
         mode: Mode::Validate,
         compile_check: false,
     };
-    let Some(report) = run_pipeline(shell, &request) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    shell.report(&report, options.timings);
-    Ok(ExitCode::SUCCESS)
+    // The pipeline stops at the first invalid contract; checking writes
+    // nothing, so the rest are checked too, and every invalid contract is
+    // reported, as cargo reports every crate that fails.
+    let started = std::time::Instant::now();
+    let total = contracts.len();
+    let mut report = PipelineReport::default();
+    let mut failed = 0;
+    let mut rest: &[PathBuf] = &contracts;
+    while !rest.is_empty() {
+        match pipeline::run(&request(rest)) {
+            Ok(done) => {
+                merge(&mut report, done);
+                break;
+            }
+            Err(error) => {
+                shell.pipeline_error(&error);
+                failed += 1;
+                let Some(at) = rest.iter().position(|c| *c == error.contract) else {
+                    break;
+                };
+                // The contracts before it passed; their report went with
+                // the error.
+                if at > 0 {
+                    match pipeline::run(&request(&rest[..at])) {
+                        Ok(done) => merge(&mut report, done),
+                        Err(error) => {
+                            shell.pipeline_error(&error);
+                            failed += 1;
+                        }
+                    }
+                }
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    report.total = started.elapsed();
+    if failed == 0 {
+        shell.report(&report, options.timings);
+        return Ok(ExitCode::SUCCESS);
+    }
+    shell.report_contracts(&report);
+    shell.error(&format!(
+        "{failed} of {total} contract{} failed the checks",
+        if total == 1 { "" } else { "s" }
+    ));
+    Ok(ExitCode::FAILURE)
+}
+
+/// Adds a run's contracts and stage times to `into`.
+fn merge(into: &mut PipelineReport, run: PipelineReport) {
+    into.contracts.extend(run.contracts);
+    for (stage, elapsed) in run.timings {
+        into.add_time(stage, elapsed);
+    }
+    into.threads = into.threads.max(run.threads);
 }
 
 #[cfg(test)]

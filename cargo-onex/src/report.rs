@@ -172,6 +172,13 @@ impl Shell {
     /// One line per contract (and, with `-v`, its files or gates), then the
     /// summary; the stage table with `--timings` or `-v`.
     pub fn report(&self, report: &PipelineReport, timings: bool) {
+        let summary = self.report_contracts(report);
+        self.status("Finished", &summary);
+        self.verbose_text(&format!("\n{}", report.timing_table()), timings);
+    }
+
+    /// The per-contract lines of [`Shell::report`]; returns the summary.
+    pub fn report_contracts(&self, report: &PipelineReport) -> String {
         let mut counts: Vec<(&str, usize)> = Vec::new();
         let mut count = |what: &'static str| match counts.iter_mut().find(|(w, _)| *w == what) {
             Some((_, n)) => *n += 1,
@@ -234,11 +241,7 @@ impl Shell {
             let parts: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
             format!(" ({})", parts.join(", "))
         };
-        self.status(
-            "Finished",
-            &format!("{what} in {}{detail}", seconds(report.total)),
-        );
-        self.verbose_text(&format!("\n{}", report.timing_table()), timings);
+        format!("{what} in {}{detail}", seconds(report.total))
     }
 }
 

@@ -505,3 +505,37 @@ fn several_loading_errors_are_reported_in_one_run() {
     // The carets sit under each offending word.
     assert!(err.contains("  domian: database\n  |   ^^^^^^"), "{err}");
 }
+
+#[test]
+fn check_reports_every_invalid_contract() {
+    let ws = workspace();
+    let contracts = ws.path().join("contracts");
+    std::fs::write(
+        contracts.join("a_first.yaml"),
+        POSTGRES_WRITER
+            .replace("name: postgres_writer", "name: a_first")
+            .replace("node_type: effect", "node_type: efect"),
+    )
+    .expect("first");
+    std::fs::write(
+        contracts.join("z_last.yaml"),
+        POSTGRES_WRITER
+            .replace("name: postgres_writer", "name: z_last")
+            .replace("  domain: database", "  domian: database"),
+    )
+    .expect("last");
+    let output = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("--> contracts/a_first.yaml:6:14"), "{err}");
+    assert!(err.contains("--> contracts/z_last.yaml:8:3"), "{err}");
+    assert!(
+        err.contains("     Checked contracts/postgres_writer.yaml (postgres-writer)"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("error: 2 of 3 contracts failed the checks\n"),
+        "{err}"
+    );
+    assert!(!err.contains("Finished"), "{err}");
+}
