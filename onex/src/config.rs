@@ -49,9 +49,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     circuit::CircuitBreaker,
-    topic,
     error::{ConfigError, ConfigFileError},
     retry::RetryPolicy,
+    topic,
 };
 
 /// One setting of [`KafkaConfig`], for documentation and `.env` templates.
