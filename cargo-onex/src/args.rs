@@ -16,7 +16,7 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Coloring: auto, always, never (auto: on a terminal, unless `NO_COLOR`
+    /// Colouring: auto, always, never (auto: on a terminal, unless `NO_COLOR`
     /// is set).
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     pub color: ColorChoice,
