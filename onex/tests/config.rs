@@ -465,3 +465,19 @@ fn the_environment_is_bounded_for_kafka_topics() {
     let err = env_err("KAFKA_DEAD_LETTER_TOPIC", &dead_letters);
     assert!(err.contains("longer than Kafka's limit of 249"), "{err}");
 }
+
+/// A node connects with a configuration it built by hand, too: `connect`
+/// (what a generated node's `main` runs before anything is published)
+/// refuses an environment too long for Kafka's topics on either bus.
+#[tokio::test]
+async fn connect_refuses_an_environment_too_long_for_kafka() {
+    let config = KafkaConfig {
+        environment: "e".repeat(onex::topic::MAX_ENVIRONMENT_LEN + 1),
+        ..KafkaConfig::default()
+    };
+    let Err(err) = onex::connect(config).await else {
+        panic!("a 65-character environment was accepted");
+    };
+    assert!(matches!(err, onex::BusError::Config(_)), "{err}");
+    assert!(err.to_string().contains("longer than 64"), "{err}");
+}
