@@ -203,88 +203,14 @@ fn list_marker_width(line: &str) -> Option<usize> {
     }
 }
 
-/// Whether `text` is a Rust identifier or raw identifier (not a keyword).
-///
-/// Templates check every identifier they write, hundreds per module, and
-/// syn is slow in an unoptimized build script: a plain ASCII name that is no
-/// keyword (of any edition, reserved or contextual) is accepted here, and
-/// syn decides the rest.
+/// Whether `text` is a Rust identifier as it stands, one the `ident` filter
+/// writes unchanged: a raw identifier (`r#type`) is, a keyword (`type`,
+/// which the filter writes as `r#type`) is not. The rule is
+/// [`naming::rust_ident`](crate::naming::rust_ident), the one the gates
+/// apply too.
 pub fn is_identifier(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let plain = bytes
-        .first()
-        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        && text != "_"
-        && !KEYWORDS.contains(&text);
-    plain || syn::parse_str::<syn::Ident>(text).is_ok()
+    crate::naming::rust_ident(text).is_ok_and(|ident| ident == text)
 }
-
-/// Every Rust keyword, strict, reserved and contextual, of every edition
-/// (and a few words that may become one): a superset of what syn refuses
-/// as an identifier.
-const KEYWORDS: &[&str] = &[
-    "abstract",
-    "as",
-    "async",
-    "auto",
-    "await",
-    "become",
-    "box",
-    "break",
-    "const",
-    "continue",
-    "crate",
-    "default",
-    "do",
-    "dyn",
-    "else",
-    "enum",
-    "extern",
-    "false",
-    "final",
-    "fn",
-    "for",
-    "gen",
-    "if",
-    "impl",
-    "in",
-    "let",
-    "loop",
-    "macro",
-    "macro_rules",
-    "match",
-    "mod",
-    "move",
-    "mut",
-    "override",
-    "priv",
-    "pub",
-    "raw",
-    "ref",
-    "return",
-    "safe",
-    "self",
-    "Self",
-    "static",
-    "struct",
-    "super",
-    "trait",
-    "true",
-    "try",
-    "type",
-    "typeof",
-    "union",
-    "unsafe",
-    "unsized",
-    "use",
-    "virtual",
-    "where",
-    "while",
-    "yield",
-];
 
 #[cfg(test)]
 mod tests {
@@ -318,6 +244,13 @@ mod tests {
         assert_eq!(doc_lines("*/ \"# #[x]"), vec!["*/ \"# #\\[x]"]);
     }
 
+    /// Like syn, except for `gen`: syn parses it as an identifier of
+    /// edition 2021, but it is a keyword of 2024, so generated code writes
+    /// `r#gen`, which compiles in every edition.
+    fn syn_accepts(text: &str) -> bool {
+        syn::parse_str::<syn::Ident>(text).is_ok() && text != "gen"
+    }
+
     #[test]
     fn identifiers_are_checked_like_syn() {
         for text in [
@@ -342,18 +275,14 @@ mod tests {
             "union",
             "\u{202e}x",
         ] {
-            assert_eq!(
-                is_identifier(text),
-                syn::parse_str::<syn::Ident>(text).is_ok(),
-                "{text:?}"
-            );
+            assert_eq!(is_identifier(text), syn_accepts(text), "{text:?}");
         }
-        for keyword in KEYWORDS {
-            assert_eq!(
-                is_identifier(keyword),
-                syn::parse_str::<syn::Ident>(keyword).is_ok(),
-                "{keyword}"
-            );
+        let keywords = crate::naming::STRICT_KEYWORDS
+            .iter()
+            .chain(crate::naming::RESERVED_KEYWORDS)
+            .chain(crate::naming::WEAK_KEYWORDS);
+        for keyword in keywords {
+            assert_eq!(is_identifier(keyword), syn_accepts(keyword), "{keyword}");
         }
     }
 
