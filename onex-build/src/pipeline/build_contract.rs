@@ -29,9 +29,6 @@ pub struct NodeModel {
     /// The business-logic type that `src/handler.rs` declares and
     /// `src/main.rs` builds, `{Name}Handler`, e.g. `PostgresWriterHandler`.
     pub handler_struct: String,
-    /// The contract's named types that operation signatures (and a
-    /// reducer's state) use, sorted: the node crate imports them.
-    pub signature_types: Vec<String>,
     /// Commands of this node that run an operation.
     pub commands: Vec<CommandRoute>,
     /// Other nodes' topics that run an operation.
@@ -116,7 +113,6 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
     } else {
         Vec::new()
     };
-    let named = |ty: &String| spec.types.iter().any(|t| &t.rust_name == ty);
     let subscription_routes = spec
         .subscriptions
         .iter()
@@ -147,18 +143,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
             }
         })
         .collect();
-    let mut signature_types: Vec<String> = spec
-        .operations
-        .iter()
-        .flat_map(|op| [&op.input, &op.output])
-        .chain(spec.aggregation.as_ref().map(|a| &a.state_type))
-        .filter(|ty| named(ty))
-        .cloned()
-        .collect();
-    signature_types.sort();
-    signature_types.dedup();
     Ok(NodeModel {
-        signature_types,
         contract_source: loaded.source.clone(),
         crate_name: spec.name.replace('_', "-"),
         lib_name: spec.name.clone(),
