@@ -3,7 +3,8 @@
 //! hand) is built and started; a command sent with Python confluent-kafka
 //! makes it insert a row; the same independent client then reads its
 //! introspection event, the operation's started and completed events and
-//! its heartbeats from the broker; its log says it runs on Kafka; SIGTERM
+//! its heartbeats from the broker; a message no operation handles is
+//! dead-lettered with its reason; its log says it runs on Kafka; SIGTERM
 //! stops it cleanly.
 //!
 //! The broker's address comes from `ONEX_TEST_BOOTSTRAP_SERVERS` (set by
@@ -14,8 +15,8 @@
 mod e2e;
 
 use e2e::{
-    bootstrap, build_node, command_envelope, fresh_environment, log_path, psql, read, root, send,
-    start_node, terminate, uuid_string, wait_for_log,
+    bootstrap, build_node, command_envelope, fresh_environment, log_path, psql, read, read_raw,
+    root, send, start_node, terminate, uuid_string, wait_for_log,
 };
 
 #[test]
@@ -48,6 +49,22 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
         &topic("postgres_writer.effect.write_requested.v1"),
         &correlation_id,
         &command,
+    );
+
+    // A message on the command topic that no operation handles: refused,
+    // retried, then dead-lettered with the reason in its headers.
+    let stray_id = uuid_string();
+    let stray = command_envelope(
+        "effect.not_a_command",
+        &environment,
+        &stray_id,
+        serde_json::json!({"anything": true}),
+    );
+    send(
+        &bootstrap,
+        &topic("postgres_writer.effect.write_requested.v1"),
+        &stray_id,
+        &stray,
     );
 
     let log = log_path(&environment);
@@ -106,6 +123,17 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
         )),
         "orders A-1"
     );
+
+    let dead = read_raw(&bootstrap, &format!("{environment}.dlq.v1"), Some(1));
+    let headers = &dead[0]["headers"];
+    assert_eq!(headers["error_type"], "unroutable", "{dead:#?}");
+    assert!(
+        headers["failure_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("effect.not_a_command")),
+        "{dead:#?}"
+    );
+    assert_eq!(headers["correlation_id"], stray_id.as_str(), "{dead:#?}");
 
     let text = terminate(child, &log);
     assert!(text.contains("running on the Kafka bus"), "{text}");

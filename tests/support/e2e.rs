@@ -104,6 +104,26 @@ if p.flush(30) != 0:
 /// (failing after 60 s without them); with `None`, reads what the topic
 /// holds now.
 pub fn read_records(bootstrap: &str, topic: &str, expect: Option<usize>) -> Vec<Value> {
+    let envelopes: Vec<Value> = read_raw(bootstrap, topic, expect)
+        .iter()
+        .map(|record| {
+            serde_json::from_str(record["value"].as_str().expect("a value")).expect("an envelope")
+        })
+        .collect();
+    if let Some(expect) = expect {
+        assert!(
+            envelopes.len() >= expect,
+            "{topic}: {} records in 60 s, expected {expect}: {envelopes:#?}",
+            envelopes.len()
+        );
+    }
+    envelopes
+}
+
+/// Reads records of a topic like [`read_records`], as the reader prints
+/// them: `topic`, `partition`, `offset`, `key`, `headers` (name to value)
+/// and `value` (text).
+pub fn read_raw(bootstrap: &str, topic: &str, expect: Option<usize>) -> Vec<Value> {
     let mut command = Command::new("python3");
     command
         .arg(root().join("onex/tests/support/kafka_read.py"))
@@ -124,21 +144,10 @@ pub fn read_records(bootstrap: &str, topic: &str, expect: Option<usize>) -> Vec<
         "reading {topic} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let envelopes: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|line| {
-            let record: Value = serde_json::from_str(line).expect("a JSON line");
-            serde_json::from_str(record["value"].as_str().expect("a value")).expect("an envelope")
-        })
-        .collect();
-    if let Some(expect) = expect {
-        assert!(
-            envelopes.len() >= expect,
-            "{topic}: {} records in 60 s, expected {expect}: {envelopes:#?}",
-            envelopes.len()
-        );
-    }
-    envelopes
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
 }
 
 /// Reads `expect` records of a topic (see [`read_records`]).
@@ -196,13 +205,16 @@ impl Drop for NodeProcess {
 }
 
 /// Starts a node binary on the broker in `environment`, reading from the
-/// earliest offset, with a heartbeat every second; its log goes to `log`.
+/// earliest offset, with a heartbeat every second and one quick retry of a
+/// message its handler refuses; its log goes to `log`.
 pub fn start_node(binary: &Path, bootstrap: &str, environment: &str, log: &Path) -> NodeProcess {
     let child = Command::new(binary)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("KAFKA_ENVIRONMENT", environment)
         .env("KAFKA_AUTO_OFFSET_RESET", "earliest")
         .env("HEARTBEAT_INTERVAL_SECONDS", "1")
+        .env("KAFKA_MAX_RETRY_ATTEMPTS", "1")
+        .env("KAFKA_RETRY_BACKOFF_BASE", "0.1")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
