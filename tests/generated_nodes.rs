@@ -637,3 +637,66 @@ fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
         "{readme}"
     );
 }
+
+/// What a node crate's TOML, YAML, `.env` and Markdown files say, read
+/// back by parsers of those formats, for contracts whose descriptions are
+/// full of their syntax: every text stays the text it was.
+#[test]
+fn non_rust_files_read_back_in_their_formats() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bridge = dir.path().join("bridge.yaml");
+    std::fs::write(&bridge, BRIDGE).expect("contract");
+    let hostile = workspace().join("tests/hostile_contracts/hostile_descriptions.yaml");
+    for contract in [bridge, hostile] {
+        let node_dir = generate_one(&contract, &dir.path().join("generated"));
+        let source: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&contract).expect("contract"))
+                .expect("YAML contract");
+        let description = source["node"]["description"]
+            .as_str()
+            .expect("a description")
+            .trim();
+        let read = |file: &str| std::fs::read_to_string(node_dir.join(file)).expect(file);
+
+        let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).expect("valid TOML");
+        assert_eq!(
+            manifest["package"]["description"].as_str().map(str::trim),
+            Some(description)
+        );
+
+        let compose: serde_yaml::Value =
+            serde_yaml::from_str(&read("compose.yaml")).expect("valid YAML");
+        let services = compose["services"].as_mapping().expect("services");
+        assert_eq!(services.len(), 1, "{compose:?}");
+        let (_, service) = services.iter().next().expect("a service");
+        assert!(
+            service["environment"]["SERVICE_NAME"].as_str().is_some(),
+            "{compose:?}"
+        );
+
+        for line in read(".env.template").lines() {
+            let setting = line
+                .split_once('=')
+                .is_some_and(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+            assert!(
+                line.is_empty() || line.starts_with('#') || setting,
+                "not a comment nor a setting: {line:?}"
+            );
+        }
+
+        let readme = read("README.md");
+        let paragraph = readme.lines().nth(3).expect("the description's line");
+        assert_eq!(
+            paragraph,
+            onex_build::render::escape::markdown_text(description)
+        );
+        assert!(!paragraph.contains("<b>"), "{paragraph}");
+        let headings: Vec<&str> = readme.lines().filter(|l| l.starts_with('#')).collect();
+        assert!(
+            headings
+                .iter()
+                .all(|h| h.starts_with("# Node") || h.starts_with("## ")),
+            "{headings:?}"
+        );
+    }
+}
