@@ -753,8 +753,8 @@ mod tests {
         ));
         assert!(copy(&node).contains("2.0.0"));
 
-        // Two identical contracts (the file name is part of the output):
-        // the second finds everything written.
+        // Two identical contracts in different folders: the second
+        // rewrites only the files that record the contract's path.
         std::fs::create_dir(dir.path().join("copy")).unwrap();
         let c = dir.path().join("copy/b.yaml");
         std::fs::copy(&b, &c).unwrap();
@@ -764,6 +764,15 @@ mod tests {
             report.contracts[0].outcome,
             NodeOutcome::Written { .. }
         ));
-        assert_eq!(report.contracts[1].outcome, NodeOutcome::UpToDate);
+        assert_eq!(
+            report.contracts[1].outcome,
+            NodeOutcome::Written {
+                files: vec![
+                    MANIFEST_FILE.to_owned(),
+                    "README.md".to_owned(),
+                    "contract.yaml".to_owned()
+                ]
+            }
+        );
     }
 }
