@@ -28,11 +28,10 @@
 //!
 //! The suite runs 2000 cases (`PROPTEST_CASES` changes it; a failing seed is
 //! replayed from `contract_properties.proptest-regressions`, and
-//! `PROPTEST_RNG_SEED` fixes the seed). The long run is in
-//! docs/development.md.
+//! `PROPTEST_RNG_SEED` fixes the seed). docs/testing.md has the long run.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::Cell,
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
@@ -409,10 +408,37 @@ const WRONG_TYPES: &[&str] = &[
 // Strategies
 // ---------------------------------------------------------------------------
 
+/// A name where the format wants snake_case; one in sixty is not, and the
+/// gates must say so.
 fn snake() -> BoxedStrategy<String> {
     prop_oneof![
-        3 => select(SNAKE_POOL).prop_map(str::to_owned),
-        2 => "[a-z][a-z0-9]{0,5}(_[a-z0-9]{1,3}){0,2}",
+        59 => valid_snake(),
+        1 => select(NOT_SNAKE).prop_map(str::to_owned),
+    ]
+    .boxed()
+}
+
+/// Names that are not snake_case.
+const NOT_SNAKE: &[&str] = &[
+    "caf\u{e9}",
+    "x\u{301}",
+    "fooBar",
+    "Foo",
+    "a__b",
+    "b_",
+    "_c",
+    "1x",
+    "a-b",
+    "a.b",
+    "",
+];
+
+fn valid_snake() -> BoxedStrategy<String> {
+    prop_oneof![
+        30 => select(SNAKE_POOL).prop_map(str::to_owned),
+        20 => "[a-z][a-z0-9]{0,5}(_[a-z0-9]{1,3}){0,2}",
+        // Long names: crate names, paths and topics derived from them.
+        3 => "[a-z][a-z0-9]{8,20}(_[a-z0-9]{4,12}){1,5}",
     ]
     .boxed()
 }
@@ -466,7 +492,7 @@ fn field_type() -> BoxedStrategy<String> {
 
 /// A namespace-free topic, `{service}.{event_type}.v{N}`.
 fn topic() -> BoxedStrategy<String> {
-    (prop::collection::vec(snake(), 2..4), 1..4u32)
+    (prop::collection::vec(valid_snake(), 2..4), 1..4u32)
         .prop_map(|(segments, v)| format!("{}.v{v}", segments.join(".")))
         .boxed()
 }
@@ -601,6 +627,8 @@ struct ContractShape {
     aggregation_topics: Vec<String>,
     aggregation_state: Option<usize>,
     window: Option<u64>,
+    /// Saved with a UTF-8 byte-order mark, as some Windows editors do.
+    bom: bool,
 }
 
 fn node() -> BoxedStrategy<NodeShape> {
@@ -748,7 +776,10 @@ fn contract() -> BoxedStrategy<ContractShape> {
             ),
             0..3,
         ),
-        prop::option::weighted(0.4, states()),
+        (
+            prop::option::weighted(0.4, states()),
+            prop::bool::weighted(0.05),
+        ),
         (
             prop::collection::vec(step(), 1..4),
             prop::option::weighted(0.3, 1..1000u64),
@@ -766,7 +797,7 @@ fn contract() -> BoxedStrategy<ContractShape> {
                 operations,
                 events,
                 subscriptions,
-                states,
+                (states, bom),
                 (steps, timeout),
                 (aggregation_topics, aggregation_state, window),
             )| {
@@ -792,6 +823,7 @@ fn contract() -> BoxedStrategy<ContractShape> {
                     aggregation_topics,
                     aggregation_state,
                     window,
+                    bom,
                 }
             },
         )
@@ -1074,7 +1106,13 @@ fn to_yaml(c: &ContractShape) -> String {
     }
 
     let value = map(top);
-    serde_yaml::to_string(&value).unwrap_or_else(|e| panic!("a Value always serializes: {e}"))
+    let yaml =
+        serde_yaml::to_string(&value).unwrap_or_else(|e| panic!("a Value always serializes: {e}"));
+    if c.bom {
+        format!("\u{feff}{yaml}")
+    } else {
+        yaml
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1165,6 +1203,7 @@ fn check(yaml: &str, scratch: &Scratch, full: bool) -> Result<Verdict, String> {
                         ));
                     }
                     if full {
+                        node_text_files(&path)?;
                         // `render_module`: the same code, parsed and printed.
                         let formatted = render::render_module(&spec)
                             .map_err(|e| format!("the module does not render:\n{e}"))?;
@@ -1200,6 +1239,83 @@ fn check(yaml: &str, scratch: &Scratch, full: bool) -> Result<Verdict, String> {
         ));
     }
     Ok(pipeline_verdict)
+}
+
+/// The node crate's files that are not Rust, rendered as the pipeline
+/// renders them, must be what their format reads back: `Cargo.toml` is TOML
+/// with the contract's version, `compose.yaml` is YAML, `.env.template`
+/// holds only comments and `KEY=value` lines, and `contract.yaml` loads as
+/// the same contract.
+fn node_text_files(path: &Path) -> Result<(), String> {
+    use onex_build::pipeline::{
+        build_contract::build_contract,
+        event_bus::event_bus,
+        generate::{TemplateContext, generate},
+        parse::parse,
+        templates::NodeTemplates,
+    };
+    let loaded = parse(path).map_err(|e| e.to_string())?;
+    let model = build_contract(&loaded).map_err(|e| e.to_string())?;
+    let runtime = RuntimeDependency::Path {
+        onex: "../../onex".to_owned(),
+        onex_build: "../../onex-build".to_owned(),
+    };
+    let context = TemplateContext::new(&model, &runtime);
+    let tera = context.to_tera().map_err(|e| e.to_string())?;
+    let templates = NodeTemplates::load().map_err(|e| e.to_string())?;
+    let mut files = generate(&templates, &tera, path).map_err(|e| e.to_string())?;
+    files.extend(event_bus(&templates, &context, &tera, path).map_err(|e| e.to_string())?);
+    for file in &files {
+        let text = &file.text;
+        let bad = |why: String| Err(format!("the node crate's `{}` {why}:\n{text}", file.path));
+        match file.path.as_str() {
+            "Cargo.toml" => match toml::from_str::<toml::Table>(text) {
+                Err(e) => return bad(format!("is not TOML: {e}")),
+                Ok(table) => {
+                    let version = table
+                        .get("package")
+                        .and_then(|p| p.get("version"))
+                        .and_then(|v| v.as_str());
+                    if version != Some(loaded.contract.node.version.as_str()) {
+                        return bad(format!("has the version {version:?}"));
+                    }
+                }
+            },
+            "compose.yaml" => {
+                if let Err(e) = serde_yaml::from_str::<Value>(text) {
+                    return bad(format!("is not YAML: {e}"));
+                }
+            }
+            ".env.template" => {
+                let is_key = |key: &str| {
+                    !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                };
+                let line = text.lines().find(|line| {
+                    let line = line.trim();
+                    !(line.is_empty()
+                        || line.starts_with('#')
+                        || line.split_once('=').is_some_and(|(key, _)| is_key(key)))
+                });
+                if let Some(line) = line {
+                    return bad(format!(
+                        "has a line that is neither a comment nor a variable: {line:?}"
+                    ));
+                }
+            }
+            "contract.yaml" => match load_str(Path::new("contract.yaml"), text.clone()) {
+                Err(e) => return bad(format!("does not load: {e}")),
+                Ok(copy) if copy.contract != loaded.contract => {
+                    return bad("is another contract".to_owned());
+                }
+                Ok(_) => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// How interesting an accepted contract is to compile: the more generated
@@ -1247,8 +1363,13 @@ fn cases() -> u32 {
 }
 
 /// How many accepted random contracts are compiled per run (node crate and
-/// module), besides the corpus.
-const SAMPLE: usize = 3;
+/// module), besides the corpus: `ONEX_PROPERTY_SAMPLE`, default 3.
+fn sample_size() -> usize {
+    std::env::var("ONEX_PROPERTY_SAMPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -1346,7 +1467,7 @@ fn whatever_the_gates_accept_renders_and_compiles() {
                         // path (syn and prettyplease, slow unoptimized).
                         let case = counter.get();
                         counter.set(case + 1);
-                        match check(&yaml, &scratch, case % 8 == 0) {
+                        match check(&yaml, &scratch, case.is_multiple_of(8)) {
                             Ok(Verdict::Accepted) => {
                                 let entry =
                                     (richness(&shape), shape.node.node_type.to_owned(), yaml);
@@ -1401,17 +1522,26 @@ fn whatever_the_gates_accept_renders_and_compiles() {
         accepted.len() + refused
     );
 
-    // The richest accepted contract of each node type, then the corpus.
-    let mut sample: Vec<(usize, String, String)> = Vec::new();
+    // The richest accepted contracts, taking the node types in turn, then
+    // the corpus.
+    let mut by_type: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
     for (score, node_type, yaml) in accepted {
-        match sample.iter_mut().find(|(_, t, _)| *t == node_type) {
-            Some(slot) if slot.0 < score => *slot = (score, node_type, yaml),
-            Some(_) => {}
-            None => sample.push((score, node_type, yaml)),
+        by_type.entry(node_type).or_default().push((score, yaml));
+    }
+    for list in by_type.values_mut() {
+        // Ascending: `pop` takes the richest.
+        list.sort_by_key(|entry| entry.0);
+    }
+    let mut sample: Vec<(usize, String, String)> = Vec::new();
+    while sample.len() < sample_size() && by_type.values().any(|l| !l.is_empty()) {
+        for (node_type, list) in &mut by_type {
+            if sample.len() < sample_size()
+                && let Some((score, yaml)) = list.pop()
+            {
+                sample.push((score, node_type.clone(), yaml));
+            }
         }
     }
-    sample.sort_by(|a, b| b.0.cmp(&a.0));
-    sample.truncate(SAMPLE);
     let mut to_compile: Vec<(String, String)> = sample
         .into_iter()
         .enumerate()
