@@ -391,7 +391,8 @@ pub fn toml_string(text: &str) -> String {
 /// A YAML double-quoted scalar (with the quotes) whose value is `text`.
 ///
 /// Line breaks (YAML also breaks lines at U+0085, U+2028 and U+2029),
-/// controls and the byte-order mark are escaped, so the scalar is one line
+/// controls, the byte-order mark and the noncharacters U+FFFE and U+FFFF
+/// are escaped, so the scalar is one line
 /// and never a key, an anchor, a tag or a comment.
 pub fn yaml_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -403,7 +404,12 @@ pub fn yaml_string(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_invisible(c) || c == '\u{85}' => {
+            // YAML reads no raw control character, nor the noncharacters
+            // U+FFFE and U+FFFF (outside its printable set): escaped.
+            c if c.is_control()
+                || is_invisible(c)
+                || matches!(c, '\u{85}' | '\u{fffe}' | '\u{ffff}') =>
+            {
                 out.push_str(&format!("\\u{:04X}", c as u32));
             }
             c => out.push(c),
@@ -571,5 +577,85 @@ mod format_tests {
         assert_eq!(markdown_code("a``b"), "```a``b```");
         assert_eq!(markdown_code("`x"), "`` `x ``");
         assert_eq!(markdown_code("a|b\nc"), "`a\\|b c`");
+    }
+}
+
+/// Every escaping function over arbitrary text (any Unicode, and the
+/// characters each format gives a meaning to): what a template writes reads
+/// back as the text, or as one inert line, and never as more than text.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[\"'#*/\\\\{}%$`<>\\[\\]|&=:.,!?@\r\n\t \u{85}\u{a0}\u{202e}\u{2028}\u{feff}\u{fffe}a-z0-9-]{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn string_literals_read_back_as_the_text(s in text()) {
+            let lit: syn::LitStr = syn::parse_str(&string_literal(&s))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(lit.value(), s);
+        }
+
+        #[test]
+        fn doc_comments_document_one_item_and_nothing_else(s in text(), indent in 0usize..8) {
+            for code in [
+                format!("{}\npub struct S;", doc_comments(&s, indent)),
+                format!("{}pub struct S;", doc_attributes(&s)),
+            ] {
+                let file: syn::File = syn::parse_str(&code)
+                    .map_err(|e| TestCaseError::fail(format!("{e}\n{code}")))?;
+                prop_assert_eq!(file.items.len(), 1, "{}", code);
+                let syn::Item::Struct(item) = &file.items[0] else {
+                    return Err(TestCaseError::fail(code));
+                };
+                prop_assert!(item.attrs.iter().all(|a| a.path().is_ident("doc")), "{}", code);
+                prop_assert!(file.attrs.is_empty(), "{}", code);
+            }
+        }
+
+        #[test]
+        fn toml_strings_read_back_as_the_text(s in text()) {
+            let line = format!("x = {}", toml_string(&s));
+            let table: toml::Table = toml::from_str(&line)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{line}")))?;
+            prop_assert_eq!(table.get("x").and_then(|v| v.as_str()), Some(s.as_str()));
+        }
+
+        #[test]
+        fn yaml_strings_read_back_as_the_text(s in text()) {
+            let line = format!("x: {}\ny: 1\n", yaml_string(&s));
+            let value: serde_yaml::Value = serde_yaml::from_str(&line)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{line}")))?;
+            prop_assert_eq!(value.get("x").and_then(|v| v.as_str()), Some(s.as_str()));
+            prop_assert_eq!(value.get("y").and_then(serde_yaml::Value::as_u64), Some(1));
+        }
+
+        #[test]
+        fn one_line_text_is_one_line(s in text()) {
+            let line = one_line(&s);
+            prop_assert!(!line.chars().any(|c| c.is_control() || is_invisible(c)));
+            prop_assert_eq!(line.lines().count().max(1), 1);
+            let markdown = markdown_text(&s);
+            prop_assert_eq!(markdown.lines().count().max(1), 1);
+            let code = markdown_code(&s);
+            prop_assert_eq!(code.lines().count().max(1), 1);
+        }
+
+        #[test]
+        fn env_values_stay_on_their_line(s in text()) {
+            let value = env_value(&s);
+            prop_assert_eq!(value.lines().count().max(1), 1);
+            prop_assert!(!value.contains('\r'));
+        }
     }
 }
