@@ -1647,6 +1647,7 @@ fn compile_node_crates(contracts: &[(String, String)]) {
     let contracts_dir = scratch.path().join("contracts");
     std::fs::create_dir_all(&contracts_dir).expect("contracts folder");
     let root = workspace();
+    let mut failures = Vec::new();
     for (name, yaml) in contracts {
         // Each in its own folder: two contracts may name the same node.
         let out = out_dir.join(name);
@@ -1664,21 +1665,52 @@ fn compile_node_crates(contracts: &[(String, String)]) {
         })
         .unwrap_or_else(|e| panic!("{name}: {e}\n--- contract ---\n{yaml}"));
         for node in &report.contracts {
-            let output = Command::new(env!("CARGO"))
-                .args(["build", "--all-targets", "--quiet"])
-                .arg("--manifest-path")
-                .arg(node.node_dir.join("Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .output()
-                .expect("cargo runs");
-            assert!(
-                output.status.success(),
-                "the node crate of `{name}` does not build:\n{}\n--- contract ---\n{yaml}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            if let Err(why) = build_without_warnings(&node.node_dir, &target_dir) {
+                failures.push(format!(
+                    "the node crate of `{name}` {why}\n--- contract ---\n{yaml}"
+                ));
+            }
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `cargo build --all-targets` of a node crate: it builds, and rustc warns
+/// about nothing in its own files.
+fn build_without_warnings(node_dir: &Path, target_dir: &Path) -> Result<(), String> {
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--all-targets", "--message-format=json"])
+        .arg("--manifest-path")
+        .arg(node_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let package = node_dir.display().to_string();
+    let messages: Vec<String> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-message")
+        .filter(|m| {
+            m["target"]["src_path"]
+                .as_str()
+                .is_some_and(|src| src.starts_with(&package))
+        })
+        .filter(|m| m["message"]["level"] == "warning" || m["message"]["level"] == "error")
+        .map(|m| m["message"]["rendered"].as_str().unwrap_or("").to_owned())
+        .collect();
+    if !output.status.success() {
+        return Err(format!(
+            "does not build:\n{}\n{}",
+            messages.join("\n"),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    if !messages.is_empty() {
+        return Err(format!("has warnings:\n{}", messages.join("\n")));
+    }
+    Ok(())
 }
 
 fn write_if_changed(path: &Path, contents: &str) {
