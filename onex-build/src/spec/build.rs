@@ -1415,4 +1415,28 @@ aggregation: { topics: [a.effect.x.v1], state: Counts }
         assert_eq!(serde_snake_case("WriteRecord"), "write_record");
         assert_ne!(serde_snake_case(&to_pascal_case("http_2")), "http_2");
     }
+
+    /// Two transitions between the same states (other triggers) are both
+    /// documented, and `can_transition_to` matches the pair once: a second
+    /// arm would be an unreachable pattern.
+    #[test]
+    fn a_repeated_transition_is_matched_once() {
+        let yaml = format!(
+            "{REDUCER}states:\n  initial: a\n  states: [a, b]\n  transitions:\n    \
+             - {{ from: a, to: b, on: x }}\n    - {{ from: a, to: b, on: y }}\n"
+        );
+        let spec = spec_of(&yaml).expect("builds");
+        let repeated: Vec<bool> = spec
+            .states
+            .as_ref()
+            .expect("states")
+            .transitions
+            .iter()
+            .map(|t| t.repeated)
+            .collect();
+        assert_eq!(repeated, [false, true]);
+        let code = crate::render::render_module(&spec).expect("renders");
+        assert_eq!(code.matches("(Self::A, Self::B)").count(), 1, "{code}");
+        assert!(code.contains("on `x`") && code.contains("on `y`"), "{code}");
+    }
 }
