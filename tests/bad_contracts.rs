@@ -35,7 +35,7 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
 /// Load and validate; the diagnostics, or `None` when the contract passes.
 fn check(path: &Path) -> Option<Diagnostics> {
     match load_file(path) {
-        Err(d) => Some(Diagnostics::from(d)),
+        Err(d) => Some(d),
         Ok(loaded) => validate(&loaded).err(),
     }
 }

@@ -228,6 +228,11 @@ impl NodeRuntime {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<(), BusError> {
+        // A topic Kafka would refuse fails here, at start-up, with its name
+        // and length, rather than as a broker error on the first poll.
+        for topic in &subscription.topics {
+            crate::topic::check(topic)?;
+        }
         let handle = self.bus.subscribe(subscription, handler).await?;
         self.keep_subscription(handle);
         Ok(())

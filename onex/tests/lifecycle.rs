@@ -297,3 +297,27 @@ async fn sigterm_and_sigint_are_recognised_and_shut_the_node_down() {
     assert!(rt.is_shut_down());
     assert_eq!(bus.health(), BusHealth::Stopped);
 }
+
+#[tokio::test]
+async fn a_subscription_to_a_topic_kafka_would_refuse_fails_at_start_up() {
+    let bus = TestBus::new();
+    let node = runtime(&bus);
+    let long = format!("dev.{}", "t".repeat(onex::topic::MAX_TOPIC_LEN));
+    let subscription = Subscription {
+        topics: vec![
+            "dev.orders.effect.place.started.v1".to_owned(),
+            long.clone(),
+        ],
+        group: "orders".to_owned(),
+    };
+    let result = node
+        .subscribe(
+            subscription,
+            handler_fn(|_message: BusMessage| async { Ok(()) }),
+        )
+        .await;
+    let Err(BusError::TopicTooLong(error)) = result else {
+        panic!("expected TopicTooLong, got {result:?}");
+    };
+    assert!(error.to_string().contains(&long[..40]), "{error}");
+}

@@ -344,8 +344,11 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         );
         let outcome = match <H as crate::Steps>::validate_order(&self.handler, run) {
             ::std::result::Result::Ok(input) => {
-                self.operations()
-                    .validate_order(input, run.correlation_id)
+                crate::Operations::validate_order(
+                        &self.operations(),
+                        input,
+                        run.correlation_id,
+                    )
                     .await
                     .map(|output| ::onex::serde_json::to_value(output).ok())
             }
@@ -414,8 +417,11 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         );
         let outcome = match <H as crate::Steps>::persist_order(&self.handler, run) {
             ::std::result::Result::Ok(input) => {
-                self.operations()
-                    .persist_order(input, run.correlation_id)
+                crate::Operations::persist_order(
+                        &self.operations(),
+                        input,
+                        run.correlation_id,
+                    )
                     .await
                     .map(|output| ::onex::serde_json::to_value(output).ok())
             }

@@ -123,20 +123,6 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         #[allow(unused_mut)]
         let mut topics: Vec<String> = Vec::new();
         topics.push(self.publisher().topic_of::<events::PlaceOrder>());
-        topics
-            .push(
-                ::onex::topic::qualified(
-                    self.publisher().bus().environment(),
-                    "postgres_writer.effect.write_record.completed.v1",
-                ),
-            );
-        topics
-            .push(
-                ::onex::topic::qualified(
-                    self.publisher().bus().environment(),
-                    "postgres_writer.effect.write_record.failed.v1",
-                ),
-            );
         topics.sort();
         topics.dedup();
         topics
@@ -155,68 +141,6 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                 .await
             {
                 ::onex::tracing::warn!(% error, "workflow failed");
-            }
-            return Ok(());
-        }
-        if message.topic
-            == ::onex::topic::qualified(
-                self.publisher().bus().environment(),
-                "postgres_writer.effect.write_record.completed.v1",
-            )
-        {
-            let input = ::onex::serde_json::from_value::<
-                crate::events::Order,
-            >(envelope.payload.clone())
-                .map_err(|e| {
-                    self
-                        .runtime
-                        .reject_message(
-                            "undecodable",
-                            format!(
-                                "the payload of `{}` is not the input of the `{}` operation: {e}",
-                                envelope.event_type, "persist_order",
-                            ),
-                        )
-                })?;
-            if let Err(error) = self
-                .operations()
-                .persist_order(input, correlation_id)
-                .await
-            {
-                ::onex::tracing::warn!(
-                    % error, operation = "persist_order", "operation failed"
-                );
-            }
-            return Ok(());
-        }
-        if message.topic
-            == ::onex::topic::qualified(
-                self.publisher().bus().environment(),
-                "postgres_writer.effect.write_record.failed.v1",
-            )
-        {
-            let input = ::onex::serde_json::from_value::<
-                crate::events::Order,
-            >(envelope.payload.clone())
-                .map_err(|e| {
-                    self
-                        .runtime
-                        .reject_message(
-                            "undecodable",
-                            format!(
-                                "the payload of `{}` is not the input of the `{}` operation: {e}",
-                                envelope.event_type, "persist_order",
-                            ),
-                        )
-                })?;
-            if let Err(error) = self
-                .operations()
-                .persist_order(input, correlation_id)
-                .await
-            {
-                ::onex::tracing::warn!(
-                    % error, operation = "persist_order", "operation failed"
-                );
             }
             return Ok(());
         }

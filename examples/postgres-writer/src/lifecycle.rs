@@ -149,9 +149,11 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
                             ),
                         )
                 })?;
-            if let Err(error) = self
-                .operations()
-                .write_record(command.record, correlation_id)
+            if let Err(error) = crate::Operations::write_record(
+                    &self.operations(),
+                    command.record,
+                    correlation_id,
+                )
                 .await
             {
                 ::onex::tracing::warn!(
