@@ -3,6 +3,7 @@
 
 //! The node struct, the traits its business logic implements, and its
 //! publishers.
+//!
 //! Drives an order from submission to persistence, one step at a time.
 //!
 //! - [`events`]: the contract's types, events and topics, compiled from

@@ -3,6 +3,7 @@
 
 //! The node struct, the traits its business logic implements, and its
 //! publishers.
+//!
 //! Writes records to PostgreSQL and announces each write.
 //!
 //! - [`events`]: the contract's types, events and topics, compiled from

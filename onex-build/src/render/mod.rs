@@ -18,6 +18,7 @@
 //! - `doc`: text to `///` doc comments (see [`escape::doc_comments`]),
 //!   indented by the `indent` argument (spaces, default 0), with no line
 //!   break after the last line: the documented item goes on the next line;
+//!   `inner=true` writes `//!` lines, the docs of the enclosing crate;
 //! - `lit`: text to a Rust string literal (see [`escape::string_literal`]);
 //! - `ident`: writes a value as a Rust identifier with
 //!   [`naming::rust_ident`](crate::naming::rust_ident) (`type` becomes
@@ -244,7 +245,18 @@ fn doc_filter(
             )));
         }
     };
-    Ok(escape::doc_comments(&as_text(value, "doc")?, indent).into())
+    let comments = escape::doc_comments(&as_text(value, "doc")?, indent);
+    // `inner=true`: the crate's or module's own docs (`//!`). Each line
+    // starts with `///`, after the indent, and holds no other line break.
+    Ok(match args.get("inner").and_then(tera::Value::as_bool) {
+        Some(true) => comments
+            .split('\n')
+            .map(|line| line.replacen("///", "//!", 1))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => comments,
+    }
+    .into())
 }
 
 /// A filter that escapes text with `escape`.
