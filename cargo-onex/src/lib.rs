@@ -219,23 +219,9 @@ fn regenerate_command(typed: &[OsString]) -> String {
         typed
             .iter()
             .filter(|arg| *arg != "--check")
-            .map(|arg| shell_word(&arg.to_string_lossy())),
+            .map(|arg| pipeline::manifest::shell_word(&arg.to_string_lossy())),
     );
     words.join(" ")
-}
-
-/// `word` as one POSIX shell word: single-quoted when a shell would read
-/// something in it.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./+:@,=".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 /// Runs the pipeline; on failure prints the error (every diagnostic with

@@ -198,8 +198,9 @@ pub fn regenerate_command(contract: &str) -> String {
     format!("cargo onex generate {} --out ..", shell_word(contract))
 }
 
-/// `word` as one POSIX shell word.
-fn shell_word(word: &str) -> String {
+/// `word` as one POSIX shell word: single-quoted when a shell would read
+/// something in it. The CLI quotes the commands it prints with it too.
+pub fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
