@@ -33,6 +33,7 @@ pub mod kafka;
 pub mod lifecycle;
 pub mod logging;
 pub mod memory;
+pub mod operation;
 pub mod publisher;
 pub mod retry;
 pub mod topic;
@@ -47,6 +48,7 @@ pub use headers::EventHeaders;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaBus;
 pub use memory::InMemoryBus;
+pub use operation::OperationError;
 pub use publisher::Publisher;
 
 // Re-exports used by generated code through `::onex::...` paths.

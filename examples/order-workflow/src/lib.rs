@@ -25,58 +25,9 @@ pub mod events {
 pub mod handler;
 mod lifecycle;
 pub use lifecycle::Settings;
-/// Why an operation failed: published as the failed event's `error_type`
-/// and `error_message`. `?` turns any error into one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperationError {
-    /// A short classification, e.g. `timeout` or `invalid_input`.
-    pub kind: ::std::string::String,
-    /// What went wrong.
-    pub message: ::std::string::String,
-}
-impl OperationError {
-    /// An error of a kind with a message.
-    pub fn new(
-        kind: impl ::std::convert::Into<::std::string::String>,
-        message: impl ::std::convert::Into<::std::string::String>,
-    ) -> Self {
-        OperationError {
-            kind: kind.into(),
-            message: message.into(),
-        }
-    }
-    /// The error of an operation whose business logic is not written yet.
-    pub fn not_implemented(operation: &str) -> Self {
-        OperationError::new(
-            "not_implemented",
-            ::std::format!(
-                "the `{operation}` operation has no business logic yet: write it in src/handler.rs"
-            ),
-        )
-    }
-}
-impl ::std::fmt::Display for OperationError {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        ::std::write!(f, "{}: {}", self.kind, self.message)
-    }
-}
-impl<E: ::std::error::Error> ::std::convert::From<E> for OperationError {
-    fn from(error: E) -> Self {
-        let mut message = ::std::string::ToString::to_string(&error);
-        let mut source = error.source();
-        while let ::std::option::Option::Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&::std::string::ToString::to_string(cause));
-            source = cause.source();
-        }
-        let kind = ::std::any::type_name::<E>()
-            .rsplit("::")
-            .next()
-            .unwrap_or("error")
-            .to_owned();
-        OperationError { kind, message }
-    }
-}
+/// Why an operation failed: the runtime's error type, which every
+/// operation of every node shares. `?` turns any error into one.
+pub use ::onex::OperationError;
 /// One run of the workflow: what the steps share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowRun {
@@ -281,7 +232,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                 ))
             }
         };
-        let total_duration_ms = elapsed_ms(clock);
+        let total_duration_ms = ::onex::operation::elapsed_ms(clock);
         match outcome {
             ::std::result::Result::Ok(()) => {
                 let event = events::WorkflowCompleted {
@@ -293,7 +244,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     total_duration_ms,
                     result: ::onex::serde_json::to_value(&run.results).ok(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(correlation_id))
@@ -313,7 +264,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(correlation_id))
@@ -337,7 +288,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             step_index: 0,
             started_at: ::onex::chrono::Utc::now(),
         };
-        log_publish(
+        ::onex::operation::log_publish(
             self
                 .publisher()
                 .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -364,10 +315,10 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     step: "validate_order".to_owned(),
                     step_index: 0,
                     completed_at: ::onex::chrono::Utc::now(),
-                    duration_ms: elapsed_ms(clock),
+                    duration_ms: ::onex::operation::elapsed_ms(clock),
                     result: result.clone(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -388,11 +339,11 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     step: "validate_order".to_owned(),
                     step_index: 0,
                     failed_at: ::onex::chrono::Utc::now(),
-                    duration_ms: elapsed_ms(clock),
+                    duration_ms: ::onex::operation::elapsed_ms(clock),
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -410,7 +361,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             step_index: 1,
             started_at: ::onex::chrono::Utc::now(),
         };
-        log_publish(
+        ::onex::operation::log_publish(
             self
                 .publisher()
                 .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -437,10 +388,10 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     step: "persist_order".to_owned(),
                     step_index: 1,
                     completed_at: ::onex::chrono::Utc::now(),
-                    duration_ms: elapsed_ms(clock),
+                    duration_ms: ::onex::operation::elapsed_ms(clock),
                     result: result.clone(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -461,11 +412,11 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     step: "persist_order".to_owned(),
                     step_index: 1,
                     failed_at: ::onex::chrono::Utc::now(),
-                    duration_ms: elapsed_ms(clock),
+                    duration_ms: ::onex::operation::elapsed_ms(clock),
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                log_publish(
+                ::onex::operation::log_publish(
                     self
                         .publisher()
                         .publish(&event, ::std::option::Option::Some(run.correlation_id))
@@ -494,7 +445,7 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
     ) -> ::std::result::Result<crate::events::ValidationReport, OperationError> {
         let node = self.node;
         let node_id = node.node_id();
-        run_operation(
+        ::onex::operation::run_operation(
                 node.publisher(),
                 correlation_id,
                 events::ValidateOrderStarted::new(node_id, correlation_id),
@@ -528,7 +479,7 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
     ) -> ::std::result::Result<crate::events::PersistedOrder, OperationError> {
         let node = self.node;
         let node_id = node.node_id();
-        run_operation(
+        ::onex::operation::run_operation(
                 node.publisher(),
                 correlation_id,
                 events::PersistOrderStarted::new(node_id, correlation_id),
@@ -551,49 +502,5 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
                 },
             )
             .await
-    }
-}
-/// Runs one operation: publishes `started`, runs `work`, then publishes
-/// what `completed` or `failed` makes of the outcome.
-async fn run_operation<O, Work, Started, Completed, Failed>(
-    publisher: &::onex::Publisher,
-    correlation_id: ::onex::uuid::Uuid,
-    started: Started,
-    work: impl ::std::ops::FnOnce() -> Work,
-    completed: impl ::std::ops::FnOnce(f64) -> Completed,
-    failed: impl ::std::ops::FnOnce(f64, &OperationError) -> Failed,
-) -> ::std::result::Result<O, OperationError>
-where
-    Work: ::std::future::Future<Output = ::std::result::Result<O, OperationError>>,
-    Started: ::onex::Event,
-    Completed: ::onex::Event,
-    Failed: ::onex::Event,
-{
-    let clock = ::std::time::Instant::now();
-    let correlation = ::std::option::Option::Some(correlation_id);
-    log_publish(publisher.publish(&started, correlation).await);
-    match work().await {
-        ::std::result::Result::Ok(output) => {
-            log_publish(
-                publisher.publish(&completed(elapsed_ms(clock)), correlation).await,
-            );
-            ::std::result::Result::Ok(output)
-        }
-        ::std::result::Result::Err(error) => {
-            log_publish(
-                publisher.publish(&failed(elapsed_ms(clock), &error), correlation).await,
-            );
-            ::std::result::Result::Err(error)
-        }
-    }
-}
-/// Milliseconds since `clock`.
-fn elapsed_ms(clock: ::std::time::Instant) -> f64 {
-    clock.elapsed().as_secs_f64() * 1000.0
-}
-/// Logs a failed publish; the operation goes on (graceful degradation).
-fn log_publish(result: ::std::result::Result<::onex::uuid::Uuid, ::onex::BusError>) {
-    if let ::std::result::Result::Err(error) = result {
-        ::onex::tracing::warn!(% error, "could not publish an event");
     }
 }
