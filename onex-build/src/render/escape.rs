@@ -15,6 +15,24 @@
 /// characters are written as `\u{..}` escapes, so the literal is plain,
 /// printable ASCII punctuation around the text.
 pub fn string_literal(text: &str) -> String {
+    double_quoted(
+        text,
+        |c| c.is_control() || is_invisible(c),
+        |c| match c {
+            '\0' => "\\0".to_owned(),
+            c => format!("\\u{{{:x}}}", c as u32),
+        },
+    )
+}
+
+/// `text` between double quotes, as Rust, TOML and YAML write such strings
+/// alike: `"`, `\`, line feed, carriage return and tab as backslash escapes,
+/// every character `escaped` picks as `unicode` writes it, the rest as is.
+fn double_quoted(
+    text: &str,
+    escaped: impl Fn(char) -> bool,
+    unicode: impl Fn(char) -> String,
+) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -24,10 +42,7 @@ pub fn string_literal(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() || is_invisible(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
+            c if escaped(c) => out.push_str(&unicode(c)),
             c => out.push(c),
         }
     }
@@ -369,23 +384,11 @@ mod tests {
 /// are written as escapes, so a description of several lines stays one
 /// string.
 pub fn toml_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_invisible(c) => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    double_quoted(
+        text,
+        |c| c.is_control() || is_invisible(c),
+        |c| format!("\\u{:04X}", c as u32),
+    )
 }
 
 /// A YAML double-quoted scalar (with the quotes) whose value is `text`.
@@ -395,28 +398,13 @@ pub fn toml_string(text: &str) -> String {
 /// are escaped, so the scalar is one line
 /// and never a key, an anchor, a tag or a comment.
 pub fn yaml_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // YAML reads no raw control character, nor the noncharacters
-            // U+FFFE and U+FFFF (outside its printable set): escaped.
-            c if c.is_control()
-                || is_invisible(c)
-                || matches!(c, '\u{85}' | '\u{fffe}' | '\u{ffff}') =>
-            {
-                out.push_str(&format!("\\u{:04X}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    double_quoted(
+        text,
+        // YAML reads no raw control character, nor the noncharacters
+        // U+FFFE and U+FFFF (outside its printable set): escaped.
+        |c| c.is_control() || is_invisible(c) || matches!(c, '\u{85}' | '\u{fffe}' | '\u{ffff}'),
+        |c| format!("\\u{:04X}", c as u32),
+    )
 }
 
 /// A value for a `NAME=value` line of an `.env` file.
