@@ -30,6 +30,9 @@
 //! replayed from `contract_properties.proptest-regressions`, and
 //! `PROPTEST_RNG_SEED` fixes the seed). docs/testing.md has the long run.
 
+#[path = "support/node_build.rs"]
+mod node_build;
+
 use std::{
     cell::Cell,
     collections::BTreeMap,
@@ -38,6 +41,7 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
+use node_build::build_without_warnings;
 use onex_build::{
     contract::load_str,
     pipeline::{self, Mode, Request, RuntimeDependency, Stage, StageError},
@@ -1673,44 +1677,6 @@ fn compile_node_crates(contracts: &[(String, String)]) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-/// `cargo build --all-targets` of a node crate: it builds, and rustc warns
-/// about nothing in its own files.
-fn build_without_warnings(node_dir: &Path, target_dir: &Path) -> Result<(), String> {
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--all-targets", "--message-format=json"])
-        .arg("--manifest-path")
-        .arg(node_dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let package = node_dir.display().to_string();
-    let messages: Vec<String> = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-message")
-        .filter(|m| {
-            m["target"]["src_path"]
-                .as_str()
-                .is_some_and(|src| src.starts_with(&package))
-        })
-        .filter(|m| m["message"]["level"] == "warning" || m["message"]["level"] == "error")
-        .map(|m| m["message"]["rendered"].as_str().unwrap_or("").to_owned())
-        .collect();
-    if !output.status.success() {
-        return Err(format!(
-            "does not build:\n{}\n{}",
-            messages.join("\n"),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    if !messages.is_empty() {
-        return Err(format!("has warnings:\n{}", messages.join("\n")));
-    }
-    Ok(())
 }
 
 fn write_if_changed(path: &Path, contents: &str) {

@@ -4,11 +4,15 @@
 //! file without the `@generated` marker is never overwritten, `--check`
 //! lists stale files. `generated_nodes_compile` builds every node crate.
 
+#[path = "support/node_build.rs"]
+mod node_build;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
+use node_build::build_without_warnings;
 use onex_build::pipeline::{self, Mode, NodeOutcome, Request, RuntimeDependency, StageError};
 
 fn workspace() -> PathBuf {
@@ -263,38 +267,9 @@ fn generated_nodes_compile_without_warnings() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     for node in &report.contracts {
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--all-targets", "--message-format=json"])
-            .arg("--manifest-path")
-            .arg(node.node_dir.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .output()
-            .expect("cargo runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let package = node.node_dir.display().to_string();
-        let warnings: Vec<String> = stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-message")
-            .filter(|m| {
-                m["target"]["src_path"]
-                    .as_str()
-                    .is_some_and(|src| src.starts_with(&package))
-            })
-            .filter(|m| m["message"]["level"] == "warning")
-            .map(|m| m["message"]["rendered"].as_str().unwrap_or("").to_owned())
-            .collect();
-        assert!(
-            output.status.success(),
-            "{package} does not build:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            warnings.is_empty(),
-            "{package} has warnings:\n{}",
-            warnings.join("\n")
-        );
+        if let Err(why) = build_without_warnings(&node.node_dir, &target_dir) {
+            panic!("{} {why}", node.node_dir.display());
+        }
     }
 }
 
