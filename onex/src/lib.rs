@@ -38,7 +38,7 @@ pub mod publisher;
 pub mod retry;
 pub mod topic;
 
-pub use bus::{BusHealth, BusMessage, EventBus, Handler, HandlerError, SubscriptionHandle};
+pub use bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle};
 pub use config::KafkaConfig;
 pub use connect::{connect, connect_from_env};
 pub use envelope::{OnexEnvelopeV1, SourceInfo};
@@ -49,7 +49,7 @@ pub use headers::EventHeaders;
 pub use kafka::KafkaBus;
 pub use memory::InMemoryBus;
 pub use operation::OperationError;
-pub use publisher::Publisher;
+pub use publisher::{Published, Publisher};
 
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;

@@ -36,7 +36,7 @@ use crate::{
     discovery::{NodeHeartbeatEvent, NodeIntrospectionEvent},
     envelope::SourceInfo,
     error::BusError,
-    publisher::Publisher,
+    publisher::{Published, Publisher},
 };
 
 /// The heartbeat status of a bus health: `healthy`, or `degraded` when the
@@ -151,11 +151,11 @@ impl NodeRuntime {
 
     /// Publishes the node's introspection event (once, on start-up) so that
     /// a registry can discover it; correlated by the event's own
-    /// correlation id. Returns the envelope's event id.
+    /// correlation id. Returns the envelope's event id and its delivery.
     pub async fn publish_introspection(
         &self,
         event: &NodeIntrospectionEvent,
-    ) -> Result<Uuid, BusError> {
+    ) -> Result<Published, BusError> {
         let id = self
             .publisher
             .publish(event, Some(event.correlation_id))

@@ -64,7 +64,7 @@ use uuid::Uuid;
 
 use crate::{
     bus::{
-        BusHealth, BusMessage, EventBus, Handler, HandlerError, StopSignal, Subscription,
+        BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, StopSignal, Subscription,
         SubscriptionHandle, handle_catching_panics,
     },
     circuit::{CircuitBreaker, CircuitState},
@@ -125,7 +125,7 @@ impl MemoryBusOptions {
             retry: config.retry_policy(),
             circuit_breaker_threshold: config.circuit_breaker_threshold,
             circuit_breaker_reset_timeout: config.circuit_breaker_reset(),
-            dead_letter_topic: config.dead_letter_topic.clone(),
+            dead_letter_topic: Some(config.qualified_dead_letter_topic()),
             ..MemoryBusOptions::default()
         }
     }
@@ -599,8 +599,10 @@ impl EventBus for InMemoryBus {
         &self.inner.environment
     }
 
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
-        self.inner.publish_arc(message).await
+    /// Queues the message for every subscribed group: `Acknowledged`.
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
+        self.inner.publish_arc(message).await?;
+        Ok(Delivery::Acknowledged)
     }
 
     async fn subscribe(

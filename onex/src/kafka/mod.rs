@@ -63,7 +63,7 @@ use rdkafka::{ClientConfig, error::KafkaError};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{
-    bus::{BusHealth, BusMessage, EventBus, Handler, Subscription, SubscriptionHandle},
+    bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, Subscription, SubscriptionHandle},
     circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
     error::BusError,
@@ -71,16 +71,6 @@ use crate::{
 };
 
 use producer::{ProducerSlot, Record, SharedProducer};
-
-/// The dead-letter topic used when [`KafkaConfig::dead_letter_topic`] is
-/// unset: `{environment}.dlq.v1`.
-///
-/// ```
-/// assert_eq!(onex::kafka::default_dead_letter_topic("dev"), "dev.dlq.v1");
-/// ```
-pub fn default_dead_letter_topic(environment: &str) -> String {
-    format!("{environment}.dlq.v1")
-}
 
 /// Headers a dead-lettered message carries besides its original headers.
 pub mod dlq_headers {
@@ -224,10 +214,7 @@ impl KafkaBus {
             ProducerSlot::create(&client_config, 0)
                 .map_err(|e| BusError::Other(format!("cannot create the Kafka producer: {e}")))?,
         );
-        let dead_letter_topic = config
-            .dead_letter_topic
-            .clone()
-            .unwrap_or_else(|| default_dead_letter_topic(&config.environment));
+        let dead_letter_topic = config.qualified_dead_letter_topic();
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             retry: config.retry_policy(),
@@ -277,8 +264,8 @@ impl KafkaBus {
         &self.inner.config
     }
 
-    /// The dead-letter topic: [`KafkaConfig::dead_letter_topic`], or
-    /// [`default_dead_letter_topic`] of the environment.
+    /// The dead-letter topic, [`KafkaConfig::qualified_dead_letter_topic`]:
+    /// `{environment}.{dead_letter_topic}`.
     pub fn dead_letter_topic(&self) -> &str {
         &self.inner.dead_letter_topic
     }
@@ -535,7 +522,7 @@ impl Inner {
     }
 
     /// Puts a message into the degraded-mode buffer.
-    fn enqueue(&self, message: Arc<BusMessage>, record: Record) -> Result<(), BusError> {
+    fn enqueue(&self, message: Arc<BusMessage>, record: Record) -> Result<Delivery, BusError> {
         let capacity = self.config.publish_buffer_capacity;
         {
             let mut buffer = lock(&self.buffer);
@@ -551,7 +538,7 @@ impl Inner {
         }
         self.buffered_total.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
-        Ok(())
+        Ok(Delivery::Buffered)
     }
 
     /// Moves buffered messages older than the timeout to the undelivered
@@ -713,10 +700,10 @@ impl EventBus for KafkaBus {
         &self.inner.config.environment
     }
 
-    /// Publishes and awaits the broker's acknowledgement; while the bus is
-    /// degraded (broker unreachable, circuit open) the message is buffered
-    /// instead and `Ok` means "accepted into the buffer".
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+    /// Publishes and awaits the broker's acknowledgement (`Acknowledged`);
+    /// while the bus is degraded (broker unreachable, circuit open) the
+    /// message is buffered instead (`Buffered`).
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
         let inner = &self.inner;
         inner.check_open()?;
         let record = record_of(&message);
@@ -725,7 +712,7 @@ impl EventBus for KafkaBus {
             return inner.enqueue(message, record);
         }
         match inner.deliver(&record).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Delivery::Acknowledged),
             Err(SendError::CircuitOpen) => inner.enqueue(message, record),
             Err(e) => Err(e.into_bus_error(&record.topic)),
         }
@@ -845,11 +832,6 @@ impl Drop for KafkaBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_dlq_topic_is_namespaced() {
-        assert_eq!(default_dead_letter_topic("prod"), "prod.dlq.v1");
-    }
 
     #[test]
     fn producer_settings_follow_the_config() {
