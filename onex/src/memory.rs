@@ -952,14 +952,14 @@ mod tests {
             max_retry_attempts: 7,
             circuit_breaker_threshold: 9,
             circuit_breaker_reset_timeout: 12.0,
-            dead_letter_topic: Some("x.dlq".into()),
+            dead_letter_topic: "x.dlq".into(),
             ..KafkaConfig::default()
         };
         let o = MemoryBusOptions::from_kafka_config(&config);
         assert_eq!(o.retry.max_retries, 7);
         assert_eq!(o.circuit_breaker_threshold, 9);
         assert_eq!(o.circuit_breaker_reset_timeout, Duration::from_secs(12));
-        assert_eq!(o.dead_letter_topic.as_deref(), Some("x.dlq"));
+        assert_eq!(o.dead_letter_topic.as_deref(), Some("local.x.dlq"));
         assert_eq!(o.history_capacity, 1_000);
     }
 

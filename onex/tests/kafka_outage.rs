@@ -347,7 +347,7 @@ impl EventBus for DummyBus {
     fn environment(&self) -> &str {
         "unused"
     }
-    async fn publish(&self, _message: Arc<onex::BusMessage>) -> Result<(), BusError> {
+    async fn publish(&self, _message: Arc<onex::BusMessage>) -> Result<onex::Delivery, BusError> {
         Err(BusError::Shutdown)
     }
     async fn subscribe(

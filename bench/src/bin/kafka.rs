@@ -366,7 +366,9 @@ async fn produce(
                 let event = event.clone();
                 async move {
                     match message {
-                        Some(m) => publisher.bus().publish(m).await?,
+                        Some(m) => {
+                            publisher.bus().publish(m).await?;
+                        }
                         None => {
                             publisher.publish(&event, None).await?;
                         }
