@@ -257,6 +257,19 @@ impl SubscriptionHandle {
         }
     }
 
+    /// Stops the subscription like [`SubscriptionHandle::stop`], unless
+    /// `cancel` resolves first: then its task is aborted, and the message in
+    /// hand stays uncommitted (delivered again).
+    pub async fn stop_unless(mut self, cancel: impl Future<Output = ()>) {
+        let _ = self.stop.send(true);
+        if let Some(mut task) = self.task.take() {
+            tokio::select! {
+                _ = &mut task => {}
+                _ = cancel => task.abort(),
+            }
+        }
+    }
+
     /// Whether the subscription's task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
@@ -321,6 +334,11 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Delivers what is in flight and releases the bus.
     async fn shutdown(&self) -> Result<(), BusError>;
+
+    /// Asks a running [`EventBus::shutdown`] to stop waiting (a second
+    /// SIGINT or SIGTERM): the Kafka bus leaves what the broker has not
+    /// taken in its spool at once. Does nothing by default.
+    fn expedite_shutdown(&self) {}
 }
 
 #[cfg(test)]

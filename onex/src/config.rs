@@ -603,9 +603,26 @@ impl KafkaConfig {
     /// touch the process environment. Unset or empty variables take their
     /// defaults.
     pub fn from_env_map(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_env_map_over(KafkaConfig::default(), lookup)
+    }
+
+    /// The configuration from the process environment over `base`: the
+    /// variables that are set override `base`'s values. A node passes its
+    /// contract's settings (its dead-letter topic, say) as `base`.
+    pub fn from_env_over(base: KafkaConfig) -> Result<Self, ConfigError> {
+        Self::from_env_map_over(base, |name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        })
+    }
+
+    /// [`KafkaConfig::from_env_map`] over `base` rather than the defaults.
+    pub fn from_env_map_over(
+        base: KafkaConfig,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let n = Naming::Env;
         let get = |s: &Setting| lookup(s.variable).filter(|v| !v.trim().is_empty());
-        let mut c = KafkaConfig::default();
+        let mut c = base;
         if let Some(v) = get(&BOOTSTRAP) {
             c.bootstrap_servers = v.trim().to_owned();
             c.bootstrap_configured = true;

@@ -109,18 +109,45 @@ where
     Failed: Event,
 {
     let clock = Instant::now();
-    let correlation = Some(correlation_id);
-    require_durable::<Started>(publisher.publish(&started, correlation).await)?;
+    publish_durable(publisher, &started, correlation_id).await?;
     match work().await {
         Ok(output) => {
-            let event = completed(elapsed_ms(clock));
-            require_durable::<Completed>(publisher.publish(&event, correlation).await)?;
+            publish_durable(publisher, &completed(elapsed_ms(clock)), correlation_id).await?;
             Ok(output)
         }
         Err(error) => {
             let event = failed(elapsed_ms(clock), &error);
-            require_durable::<Failed>(publisher.publish(&event, correlation).await)?;
+            publish_durable(publisher, &event, correlation_id).await?;
             Err(error)
+        }
+    }
+}
+
+/// Publishes an event a run depends on: `Ok` once it is durable, else the
+/// [`OperationError::OUTCOME_NOT_DELIVERED`] error ([`require_durable`]).
+pub async fn publish_durable<E: Event>(
+    publisher: &Publisher,
+    event: &E,
+    correlation_id: Uuid,
+) -> Result<Published, OperationError> {
+    require_durable::<E>(publisher.publish(event, Some(correlation_id)).await)
+}
+
+/// What a node's dispatch makes of a run that a consumed message asked
+/// for: a run that completed or failed in its business logic was reported
+/// by its events, so the message is done (`Ok`; a failure is logged); a run
+/// whose events were not delivered leaves the message uncommitted (`Err`),
+/// so that the bus delivers it again.
+pub fn settle<O>(what: &str, result: Result<O, OperationError>) -> Result<(), crate::HandlerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_outcome_not_delivered() => {
+            tracing::warn!(%error, what, "events not delivered; the message stays uncommitted");
+            Err(crate::HandlerError::new(error.kind, error.message))
+        }
+        Err(error) => {
+            tracing::warn!(%error, what, "failed");
+            Ok(())
         }
     }
 }
@@ -189,6 +216,15 @@ mod tests {
         assert_eq!(error.kind, "Outer");
         assert_eq!(error.message, "writing the record: disk full");
         assert_eq!(error.to_string(), "Outer: writing the record: disk full");
+    }
+
+    #[test]
+    fn settle_keeps_only_undelivered_runs_uncommitted() {
+        assert!(settle("op", Ok::<_, OperationError>(1)).is_ok());
+        assert!(settle::<()>("op", Err(OperationError::new("invalid_input", "no"))).is_ok());
+        let undelivered = OperationError::new(OperationError::OUTCOME_NOT_DELIVERED, "spool full");
+        let error = settle::<()>("op", Err(undelivered)).expect_err("stays uncommitted");
+        assert_eq!(error.kind, OperationError::OUTCOME_NOT_DELIVERED);
     }
 
     #[test]
