@@ -13,6 +13,8 @@
 //!   `kafka`) the Kafka bus;
 //! - [`publisher`]: typed publishing that builds envelopes, headers and keys;
 //! - [`retry`] and [`circuit`]: the resilience policies the buses share;
+//! - [`spool`]: a durable, ordered, bounded file queue for messages that
+//!   could not be delivered yet;
 //! - [`config`]: [`KafkaConfig`] from `KAFKA_*` variables or YAML, with
 //!   validated ranges;
 //! - [`lifecycle`] and [`logging`]: what a node's `main` needs (introspection,
@@ -36,6 +38,7 @@ pub mod memory;
 pub mod operation;
 pub mod publisher;
 pub mod retry;
+pub mod spool;
 pub mod topic;
 
 pub use bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle};
