@@ -445,8 +445,9 @@ pub struct KafkaConfig {
     /// Longest delay before a handled message's offset is committed,
     /// milliseconds (`KAFKA_COMMIT_INTERVAL_MS`).
     pub commit_interval_ms: u64,
-    /// The name of the spool file, `{spool_name}.spool`: a node sets its
-    /// service name. Not a variable; `None` uses the consumer group.
+    /// The name of the spool file, `{environment}.{spool_name}.spool`: a
+    /// node sets its service name. Not a variable; `None` uses the
+    /// consumer group.
     #[serde(skip)]
     pub spool_name: Option<String>,
 }
@@ -849,10 +850,12 @@ impl KafkaConfig {
         (!dir.eq_ignore_ascii_case("off")).then(|| Path::new(dir))
     }
 
-    /// The spool file's name: [`KafkaConfig::spool_name`], or else the
-    /// consumer group.
-    pub fn spool_file_name(&self) -> &str {
-        self.spool_name.as_deref().unwrap_or(&self.group)
+    /// The spool file's name: the environment and
+    /// [`KafkaConfig::spool_name`] (or else the consumer group), so that
+    /// nodes of different environments never share a spool.
+    pub fn spool_file_name(&self) -> String {
+        let name = self.spool_name.as_deref().unwrap_or(&self.group);
+        format!("{}.{name}", self.environment)
     }
 
     /// [`KafkaConfig::commit_interval_ms`] as a duration.

@@ -41,7 +41,9 @@ pub mod retry;
 pub mod spool;
 pub mod topic;
 
-pub use bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle};
+pub use bus::{
+    BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle,
+};
 pub use config::KafkaConfig;
 pub use connect::{connect, connect_from_env};
 pub use envelope::{OnexEnvelopeV1, SourceInfo};

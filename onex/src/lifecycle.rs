@@ -336,7 +336,10 @@ const EXPEDITED_GRACE: Duration = Duration::from_secs(5);
 
 /// Awaits `work`, logging `what()` every few seconds until it is done, so
 /// that a slow shutdown says what it is waiting for.
-async fn report_while_waiting(work: impl std::future::Future<Output = ()>, what: impl Fn() -> String) {
+async fn report_while_waiting(
+    work: impl std::future::Future<Output = ()>,
+    what: impl Fn() -> String,
+) {
     tokio::pin!(work);
     let started = Instant::now();
     loop {

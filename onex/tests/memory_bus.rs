@@ -729,7 +729,11 @@ async fn a_published_message_without_subscribers_lands_in_history_only() {
     let bus = InMemoryBus::new("dev");
     let as_dyn: Arc<dyn EventBus> = Arc::new(bus.clone());
     let p = Publisher::new(as_dyn, SourceInfo::new("svc", "1.0.0", "dev"));
-    let id = p.publish(&Tick { n: 9, from: 0 }, None).await.unwrap().event_id;
+    let id = p
+        .publish(&Tick { n: 9, from: 0 }, None)
+        .await
+        .unwrap()
+        .event_id;
     let history = bus.history_for(TICKS);
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].envelope.event_id, id);

@@ -342,11 +342,12 @@ async fn open_spool(config: &KafkaConfig) -> Result<Option<SpoolSlot>, BusError>
         return Ok(None);
     };
     let dir = dir.to_path_buf();
-    let name = config.spool_file_name().to_owned();
+    let name = config.spool_file_name();
     let capacity = config.spool_capacity_bytes;
-    let spool = tokio::task::spawn_blocking(move || crate::spool::Spool::open(&dir, &name, capacity))
-        .await
-        .map_err(|e| BusError::Other(format!("opening the spool: {e}")))??;
+    let spool =
+        tokio::task::spawn_blocking(move || crate::spool::Spool::open(&dir, &name, capacity))
+            .await
+            .map_err(|e| BusError::Other(format!("opening the spool: {e}")))??;
     if !spool.is_empty() {
         tracing::info!(
             spooled = spool.len(),
@@ -551,7 +552,6 @@ impl Inner {
             }
         }
     }
-
 }
 
 #[async_trait]
@@ -575,9 +575,12 @@ impl EventBus for KafkaBus {
         }
         match inner.deliver(&record).await {
             Ok(()) => Ok(Delivery::Acknowledged),
-            Err(SendError::CircuitOpen | SendError::Failed { retriable: true, .. }) => {
-                inner.hold(message, record).await
-            }
+            Err(
+                SendError::CircuitOpen
+                | SendError::Failed {
+                    retriable: true, ..
+                },
+            ) => inner.hold(message, record).await,
             Err(e) => Err(e.into_bus_error(&record.topic)),
         }
     }

@@ -406,15 +406,19 @@ impl Inner {
             held,
             timeout_seconds = timeout.as_secs(),
             "delivering held messages before stopping; a second SIGINT or SIGTERM stops at once{}",
-            if self.spool.is_some() { " and keeps them in the spool" } else { "" }
+            if self.spool.is_some() {
+                " and keeps them in the spool"
+            } else {
+                ""
+            }
         );
         let deadline = Instant::now() + timeout;
         let mut next_report = Instant::now() + Duration::from_secs(5);
         while self.holds_messages() && Instant::now() < deadline {
             self.expire();
             self.probe_if_due().await;
-            let healthy = !self.is_degraded()
-                && self.breaker.state() == crate::circuit::CircuitState::Closed;
+            let healthy =
+                !self.is_degraded() && self.breaker.state() == crate::circuit::CircuitState::Closed;
             if !(healthy && self.drain().await) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 tokio::time::sleep(self.pause().min(left)).await;
