@@ -155,7 +155,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         old_state: &str,
         new_state: &str,
         reason: &str,
-    ) -> ::std::result::Result<::onex::uuid::Uuid, ::onex::BusError> {
+    ) -> ::std::result::Result<::onex::Published, ::onex::BusError> {
         let event = events::StateChanged {
             node_id: self.node_id(),
             node_type: events::NODE_TYPE.to_owned(),
@@ -179,7 +179,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         value: f64,
         unit: ::std::option::Option<&str>,
         tags: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-    ) -> ::std::result::Result<::onex::uuid::Uuid, ::onex::BusError> {
+    ) -> ::std::result::Result<::onex::Published, ::onex::BusError> {
         let event = events::MetricRecorded {
             node_id: self.node_id(),
             node_type: events::NODE_TYPE.to_owned(),
@@ -244,12 +244,12 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     total_duration_ms,
                     result: ::onex::serde_json::to_value(&run.results).ok(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        correlation_id,
+                    )
+                    .await?;
                 ::std::result::Result::Ok(run)
             }
             ::std::result::Result::Err((failed_step, error)) => {
@@ -264,12 +264,12 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        correlation_id,
+                    )
+                    .await?;
                 ::std::result::Result::Err(error)
             }
         }
@@ -288,12 +288,9 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             step_index: 0,
             started_at: ::onex::chrono::Utc::now(),
         };
-        ::onex::operation::log_publish(
-            self
-                .publisher()
-                .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                .await,
-        );
+        ::onex::operation::publish_durable(self.publisher(), &event, run.correlation_id)
+            .await
+            .map_err(|error| ("validate_order".to_owned(), error))?;
         let outcome = match <H as crate::Steps>::validate_order(&self.handler, run) {
             ::std::result::Result::Ok(input) => {
                 crate::Operations::validate_order(
@@ -318,12 +315,13 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     duration_ms: ::onex::operation::elapsed_ms(clock),
                     result: result.clone(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        run.correlation_id,
+                    )
+                    .await
+                    .map_err(|error| ("validate_order".to_owned(), error))?;
                 run.results
                     .insert(
                         "validate_order".to_owned(),
@@ -343,12 +341,13 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        run.correlation_id,
+                    )
+                    .await
+                    .map_err(|error| ("validate_order".to_owned(), error))?;
                 return ::std::result::Result::Err(("validate_order".to_owned(), error));
             }
         }
@@ -361,12 +360,9 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             step_index: 1,
             started_at: ::onex::chrono::Utc::now(),
         };
-        ::onex::operation::log_publish(
-            self
-                .publisher()
-                .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                .await,
-        );
+        ::onex::operation::publish_durable(self.publisher(), &event, run.correlation_id)
+            .await
+            .map_err(|error| ("persist_order".to_owned(), error))?;
         let outcome = match <H as crate::Steps>::persist_order(&self.handler, run) {
             ::std::result::Result::Ok(input) => {
                 crate::Operations::persist_order(
@@ -391,12 +387,13 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     duration_ms: ::onex::operation::elapsed_ms(clock),
                     result: result.clone(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        run.correlation_id,
+                    )
+                    .await
+                    .map_err(|error| ("persist_order".to_owned(), error))?;
                 run.results
                     .insert(
                         "persist_order".to_owned(),
@@ -416,12 +413,13 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
                 };
-                ::onex::operation::log_publish(
-                    self
-                        .publisher()
-                        .publish(&event, ::std::option::Option::Some(run.correlation_id))
-                        .await,
-                );
+                ::onex::operation::publish_durable(
+                        self.publisher(),
+                        &event,
+                        run.correlation_id,
+                    )
+                    .await
+                    .map_err(|error| ("persist_order".to_owned(), error))?;
                 return ::std::result::Result::Err(("persist_order".to_owned(), error));
             }
         }

@@ -129,20 +129,17 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
     }
     /// Runs the operation a message asks for. A failed operation was
     /// reported by its failed event, so the message counts as handled; a
-    /// message that does not decode, or that no operation handles, is
-    /// refused: retried, then dead-lettered with the reason, and counted.
+    /// run whose events did not become durable leaves the message
+    /// uncommitted (it is delivered again); a message that does not decode,
+    /// or that no operation handles, is refused: retried, then
+    /// dead-lettered with the reason, and counted.
     #[allow(unused_variables)]
     async fn dispatch(&self, message: BusMessage) -> Result<(), HandlerError> {
         let envelope = &message.envelope;
         let correlation_id = envelope.correlation_id.unwrap_or_else(Uuid::new_v4);
         if envelope.event_type == <events::PlaceOrder as ::onex::Event>::EVENT_TYPE {
-            if let Err(error) = self
-                .run_workflow(envelope.payload.clone(), correlation_id)
-                .await
-            {
-                ::onex::tracing::warn!(% error, "workflow failed");
-            }
-            return Ok(());
+            let run = self.run_workflow(envelope.payload.clone(), correlation_id).await;
+            return ::onex::operation::settle("workflow", run);
         }
         Err(
             self

@@ -104,7 +104,7 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
         old_state: &str,
         new_state: &str,
         reason: &str,
-    ) -> ::std::result::Result<::onex::uuid::Uuid, ::onex::BusError> {
+    ) -> ::std::result::Result<::onex::Published, ::onex::BusError> {
         let event = events::StateChanged {
             node_id: self.node_id(),
             node_type: events::NODE_TYPE.to_owned(),
@@ -128,7 +128,7 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
         value: f64,
         unit: ::std::option::Option<&str>,
         tags: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
-    ) -> ::std::result::Result<::onex::uuid::Uuid, ::onex::BusError> {
+    ) -> ::std::result::Result<::onex::Published, ::onex::BusError> {
         let event = events::MetricRecorded {
             node_id: self.node_id(),
             node_type: events::NODE_TYPE.to_owned(),

@@ -129,8 +129,10 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
     }
     /// Runs the operation a message asks for. A failed operation was
     /// reported by its failed event, so the message counts as handled; a
-    /// message that does not decode, or that no operation handles, is
-    /// refused: retried, then dead-lettered with the reason, and counted.
+    /// run whose events did not become durable leaves the message
+    /// uncommitted (it is delivered again); a message that does not decode,
+    /// or that no operation handles, is refused: retried, then
+    /// dead-lettered with the reason, and counted.
     #[allow(unused_variables)]
     async fn dispatch(&self, message: BusMessage) -> Result<(), HandlerError> {
         let envelope = &message.envelope;
@@ -149,18 +151,13 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
                             ),
                         )
                 })?;
-            if let Err(error) = crate::Operations::write_record(
+            let run = crate::Operations::write_record(
                     &self.operations(),
                     command.record,
                     correlation_id,
                 )
-                .await
-            {
-                ::onex::tracing::warn!(
-                    % error, operation = "write_record", "operation failed"
-                );
-            }
-            return Ok(());
+                .await;
+            return ::onex::operation::settle("write_record", run);
         }
         Err(
             self

@@ -5,13 +5,18 @@
 //! environment (`KAFKA_*`, `SERVICE_NAME`, `HEARTBEAT_INTERVAL_SECONDS`,
 //! `RUST_LOG`; see `.env.template`), joins the bus (Kafka when
 //! `KAFKA_BOOTSTRAP_SERVERS` is set, the in-memory bus otherwise), announces
-//! itself, sends heartbeats, and on SIGINT or SIGTERM shuts down gracefully.
+//! itself, sends heartbeats, and on SIGINT or SIGTERM shuts down gracefully
+//! (a second signal stops at once; events the broker has not taken stay in
+//! the spool, `KAFKA_SPOOL_DIR`, for the next start).
 //! The business logic is `PostgresWriterHandler` of `src/handler.rs`.
 use ::std::{process::ExitCode, sync::Arc};
 use postgres_writer::{
     NodePostgresWriterEffect, Settings, events, handler::PostgresWriterHandler,
 };
-use ::onex::{KafkaConfig, SourceInfo, connect::BusKind, lifecycle::NodeRuntime};
+use ::onex::{
+    KafkaConfig, SourceInfo, connect::BusKind,
+    lifecycle::{NodeRuntime, ShutdownSignals, unless_signalled},
+};
 fn main() -> ExitCode {
     ::onex::logging::init();
     let runtime = match ::onex::tokio::runtime::Runtime::new() {
@@ -30,8 +35,13 @@ fn main() -> ExitCode {
     }
 }
 async fn run() -> Result<(), Box<dyn ::std::error::Error>> {
-    let config = KafkaConfig::from_env()?;
+    let mut signals = ShutdownSignals::new()?;
+    let mut config = KafkaConfig::from_env_over(KafkaConfig {
+        dead_letter_topic: events::DEAD_LETTER_TOPIC.to_owned(),
+        ..KafkaConfig::default()
+    })?;
     let settings = Settings::from_env()?;
+    config.spool_name = ::std::option::Option::Some(settings.service.clone());
     let environment = config.environment.clone();
     match ::onex::connect::choose(&config) {
         BusKind::Kafka => {
@@ -49,19 +59,44 @@ async fn run() -> Result<(), Box<dyn ::std::error::Error>> {
             )
         }
     }
-    let bus = ::onex::connect(config).await?;
+    let ::std::option::Option::Some(bus) = unless_signalled(
+            &mut signals,
+            ::onex::connect(config),
+        )
+        .await else {
+        return Ok(());
+    };
+    let bus = bus?;
     let source = SourceInfo::new(settings.service.clone(), events::VERSION, environment);
-    let handler = PostgresWriterHandler::new().await.map_err(|e| e.to_string())?;
-    let node = Arc::new(
-        NodePostgresWriterEffect::new(NodeRuntime::new(bus, source), handler),
-    );
-    node.initialize(&settings).await?;
-    ::onex::tracing::info!(
-        node = events::NODE_STRUCT_NAME, node_id = % node.node_id(), version =
-        events::VERSION, "started and registered; waiting for SIGINT or SIGTERM"
-    );
-    let signal = ::onex::lifecycle::wait_for_shutdown_signal().await?;
-    ::onex::tracing::info!(% signal, "shutting down gracefully");
-    node.shutdown().await?;
+    let runtime = NodeRuntime::new(bus, source);
+    let ::std::option::Option::Some(handler) = unless_signalled(
+            &mut signals,
+            PostgresWriterHandler::new(),
+        )
+        .await else {
+        runtime.shutdown().await?;
+        return Ok(());
+    };
+    let handler = handler.map_err(|e| e.to_string())?;
+    let node = Arc::new(NodePostgresWriterEffect::new(runtime, handler));
+    match unless_signalled(&mut signals, node.initialize(&settings)).await {
+        ::std::option::Option::Some(Ok(())) => {
+            ::onex::tracing::info!(
+                node = events::NODE_STRUCT_NAME, node_id = % node.node_id(), version =
+                events::VERSION, "started and registered; waiting for SIGINT or SIGTERM"
+            );
+            let signal = signals.recv().await;
+            ::onex::tracing::info!(
+                % signal, "shutting down gracefully; a second signal stops at once"
+            );
+        }
+        ::std::option::Option::Some(Err(error)) => {
+            node.shutdown().await?;
+            return Err(error.into());
+        }
+        ::std::option::Option::None => {}
+    }
+    node.runtime().shutdown_on_signals(&mut signals).await?;
+    ::onex::tracing::info!(node = events::NODE_STRUCT_NAME, "shutdown complete");
     Ok(())
 }
