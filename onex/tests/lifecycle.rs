@@ -296,6 +296,53 @@ async fn sigterm_and_sigint_are_recognised_and_shut_the_node_down() {
     assert_eq!(signal, ShutdownSignal::Terminate);
     assert!(rt.is_shut_down());
     assert_eq!(bus.health(), BusHealth::Stopped);
+
+    // A second signal stops a shutdown that waits on a handler that never
+    // finishes: the handler is abandoned and the shutdown returns.
+    let bus = TestBus::new();
+    let rt = Arc::new(runtime(&bus));
+    let (entered_tx, entered) = tokio::sync::oneshot::channel();
+    let entered_tx = std::sync::Mutex::new(Some(entered_tx));
+    rt.subscribe(
+        Subscription {
+            topics: vec!["dev.orders.created.v1".into()],
+            group: "stuck".into(),
+        },
+        handler_fn(move |_msg| {
+            if let Some(tx) = entered_tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            async move {
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        }),
+    )
+    .await
+    .unwrap();
+    let message = rt
+        .publisher()
+        .message(&heartbeat_like(&rt), None, Default::default())
+        .unwrap();
+    let message = BusMessage {
+        topic: "dev.orders.created.v1".into(),
+        ..message
+    };
+    bus.publish(message.into()).await.unwrap();
+    entered.await.expect("the handler runs");
+    let mut signals = ShutdownSignals::new().unwrap();
+    let shutdown = {
+        let rt = rt.clone();
+        tokio::spawn(async move { rt.shutdown_on_signals(&mut signals).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!shutdown.is_finished(), "waits for the handler in hand");
+    send_signal("INT");
+    let stopped = tokio::time::timeout(Duration::from_secs(15), shutdown)
+        .await
+        .expect("the second signal stops the shutdown");
+    stopped.unwrap().unwrap();
+    assert!(rt.is_shut_down());
 }
 
 #[tokio::test]
