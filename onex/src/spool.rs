@@ -173,7 +173,6 @@ impl Spool {
                 .open(&path)
                 .map_err(|e| io_error(&path, "open", e))?;
             // `File::try_lock` is std's since Rust 1.89: no extra crate.
-            #[allow(clippy::incompatible_msrv)]
             let locked = file.try_lock();
             match locked {
                 Ok(()) => return Spool::load(path, file, capacity_bytes),

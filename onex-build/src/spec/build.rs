@@ -398,15 +398,17 @@ impl SpecBuilder<'_> {
             self.named_eq.insert(t.name.clone(), true);
         }
         for key in self.options.extern_types.keys() {
-            if let Some(name) = key.strip_prefix(&format!("{node}.")) {
-                if !self.named_rust.contains_key(name) {
-                    self.error_help(
-                        "BUILD-002",
-                        "types",
-                        format!("`extern_type(\"{key}\", ...)` names a type the contract does not declare"),
-                        "the path is `{node name}.{TypeName}` of a type under `types`",
-                    );
-                }
+            if let Some(name) = key.strip_prefix(&format!("{node}."))
+                && !self.named_rust.contains_key(name)
+            {
+                self.error_help(
+                    "BUILD-002",
+                    "types",
+                    format!(
+                        "`extern_type(\"{key}\", ...)` names a type the contract does not declare"
+                    ),
+                    "the path is `{node name}.{TypeName}` of a type under `types`",
+                );
             }
         }
 
@@ -1260,13 +1262,13 @@ impl SpecBuilder<'_> {
                 (&mut consts, e.const_name.as_str(), "topic constant"),
                 (&mut types_seen, e.event_type.as_str(), "event type"),
             ] {
-                if let Some(prev) = map.insert(key, &e.event_type) {
-                    if prev != e.event_type || what == "event type" {
-                        dups.push(format!(
-                            "the {what} `{key}` is used by both `{prev}` and `{}`",
-                            e.event_type
-                        ));
-                    }
+                if let Some(prev) = map.insert(key, &e.event_type)
+                    && (prev != e.event_type || what == "event type")
+                {
+                    dups.push(format!(
+                        "the {what} `{key}` is used by both `{prev}` and `{}`",
+                        e.event_type
+                    ));
                 }
             }
         }

@@ -636,19 +636,18 @@ impl EventBus for KafkaBus {
             _ = inner.expedited() => {}
         }
         let lost = {
-            let mut buffer = lock(&inner.buffer);
-            let sending = buffer.waiting() - buffer.give_up().min(buffer.waiting());
-            buffer.undelivered.len() + sending
+            inner.buffer_len.store(0, Ordering::Release);
+            lock(&inner.buffer).give_up()
         };
-        if let Some(spool) = &inner.spool {
-            if spool.len() > 0 {
-                tracing::warn!(
-                    spooled = spool.len(),
-                    spool = %spool.path().display(),
-                    "the broker did not take every message before shutdown; they stay in \
-                     the spool and are delivered first at the next start"
-                );
-            }
+        if let Some(spool) = &inner.spool
+            && spool.len() > 0
+        {
+            tracing::warn!(
+                spooled = spool.len(),
+                spool = %spool.path().display(),
+                "the broker did not take every message before shutdown; they stay in \
+                 the spool and are delivered first at the next start"
+            );
         }
         // 3. The producer: dropping it would purge its queue.
         let flush_timeout = if inner.expedite.load(Ordering::Acquire) {

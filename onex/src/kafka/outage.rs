@@ -53,11 +53,13 @@ impl Buffer {
         self.queue.len() + self.sending
     }
 
-    /// Empties the queue into the undelivered list; returns its length.
+    /// Empties the queue into the undelivered list; returns how many
+    /// messages are lost: the undelivered ones, and those of a send cut
+    /// short (by a second signal), which took its batch along.
     pub(super) fn give_up(&mut self) -> usize {
         let rest = self.queue.drain(..).map(|p| p.message);
         self.undelivered.extend(rest);
-        self.undelivered.len()
+        self.undelivered.len() + std::mem::take(&mut self.sending)
     }
 }
 

@@ -228,32 +228,33 @@ pub(super) fn diagnostic(path: &Path, source: &str, message: &str, at: Position)
     if message.contains("mapping values are not allowed") {
         // A key nested under a `key: value` line, which cannot hold one:
         // the key is indented deeper than its sibling.
-        if let (Some(key), Some(sibling)) = (&key, frames.last().filter(|f| f.inline_value)) {
-            if indent > sibling.column && content.starts_with(key.as_str()) {
-                let Segment::Key(sibling_key) = &sibling.segment else {
-                    unreachable!("inline values belong to keys")
-                };
-                let parents: Vec<Frame> = frames[..frames.len() - 1].to_vec();
-                let field = join(&path_of(&parents), key);
-                return located(
-                    Diagnostic::new(
-                        PARSE,
-                        path,
-                        format!("`{key}` is indented deeper than `{sibling_key}` above it"),
-                    )
-                    .path(field)
-                    .expected(format!(
-                        "{} before `{key}`, as before `{sibling_key}` (line {})",
-                        spaces(sibling.column),
-                        sibling.line
-                    ))
-                    .found(spaces(indent))
-                    .help(format!(
-                        "indent `{key}` with {}, like `{sibling_key}`; a key indented deeper than the line above is read as part of that line's value",
-                        spaces(sibling.column)
-                    )),
-                );
-            }
+        if let (Some(key), Some(sibling)) = (&key, frames.last().filter(|f| f.inline_value))
+            && indent > sibling.column
+            && content.starts_with(key.as_str())
+        {
+            let Segment::Key(sibling_key) = &sibling.segment else {
+                unreachable!("inline values belong to keys")
+            };
+            let parents: Vec<Frame> = frames[..frames.len() - 1].to_vec();
+            let field = join(&path_of(&parents), key);
+            return located(
+                Diagnostic::new(
+                    PARSE,
+                    path,
+                    format!("`{key}` is indented deeper than `{sibling_key}` above it"),
+                )
+                .path(field)
+                .expected(format!(
+                    "{} before `{key}`, as before `{sibling_key}` (line {})",
+                    spaces(sibling.column),
+                    sibling.line
+                ))
+                .found(spaces(indent))
+                .help(format!(
+                    "indent `{key}` with {}, like `{sibling_key}`; a key indented deeper than the line above is read as part of that line's value",
+                    spaces(sibling.column)
+                )),
+            );
         }
         let field = match &key {
             Some(key) => join(&path_of(&parents), key),
