@@ -275,6 +275,19 @@ async fn sigterm_and_sigint_are_recognised_and_shut_the_node_down() {
         .expect("SIGINT seen");
     assert_eq!(got, ShutdownSignal::Interrupt);
 
+    // A signal during a start-up step cancels the step.
+    let mut startup_signals = ShutdownSignals::new().unwrap();
+    let startup = tokio::spawn(async move {
+        onex::lifecycle::unless_signalled(&mut startup_signals, std::future::pending::<()>()).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_signal("TERM");
+    let cancelled = tokio::time::timeout(Duration::from_secs(20), startup)
+        .await
+        .expect("the start-up step is cancelled")
+        .unwrap();
+    assert_eq!(cancelled, None);
+
     // run_until_shutdown_signal installs its own listeners when first
     // polled; send until it has seen one.
     let bus = TestBus::new();
