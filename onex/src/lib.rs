@@ -23,6 +23,7 @@ pub mod bus;
 pub mod circuit;
 pub mod config;
 pub mod connect;
+mod consume;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
@@ -38,7 +39,9 @@ pub mod publisher;
 pub mod retry;
 pub mod topic;
 
-pub use bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle};
+pub use bus::{
+    BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle,
+};
 pub use config::KafkaConfig;
 pub use connect::{connect, connect_from_env};
 pub use envelope::{OnexEnvelopeV1, SourceInfo};

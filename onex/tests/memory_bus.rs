@@ -14,7 +14,7 @@ use onex::{
     BusError, BusHealth, BusMessage, Event, EventBus, HandlerError, InMemoryBus, MessageCategory,
     Publisher, SourceInfo,
     bus::{Subscription, handler_fn},
-    memory::{CIRCUIT_OPEN_ERROR_TYPE, PANIC_ERROR_TYPE},
+    memory::PANIC_ERROR_TYPE,
     retry::RetryPolicy,
 };
 use serde::{Deserialize, Serialize};
@@ -412,8 +412,24 @@ async fn a_panicking_handler_is_dead_lettered_and_the_subscriber_lives_on() {
     );
 }
 
-#[tokio::test]
-async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
+/// A subscriber whose handler fails while `failing` is set, counting calls.
+fn switchable(failing: &Arc<AtomicBool>, calls: &Arc<AtomicUsize>) -> Arc<dyn onex::Handler> {
+    let (f, c) = (failing.clone(), calls.clone());
+    handler_fn(move |_msg| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let fail = f.load(Ordering::SeqCst);
+        async move {
+            if fail {
+                Err(HandlerError::new("down", "dependency down"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_breaker_pauses_the_subscriber_without_dead_lettering_then_a_trial_closes_it() {
     let reset = Duration::from_millis(1_000);
     let bus = InMemoryBus::builder("dev")
         .retry_policy(fast_retries(0))
@@ -421,33 +437,19 @@ async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
         .build();
     let failing = Arc::new(AtomicBool::new(true));
     let calls = Arc::new(AtomicUsize::new(0));
-    let (f, c) = (failing.clone(), calls.clone());
     let _s = bus
-        .subscribe(
-            sub(TICKS, "g"),
-            handler_fn(move |_msg| {
-                c.fetch_add(1, Ordering::SeqCst);
-                let fail = f.load(Ordering::SeqCst);
-                async move {
-                    if fail {
-                        Err(HandlerError::new("down", "dependency down"))
-                    } else {
-                        Ok(())
-                    }
-                }
-            }),
-        )
+        .subscribe(sub(TICKS, "g"), switchable(&failing, &calls))
         .await
         .unwrap();
     let p = publisher(&bus);
     for n in 0..5 {
         p.publish(&Tick { n, from: 0 }, None).await.unwrap();
     }
-    bus.wait_until_idle().await;
+    tokio::time::sleep(reset / 2).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         3,
-        "the handler is skipped once the breaker opened"
+        "the subscriber pauses once the breaker opened"
     );
     let kinds: Vec<String> = bus
         .dead_letters()
@@ -456,70 +458,134 @@ async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
         .collect();
     assert_eq!(
         kinds,
-        [
-            "down",
-            "down",
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE,
-            CIRCUIT_OPEN_ERROR_TYPE
-        ]
+        ["down", "down", "down"],
+        "a pause dead-letters nothing"
     );
 
-    // After the reset timeout one message goes through as a trial; its
-    // success closes the breaker and later messages flow again.
+    // After the reset timeout the next message is the trial; its success
+    // closes the breaker and the rest flow again.
     failing.store(false, Ordering::SeqCst);
-    tokio::time::sleep(reset + Duration::from_millis(100)).await;
+    bus.wait_until_idle().await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        5,
+        "the waiting messages are handled"
+    );
     for n in 5..8 {
         p.publish(&Tick { n, from: 0 }, None).await.unwrap();
     }
     bus.wait_until_idle().await;
-    assert_eq!(calls.load(Ordering::SeqCst), 6);
-    assert_eq!(bus.dead_letters().len(), 5, "no new dead letters");
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    assert_eq!(bus.dead_letters().len(), 3, "no new dead letters");
 }
 
-#[tokio::test]
-async fn a_failed_trial_opens_the_breaker_again() {
+#[tokio::test(start_paused = true)]
+async fn a_failed_trial_pauses_the_subscriber_again() {
     let reset = Duration::from_millis(300);
     let bus = InMemoryBus::builder("dev")
         .retry_policy(fast_retries(0))
         .circuit_breaker(1, reset)
         .build();
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
     let _s = bus
         .subscribe(
             sub(TICKS, "g"),
-            handler_fn(move |_msg| {
-                c.fetch_add(1, Ordering::SeqCst);
-                async { Err(HandlerError::new("down", "still down")) }
-            }),
+            switchable(&Arc::new(AtomicBool::new(true)), &calls),
         )
         .await
         .unwrap();
     let p = publisher(&bus);
-    p.publish(&Tick { n: 0, from: 0 }, None).await.unwrap();
-    p.publish(&Tick { n: 1, from: 0 }, None).await.unwrap();
-    bus.wait_until_idle().await;
+    let start = tokio::time::Instant::now();
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(reset / 2).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(reset + Duration::from_millis(100)).await;
-    // The trial fails: the breaker opens again and the next is skipped.
-    p.publish(&Tick { n: 2, from: 0 }, None).await.unwrap();
-    p.publish(&Tick { n: 3, from: 0 }, None).await.unwrap();
+    tokio::time::sleep(reset).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one trial, which fails");
     bus.wait_until_idle().await;
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        start.elapsed() >= reset * 2,
+        "a pause after each failed trial"
+    );
     let kinds: Vec<String> = bus
         .dead_letters()
         .into_iter()
         .map(|l| l.error_type)
         .collect();
+    assert_eq!(kinds, ["down", "down", "down"], "every message was tried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_subscription_ends_its_pause_and_handles_its_queue() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(0))
+        .circuit_breaker(1, Duration::from_secs(3_600))
+        .build();
+    let failing = Arc::new(AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let s = bus
+        .subscribe(sub(TICKS, "g"), switchable(&failing, &calls))
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    failing.store(false, Ordering::SeqCst);
+    let before = tokio::time::Instant::now();
+    s.stop().await;
+    assert!(
+        before.elapsed() < Duration::from_secs(60),
+        "no waiting out the pause"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(bus.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn dead_letters_go_to_the_environments_dlq_topic_by_default() {
+    let bus = InMemoryBus::builder("stage")
+        .retry_policy(fast_retries(0))
+        .build();
+    let topic = "stage.svc.test.tick.v1";
+    let _s = bus
+        .subscribe(
+            sub(topic, "g"),
+            handler_fn(|_msg| async { Err(HandlerError::new("bad_input", "no")) }),
+        )
+        .await
+        .unwrap();
+    let correlation = Uuid::new_v4();
+    Publisher::new(
+        Arc::new(bus.clone()),
+        SourceInfo::new("svc", "1.0.0", "stage"),
+    )
+    .publish(&Tick { n: 1, from: 0 }, Some(correlation))
+    .await
+    .unwrap();
+    bus.wait_until_idle().await;
+    let forwarded = bus.history_for("stage.dlq.v1");
+    assert_eq!(forwarded.len(), 1);
+    let meta = &forwarded[0].envelope.metadata;
+    for field in [
+        "original_topic",
+        "failure_reason",
+        "error_type",
+        "retry_count",
+        "failure_timestamp",
+        "correlation_id",
+    ] {
+        assert!(meta.contains_key(field), "{field} missing");
+    }
+    assert_eq!(meta["original_topic"], topic);
+    assert_eq!(meta["correlation_id"], correlation.to_string().as_str());
     assert_eq!(
-        kinds,
-        [
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE,
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE
-        ]
+        InMemoryBus::new("prod").options().dead_letter_topic,
+        None,
+        "None means {{environment}}.dlq.v1"
     );
 }
 
@@ -729,7 +795,11 @@ async fn a_published_message_without_subscribers_lands_in_history_only() {
     let bus = InMemoryBus::new("dev");
     let as_dyn: Arc<dyn EventBus> = Arc::new(bus.clone());
     let p = Publisher::new(as_dyn, SourceInfo::new("svc", "1.0.0", "dev"));
-    let id = p.publish(&Tick { n: 9, from: 0 }, None).await.unwrap().event_id;
+    let id = p
+        .publish(&Tick { n: 9, from: 0 }, None)
+        .await
+        .unwrap()
+        .event_id;
     let history = bus.history_for(TICKS);
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].envelope.event_id, id);

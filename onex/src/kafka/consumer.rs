@@ -27,11 +27,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::{Inner, SendError, dlq_headers, lock, producer::Record};
 use crate::{
-    bus::{
-        BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle,
-        handle_catching_panics,
-    },
+    bus::{BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle},
     config::KafkaConfig,
+    consume::{SubscriberBreaker, Verdict, handle_message},
     envelope::OnexEnvelopeV1,
     error::BusError,
     event::MessageCategory,
@@ -230,9 +228,21 @@ impl ConsumerTask {
     async fn run(self, mut stop: StopSignal) {
         let mut bus_stop = self.inner.shutdown.subscribe();
         let sleep = self.inner.config.consumer_sleep();
+        let config = &self.inner.config;
+        let mut breaker = SubscriberBreaker::new(
+            config.circuit_breaker_threshold,
+            config.circuit_breaker_reset(),
+            &self.group,
+        );
         loop {
             if stop.is_stopped() || *bus_stop.borrow() {
                 break;
+            }
+            if let Some(pause) = breaker.pause_left() {
+                tokio::select! {
+                    _ = stopped(&mut stop, &mut bus_stop) => break,
+                    _ = tokio::time::sleep(pause) => continue,
+                }
             }
             // The record first: while records flow, the stop signals are
             // not polled (each poll registers a waiter); the check above
@@ -254,7 +264,10 @@ impl ConsumerTask {
                     }
                 }
             };
-            match self.process(&record, &mut stop, &mut bus_stop).await {
+            match self
+                .process(&record, &mut breaker, &mut stop, &mut bus_stop)
+                .await
+            {
                 Outcome::Done => self.mark_processed(&record),
                 Outcome::Abandoned => break,
             }
@@ -326,6 +339,7 @@ impl ConsumerTask {
     async fn process(
         &self,
         record: &BorrowedMessage<'_>,
+        breaker: &mut SubscriberBreaker,
         stop: &mut StopSignal,
         bus_stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
@@ -341,35 +355,30 @@ impl ConsumerTask {
                 return Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await;
             }
         };
-        let policy = &self.inner.retry;
-        let mut attempt = 0u32;
-        let error = loop {
-            let result = handle_catching_panics(self.handler.as_ref(), &message).await;
-            match result {
-                Ok(()) => return Outcome::Done,
-                Err(e) if attempt >= policy.max_retries => break e,
-                Err(e) => {
-                    tracing::warn!(
-                        topic = %record.topic(), offset = record.offset(), attempt,
-                        "handler failed, retrying: {e}"
-                    );
-                    // Boxed, as the retry is the rare path: keeps the future
-                    // of every message small.
-                    let pause = Box::pin(tokio::time::sleep(policy.delay(attempt)));
-                    tokio::select! {
-                        _ = stopped(stop, bus_stop) => return Outcome::Abandoned,
-                        _ = pause => {}
-                    }
-                    attempt += 1;
-                }
+        let verdict = handle_message(
+            self.handler.as_ref(),
+            &message,
+            &self.inner.retry,
+            stopped(stop, bus_stop),
+        )
+        .await;
+        let outcome = match &verdict {
+            Verdict::Handled => Outcome::Done,
+            Verdict::Abandoned => return Outcome::Abandoned,
+            Verdict::DeadLetter { error, retries } => {
+                tracing::error!(
+                    topic = %record.topic(), offset = record.offset(), retries,
+                    "handler failed after all retries, dead-lettering: {error}"
+                );
+                let raw = detach(record);
+                Box::pin(self.dead_letter(&raw, Some(&message), error, *retries, stop, bus_stop))
+                    .await
             }
         };
-        tracing::error!(
-            topic = %record.topic(), offset = record.offset(), retries = attempt,
-            "handler failed after all retries, dead-lettering: {error}"
-        );
-        let raw = detach(record);
-        Box::pin(self.dead_letter(&raw, Some(&message), &error, attempt, stop, bus_stop)).await
+        if let Outcome::Done = outcome {
+            breaker.record(&verdict);
+        }
+        outcome
     }
 
     /// Publishes the original record to the dead-letter topic with failure
