@@ -114,6 +114,8 @@ pub struct KafkaBusStats {
     pub producer_rebuilds: u64,
     /// Messages sent to the dead-letter topic.
     pub dead_lettered: u64,
+    /// Errors the consumers met (each logged at WARN).
+    pub consumer_errors: u64,
 }
 
 /// A message waiting in the degraded-mode buffer.
@@ -169,6 +171,7 @@ struct Inner {
     buffered_total: AtomicU64,
     rebuilds: AtomicU64,
     dead_lettered: AtomicU64,
+    consumer_errors: AtomicU64,
 }
 
 /// The Kafka event bus. See the [module documentation](self).
@@ -237,6 +240,7 @@ impl KafkaBus {
             buffered_total: AtomicU64::new(0),
             rebuilds: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            consumer_errors: AtomicU64::new(0),
             config,
         });
         let timeout = probe_timeout(&inner.config);
@@ -316,6 +320,7 @@ impl KafkaBus {
             undelivered: buffer.undelivered.len(),
             producer_rebuilds: i.rebuilds.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+            consumer_errors: i.consumer_errors.load(Ordering::Relaxed),
         }
     }
 
