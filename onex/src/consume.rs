@@ -4,14 +4,26 @@
 //! again) when the subscription stops during a retry delay. A
 //! [`SubscriberBreaker`] pauses a subscriber whose messages keep failing.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
 use crate::{
-    bus::{BusMessage, Handler, HandlerError, handle_catching_panics},
+    bus::{
+        BatchHandler, BatchOptions, BusMessage, Handler, HandlerError,
+        handle_batch_catching_panics, handle_catching_panics,
+    },
     retry::RetryPolicy,
 };
+
+/// What a subscription does with its messages.
+#[derive(Clone)]
+pub(crate) enum Handling {
+    /// Hands them to a handler one at a time.
+    One(Arc<dyn Handler>),
+    /// Gathers them into batches for a batch handler.
+    Batches(Arc<dyn BatchHandler>, BatchOptions),
+}
 
 /// What became of a consumed message (or batch).
 #[derive(Debug)]
@@ -40,6 +52,19 @@ pub(crate) async fn handle_message(
     stop: impl Future<Output = ()>,
 ) -> Verdict {
     run_attempts(policy, stop, || handle_catching_panics(handler, message)).await
+}
+
+/// Like [`handle_message`], for a batch: retried and given up as a whole.
+pub(crate) async fn handle_batch(
+    handler: &dyn BatchHandler,
+    messages: &[BusMessage],
+    policy: &RetryPolicy,
+    stop: impl Future<Output = ()>,
+) -> Verdict {
+    run_attempts(policy, stop, || {
+        handle_batch_catching_panics(handler, messages)
+    })
+    .await
 }
 
 /// Runs `attempt` per the retry policy: see [`handle_message`].

@@ -24,6 +24,10 @@
 //!   the trial: handled, the breaker closes; dead-lettered, the subscriber
 //!   pauses again. A subscription that stops ends its pause and handles
 //!   what its queue holds.
+//! - **Batch subscriptions** ([`EventBus::subscribe_batches`]) gather a
+//!   subscriber's messages from the first of a batch for the window (or
+//!   until the batch is full) and hand them over in order; a failing batch
+//!   is retried whole, then each of its messages is dead-lettered.
 //! - **Bounded history** of the most recent messages
 //!   ([`MemoryBusOptions::history_capacity`], default 1,000; the oldest are
 //!   dropped).
@@ -69,11 +73,11 @@ use uuid::Uuid;
 
 use crate::{
     bus::{
-        BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, StopSignal, Subscription,
-        SubscriptionHandle,
+        BatchHandler, BatchOptions, BusHealth, BusMessage, Delivery, EventBus, Handler,
+        HandlerError, StopSignal, Subscription, SubscriptionHandle,
     },
     config::KafkaConfig,
-    consume::{SubscriberBreaker, Verdict, handle_message},
+    consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     error::BusError,
     retry::RetryPolicy,
 };
@@ -627,6 +631,45 @@ impl EventBus for InMemoryBus {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
+        self.register(subscription, Handling::One(handler))
+    }
+
+    /// Gathers each batch from the subscriber's queue: from its first
+    /// message for the window, or until it is full. A stopping subscription
+    /// hands over what it gathered plus what its queue holds. Messages are
+    /// removed from the bus once their batch is handled or dead-lettered.
+    async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.register(subscription, Handling::Batches(handler, options))
+    }
+
+    fn dead_lettered(&self) -> Option<u64> {
+        Some(self.inner.core.dead_lettered.load(Ordering::Relaxed))
+    }
+
+    fn health(&self) -> BusHealth {
+        match self.inner.state.load(Ordering::SeqCst) {
+            RUNNING => BusHealth::Healthy,
+            _ => BusHealth::Stopped,
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), BusError> {
+        self.shutdown_now().await
+    }
+}
+
+impl InMemoryBus {
+    /// Adds a subscriber and starts its worker.
+    fn register(
+        &self,
+        subscription: Subscription,
+        handling: Handling,
+    ) -> Result<SubscriptionHandle, BusError> {
         if subscription.topics.is_empty() {
             return Err(BusError::Other(format!(
                 "subscription of group `{}` names no topic",
@@ -658,7 +701,7 @@ impl EventBus for InMemoryBus {
                 inner.core.options.circuit_breaker_reset_timeout,
                 &subscription.group,
             ),
-            handler,
+            handling,
         };
         {
             let mut registry = lock(&inner.registry);
@@ -679,18 +722,7 @@ impl EventBus for InMemoryBus {
         }))
     }
 
-    fn dead_lettered(&self) -> Option<u64> {
-        Some(self.inner.core.dead_lettered.load(Ordering::Relaxed))
-    }
-
-    fn health(&self) -> BusHealth {
-        match self.inner.state.load(Ordering::SeqCst) {
-            RUNNING => BusHealth::Healthy,
-            _ => BusHealth::Stopped,
-        }
-    }
-
-    async fn shutdown(&self) -> Result<(), BusError> {
+    async fn shutdown_now(&self) -> Result<(), BusError> {
         let inner = &self.inner;
         {
             let mut registry = lock(&inner.registry);
@@ -740,7 +772,7 @@ struct Worker {
     core: Arc<Core>,
     bus: Weak<Inner>,
     queue: Arc<QueueState>,
-    handler: Arc<dyn Handler>,
+    handling: Handling,
     breaker: SubscriberBreaker,
 }
 
@@ -781,7 +813,25 @@ impl Worker {
                 }
             };
             let Some(message) = next else { break };
-            self.deliver(&message).await;
+            match self.handling.clone() {
+                Handling::One(handler) => {
+                    self.deliver(&*handler, &message).await;
+                    self.done(1);
+                }
+                Handling::Batches(handler, options) => {
+                    let batch = self
+                        .gather(message, options, &mut rx, &mut stop, &mut stopping)
+                        .await;
+                    self.deliver_batch(&*handler, &batch).await;
+                    self.done(batch.len());
+                }
+            }
+        }
+    }
+
+    /// Takes `n` handled messages off the queue's count.
+    fn done(&self, n: usize) {
+        for _ in 0..n {
             if self.queue.len.fetch_sub(1, Ordering::SeqCst)
                 <= self.core.options.queue_capacity.max(1)
                 && self.queue.space_waiters.load(Ordering::SeqCst) > 0
@@ -792,11 +842,67 @@ impl Worker {
         }
     }
 
-    async fn deliver(&mut self, message: &Arc<BusMessage>) {
+    /// A batch from its first message: what arrives within the window, up
+    /// to the batch size. Once stopping, what is queued and no more.
+    async fn gather(
+        &self,
+        first: Arc<BusMessage>,
+        options: BatchOptions,
+        rx: &mut mpsc::UnboundedReceiver<Arc<BusMessage>>,
+        stop: &mut StopSignal,
+        stopping: &mut bool,
+    ) -> Vec<BusMessage> {
+        let max = options.max_messages.max(1);
+        let mut batch = vec![BusMessage::clone(&first)];
+        let deadline = tokio::time::Instant::now() + options.window;
+        while batch.len() < max {
+            let next = if *stopping {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    biased;
+                    next = rx.recv() => next,
+                    () = tokio::time::sleep_until(deadline) => None,
+                    () = stop.stopped() => {
+                        *stopping = true;
+                        if let Some(bus) = self.bus.upgrade() {
+                            bus.unregister(self.id);
+                        }
+                        continue;
+                    }
+                }
+            };
+            match next {
+                Some(message) => batch.push(BusMessage::clone(&message)),
+                None => break,
+            }
+        }
+        batch
+    }
+
+    async fn deliver_batch(&mut self, handler: &dyn BatchHandler, batch: &[BusMessage]) {
+        // No redelivery here either: a stopping subscriber finishes its
+        // retries.
+        let verdict = handle_batch(
+            handler,
+            batch,
+            &self.core.options.retry,
+            std::future::pending(),
+        )
+        .await;
+        if let Verdict::DeadLetter { error, retries } = &verdict {
+            for message in batch {
+                self.dead_letter(message, error.clone(), *retries).await;
+            }
+        }
+        self.breaker.record(&verdict);
+    }
+
+    async fn deliver(&mut self, handler: &dyn Handler, message: &BusMessage) {
         // The in-memory bus has no redelivery: a stopping subscriber
         // finishes its retries instead of abandoning the message.
         let verdict = handle_message(
-            &*self.handler,
+            handler,
             message,
             &self.core.options.retry,
             std::future::pending(),
@@ -808,9 +914,9 @@ impl Worker {
         self.breaker.record(&verdict);
     }
 
-    async fn dead_letter(&self, message: &Arc<BusMessage>, error: HandlerError, retry_count: u32) {
+    async fn dead_letter(&self, message: &BusMessage, error: HandlerError, retry_count: u32) {
         let letter = DeadLetter {
-            message: BusMessage::clone(message),
+            message: message.clone(),
             original_topic: message.topic.clone(),
             group: self.group.clone(),
             failure_reason: error.message,

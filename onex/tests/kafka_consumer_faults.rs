@@ -1,7 +1,9 @@
 //! Kafka consumers under faults: a handler slower than
-//! `max.poll.interval.ms` keeps its consumer in the group, and handled
-//! offsets are committed within a commit interval without stopping the
-//! consumer. Hermetic: rdkafka's in-process mock cluster.
+//! `max.poll.interval.ms` keeps its consumer in the group; handled offsets
+//! are committed within a commit interval without stopping the consumer;
+//! batch subscriptions get their batches in order, again after a failure,
+//! and commit them only once the handler returned `Ok`. Hermetic: rdkafka's
+//! in-process mock cluster.
 
 // Without the Kafka bus these tests must fail, not pass vacuously.
 #[cfg(not(feature = "kafka"))]
@@ -11,13 +13,16 @@ compile_error!("the Kafka tests need the `kafka` feature of onex (on by default)
 mod support;
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use onex::{
     BusMessage, EventBus, HandlerError,
-    bus::{Handler, Subscription},
+    bus::{BatchHandler, BatchOptions, Handler, Subscription},
     kafka::KafkaBus,
 };
 use rdkafka::{
@@ -188,4 +193,171 @@ async fn handled_offsets_are_committed_within_two_commit_intervals_with_auto_com
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handled_offsets_are_committed_within_two_commit_intervals_without_auto_commit() {
     handled_offsets_are_committed_promptly(false).await;
+}
+
+/// A batch handler that records the event ids of every batch, fails its
+/// first `failures` calls, and waits while `hold` is set.
+struct Reducer {
+    failures: usize,
+    hold: AtomicBool,
+    batches: Mutex<Vec<Vec<Uuid>>>,
+}
+
+impl Reducer {
+    fn new(failures: usize, hold: bool) -> Arc<Self> {
+        Arc::new(Reducer {
+            failures,
+            hold: AtomicBool::new(hold),
+            batches: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn batches(&self) -> Vec<Vec<Uuid>> {
+        self.batches.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for Reducer {
+    async fn handle_batch(&self, messages: &[BusMessage]) -> Result<(), HandlerError> {
+        let call = {
+            let mut batches = self.batches.lock().expect("lock");
+            batches.push(messages.iter().map(|m| m.envelope.event_id).collect());
+            batches.len()
+        };
+        while self.hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if call <= self.failures {
+            Err(HandlerError::new("store_down", "the store did not answer"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn subscribe_reducer(
+    bus: &KafkaBus,
+    topic: &str,
+    group: &str,
+    reducer: &Arc<Reducer>,
+) -> onex::SubscriptionHandle {
+    bus.subscribe_batches(
+        Subscription {
+            topics: vec![topic.to_owned()],
+            group: group.to_owned(),
+        },
+        BatchOptions {
+            window: Duration::from_millis(1_000),
+            max_messages: 100,
+        },
+        reducer.clone(),
+    )
+    .await
+    .expect("subscribe")
+}
+
+/// Publishes `n` orders on `topic`, returning their event ids in order.
+async fn publish_orders(bus: &Arc<KafkaBus>, env: &str, topic: &str, n: u64) -> Vec<Uuid> {
+    let publisher = publisher(bus.clone(), env);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let m = message(&publisher, topic, i);
+        ids.push(m.envelope.event_id);
+        bus.publish(m).await.expect("publish");
+    }
+    ids
+}
+
+/// The committed offset once it is `want`, or whatever it is after
+/// `timeout`.
+async fn committed_within(
+    mock: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    group: &str,
+    topic: &str,
+    want: i64,
+    timeout: Duration,
+) -> Option<i64> {
+    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let committed = committed_offset(&bootstrap, &g, &t);
+            if committed == Some(want) || std::time::Instant::now() >= deadline {
+                return committed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("reader")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_arrives_in_order_and_a_failed_batch_is_handed_over_again() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let env = unique("batch");
+    let topic = format!("{env}.orders.v1");
+    let group = format!("{env}-reducer");
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    let bus = Arc::new(
+        KafkaBus::connect(test_config(&mock.bootstrap_servers(), &env))
+            .await
+            .expect("connect"),
+    );
+    let published = publish_orders(&bus, &env, &topic, 5).await;
+    let reducer = Reducer::new(1, false);
+    let handle = subscribe_reducer(&bus, &topic, &group, &reducer).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || reducer.batches().len() >= 2).await,
+        "batches: {:?}",
+        reducer.batches()
+    );
+    let batches = reducer.batches();
+    assert_eq!(batches[0], published, "one batch, in publish order");
+    assert_eq!(batches[1], batches[0], "the failed batch, again");
+    assert_eq!(
+        committed_within(&mock, &group, &topic, 5, Duration::from_secs(5)).await,
+        Some(5)
+    );
+    assert_eq!(bus.stats().dead_lettered, 0);
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_offsets_are_committed_only_once_its_handler_returned_ok() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let env = unique("batchcommit");
+    let topic = format!("{env}.orders.v1");
+    let group = format!("{env}-reducer");
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    let mut config = test_config(&mock.bootstrap_servers(), &env);
+    config.commit_interval_ms = 200;
+    let interval = config.commit_interval();
+    let bus = Arc::new(KafkaBus::connect(config).await.expect("connect"));
+    publish_orders(&bus, &env, &topic, 3).await;
+    let reducer = Reducer::new(0, true);
+    let handle = subscribe_reducer(&bus, &topic, &group, &reducer).await;
+    assert!(wait_until(Duration::from_secs(30), || !reducer.batches().is_empty()).await);
+    // The handler holds the batch for many commit intervals.
+    tokio::time::sleep(interval * 5).await;
+    let early = committed_within(&mock, &group, &topic, 3, Duration::ZERO).await;
+    assert_ne!(early, Some(3), "not committed while the handler runs");
+    reducer.hold.store(false, Ordering::SeqCst);
+    assert_eq!(
+        committed_within(
+            &mock,
+            &group,
+            &topic,
+            3,
+            interval * 2 + Duration::from_millis(500)
+        )
+        .await,
+        Some(3),
+        "committed within two commit intervals of Ok"
+    );
+    assert_eq!(reducer.batches().len(), 1);
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
 }

@@ -13,7 +13,7 @@ use std::{
 use onex::{
     BusError, BusHealth, BusMessage, Event, EventBus, HandlerError, InMemoryBus, MessageCategory,
     Publisher, SourceInfo,
-    bus::{Subscription, handler_fn},
+    bus::{BatchHandler, BatchOptions, Subscription, batch_handler_fn, handler_fn},
     memory::PANIC_ERROR_TYPE,
     retry::RetryPolicy,
 };
@@ -916,4 +916,158 @@ async fn refused_messages_are_retried_dead_lettered_and_counted() {
     assert_eq!(runtime.dead_lettered(), Some(3));
     assert_eq!(runtime.rejected_messages(), 6, "each message tried twice");
     runtime.shutdown().await.unwrap();
+}
+
+/// A batch handler that records the tick numbers of every batch it gets
+/// and fails its first `failures` calls.
+/// The tick numbers of every batch a handler got.
+type Batches = Arc<Mutex<Vec<Vec<u64>>>>;
+
+fn batch_recorder(failures: usize) -> (Batches, Arc<dyn BatchHandler>) {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let b = batches.clone();
+    let handler = batch_handler_fn(move |batch: Vec<BusMessage>| {
+        let b = b.clone();
+        let call = calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let ticks = batch
+                .iter()
+                .map(|m| tick_of(m).map(|t| t.n))
+                .collect::<Result<Vec<_>, _>>()?;
+            b.lock().unwrap().push(ticks);
+            if call < failures {
+                Err(HandlerError::new("store_down", "the store did not answer"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    (batches, handler)
+}
+
+fn batches(window: Duration, max_messages: usize) -> BatchOptions {
+    BatchOptions {
+        window,
+        max_messages,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_windows_messages_arrive_as_one_batch_in_order_and_full_batches_go_early() {
+    let bus = InMemoryBus::new("dev");
+    let (seen, handler) = batch_recorder(0);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(500), 3),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    let start = tokio::time::Instant::now();
+    for n in 0..7 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "the last, partial batch waited for its window"
+    );
+    p.publish(&Tick { n: 7, from: 0 }, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.publish(&Tick { n: 8, from: 0 }, None).await.unwrap();
+    bus.wait_until_idle().await;
+    assert_eq!(seen.lock().unwrap()[3], vec![7, 8], "one window, one batch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_batch_is_retried_whole_then_succeeds() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(2))
+        .build();
+    let (seen, handler) = batch_recorder(1);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(100), 10),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..4 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec![0, 1, 2, 3], vec![0, 1, 2, 3]],
+        "the same batch again"
+    );
+    assert!(bus.dead_letters().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_keeps_failing_dead_letters_every_message_with_the_reason() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(1))
+        .build();
+    let (seen, handler) = batch_recorder(usize::MAX);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(100), 10),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(seen.lock().unwrap().len(), 2, "first try and one retry");
+    let letters = bus.dead_letters();
+    let ticks: Vec<u64> = letters
+        .iter()
+        .map(|l| tick_of(&l.message).unwrap().n)
+        .collect();
+    assert_eq!(ticks, [0, 1, 2]);
+    for l in &letters {
+        assert_eq!(l.error_type, "store_down");
+        assert_eq!(l.failure_reason, "the store did not answer");
+        assert_eq!(l.retry_count, 1);
+        assert_eq!(l.group, "reducer");
+    }
+    assert_eq!(bus.history_for("dev.dlq.v1").len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_batch_subscription_hands_over_its_partial_batch() {
+    let bus = InMemoryBus::new("dev");
+    let (seen, handler) = batch_recorder(0);
+    let s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_secs(3_600), 100),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..2 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(seen.lock().unwrap().is_empty(), "the window is still open");
+    let before = tokio::time::Instant::now();
+    s.stop().await;
+    assert!(before.elapsed() < Duration::from_secs(60));
+    assert_eq!(*seen.lock().unwrap(), vec![vec![0, 1]]);
 }

@@ -39,9 +39,12 @@ use tokio::sync::{oneshot, watch};
 
 use super::{Inner, SendError, dlq_headers, lock, producer::Record};
 use crate::{
-    bus::{BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle},
+    bus::{
+        BatchHandler, BatchOptions, BusMessage, Handler, HandlerError, StopSignal, Subscription,
+        SubscriptionHandle,
+    },
     config::KafkaConfig,
-    consume::{SubscriberBreaker, Verdict, handle_message},
+    consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     envelope::OnexEnvelopeV1,
     error::BusError,
     event::MessageCategory,
@@ -274,7 +277,7 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
 pub(super) async fn subscribe(
     inner: Arc<Inner>,
     subscription: Subscription,
-    handler: Arc<dyn Handler>,
+    handling: Handling,
 ) -> Result<SubscriptionHandle, BusError> {
     if subscription.topics.is_empty() {
         return Err(BusError::Other(
@@ -317,7 +320,7 @@ pub(super) async fn subscribe(
         inner,
         consumer,
         processed,
-        handler,
+        handling,
         group: subscription.group.clone(),
         poll_tick,
     };
@@ -368,7 +371,7 @@ struct ConsumerTask {
     inner: Arc<Inner>,
     consumer: Arc<KafkaConsumer>,
     processed: Arc<Mutex<Processed>>,
-    handler: Arc<dyn Handler>,
+    handling: Handling,
     group: String,
     /// The longest wait between two polls.
     poll_tick: Duration,
@@ -429,11 +432,17 @@ type Kept<'c> = VecDeque<BorrowedMessage<'c>>;
 
 impl ConsumerTask {
     async fn run(self, mut stop: StopSignal) {
-        self.consume(&mut stop).await;
+        match &self.handling {
+            Handling::One(handler) => self.consume(handler.as_ref(), &mut stop).await,
+            Handling::Batches(handler, options) => {
+                self.consume_batches(handler.as_ref(), *options, &mut stop)
+                    .await
+            }
+        }
         self.finish().await;
     }
 
-    async fn consume(&self, stop: &mut StopSignal) {
+    async fn consume(&self, handler: &dyn Handler, stop: &mut StopSignal) {
         let mut bus_stop = self.inner.shutdown.subscribe();
         let config = &self.inner.config;
         let mut breaker = SubscriberBreaker::new(
@@ -471,7 +480,7 @@ impl ConsumerTask {
                     None => break,
                 },
             };
-            let work = self.process(&record, &mut breaker, stop, &mut bus_stop);
+            let work = self.process(handler, &record, &mut breaker, stop, &mut bus_stop);
             match self
                 .keep_polling(work, SLOW_HANDLING, &mut kept, &mut commits)
                 .await
@@ -483,6 +492,161 @@ impl ConsumerTask {
                 Outcome::Abandoned => break,
             }
         }
+    }
+
+    /// Like [`ConsumerTask::consume`], in batches: a batch gathers records
+    /// from its first one for the window (or until it is full), polling
+    /// all the while; a stop ends the gathering and the partial batch is
+    /// handed over first. Offsets are stored only once the batch is done.
+    async fn consume_batches(
+        &self,
+        handler: &dyn BatchHandler,
+        options: BatchOptions,
+        stop: &mut StopSignal,
+    ) {
+        let mut bus_stop = self.inner.shutdown.subscribe();
+        let config = &self.inner.config;
+        let mut breaker = SubscriberBreaker::new(
+            config.circuit_breaker_threshold,
+            config.circuit_breaker_reset(),
+            &self.group,
+        );
+        let mut commits = Commits::new(config.commit_interval());
+        let mut kept = Kept::new();
+        let max = options.max_messages.max(1);
+        loop {
+            if stop.is_stopped() || *bus_stop.borrow() {
+                break;
+            }
+            if let Some(pause) = breaker.pause_left() {
+                let (stop, bus_stop) = (&mut *stop, &mut bus_stop);
+                let pausing = async move {
+                    tokio::select! {
+                        () = stopped(stop, bus_stop) => true,
+                        () = tokio::time::sleep(pause) => false,
+                    }
+                };
+                if self
+                    .keep_polling(pausing, Duration::ZERO, &mut kept, &mut commits)
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
+            let first = match kept.pop_front() {
+                Some(record) => record,
+                None => match self.next_record(&mut commits, stop, &mut bus_stop).await {
+                    Some(record) => record,
+                    None => break,
+                },
+            };
+            let deadline = tokio::time::Instant::now() + options.window;
+            let mut batch = vec![first];
+            while batch.len() < max {
+                if let Some(record) = kept.pop_front() {
+                    batch.push(record);
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    received = self.consumer.recv() => match received {
+                        Ok(record) => batch.push(record),
+                        Err(e) => self.consumer.context().report(&e, "gathering a batch"),
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = stopped(stop, &mut bus_stop) => break,
+                }
+            }
+            let work = self.process_batch(handler, &batch, &mut breaker, stop, &mut bus_stop);
+            match self
+                .keep_polling(work, SLOW_HANDLING, &mut kept, &mut commits)
+                .await
+            {
+                Outcome::Done => {
+                    // In consumption order: the last stored offset of each
+                    // partition is its highest, plus one.
+                    for record in &batch {
+                        self.mark_processed(record);
+                    }
+                    commits.stored(&self.consumer);
+                }
+                Outcome::Abandoned => break,
+            }
+        }
+    }
+
+    /// Hands a batch to its handler; undecodable records are dead-lettered
+    /// first, on their own.
+    async fn process_batch(
+        &self,
+        handler: &dyn BatchHandler,
+        records: &[BorrowedMessage<'_>],
+        breaker: &mut SubscriberBreaker,
+        stop: &mut StopSignal,
+        bus_stop: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut messages = Vec::with_capacity(records.len());
+        for record in records {
+            match decode(record) {
+                Ok(message) => {
+                    decoded.push(record);
+                    messages.push(message);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        topic = %record.topic(), partition = record.partition(), offset = record.offset(),
+                        "undecodable message, dead-lettering it: {reason}"
+                    );
+                    let error = HandlerError::new("decode_error", reason);
+                    let raw = detach(record);
+                    if let Outcome::Abandoned =
+                        Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await
+                    {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
+        }
+        if messages.is_empty() {
+            return Outcome::Done;
+        }
+        let verdict = handle_batch(
+            handler,
+            &messages,
+            &self.inner.retry,
+            stopped(stop, bus_stop),
+        )
+        .await;
+        match &verdict {
+            Verdict::Handled => {}
+            Verdict::Abandoned => return Outcome::Abandoned,
+            Verdict::DeadLetter { error, retries } => {
+                tracing::error!(
+                    messages = messages.len(),
+                    retries,
+                    "batch handler failed after all retries, dead-lettering every message: {error}"
+                );
+                for (record, message) in decoded.iter().zip(&messages) {
+                    let raw = detach(record);
+                    let outcome = Box::pin(self.dead_letter(
+                        &raw,
+                        Some(message),
+                        error,
+                        *retries,
+                        stop,
+                        bus_stop,
+                    ))
+                    .await;
+                    if let Outcome::Abandoned = outcome {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
+        }
+        breaker.record(&verdict);
+        Outcome::Done
     }
 
     /// The next record from the consumer. When none is ready at once, the
@@ -644,6 +808,7 @@ impl ConsumerTask {
 
     async fn process(
         &self,
+        handler: &dyn Handler,
         record: &BorrowedMessage<'_>,
         breaker: &mut SubscriberBreaker,
         stop: &mut StopSignal,
@@ -662,7 +827,7 @@ impl ConsumerTask {
             }
         };
         let verdict = handle_message(
-            self.handler.as_ref(),
+            handler,
             &message,
             &self.inner.retry,
             stopped(stop, bus_stop),

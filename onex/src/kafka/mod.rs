@@ -63,9 +63,13 @@ use rdkafka::{ClientConfig, error::KafkaError};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{
-    bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, Subscription, SubscriptionHandle},
+    bus::{
+        BatchHandler, BatchOptions, BusHealth, BusMessage, Delivery, EventBus, Handler,
+        Subscription, SubscriptionHandle,
+    },
     circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
+    consume::Handling,
     error::BusError,
     retry::RetryPolicy,
 };
@@ -729,7 +733,19 @@ impl EventBus for KafkaBus {
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
         self.inner.check_open()?;
-        consumer::subscribe(Arc::clone(&self.inner), subscription, handler).await
+        let handling = Handling::One(handler);
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
+    }
+
+    async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        let handling = Handling::Batches(handler, options);
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
     }
 
     fn health(&self) -> BusHealth {
