@@ -1,6 +1,6 @@
 //! The [`EventBus`] trait and the types every bus shares.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use tokio::{sync::watch, task::JoinHandle};
@@ -197,6 +197,71 @@ where
     Arc::new(FnHandler(move |m| Box::pin(f(m)) as BoxFuture))
 }
 
+/// How a batch subscription ([`EventBus::subscribe_batches`]) gathers
+/// messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// How long a batch gathers messages, from its first one.
+    pub window: Duration,
+    /// The most messages a batch holds (0 counts as 1); a full batch is
+    /// handed over before its window ends.
+    pub max_messages: usize,
+}
+
+/// Handles a subscription's messages in batches, for reducers that fold
+/// many messages into one write.
+#[async_trait]
+pub trait BatchHandler: Send + Sync + 'static {
+    /// Processes a batch, its messages in the order they were consumed.
+    /// `Ok` lets the bus commit all of them; `Err` makes the bus retry the
+    /// whole batch and eventually dead-letter every message of it.
+    async fn handle_batch(&self, messages: &[BusMessage]) -> Result<(), HandlerError>;
+}
+
+/// Calls a batch handler, turning a panic into a [`HandlerError`] of kind
+/// [`crate::memory::PANIC_ERROR_TYPE`], as [`handle_catching_panics`] does.
+pub(crate) async fn handle_batch_catching_panics(
+    handler: &dyn BatchHandler,
+    messages: &[BusMessage],
+) -> Result<(), HandlerError> {
+    match CatchUnwind(handler.handle_batch(messages)).await {
+        Ok(result) => result,
+        Err(panic) => Err(HandlerError::new(
+            crate::memory::PANIC_ERROR_TYPE,
+            panic_text(&*panic),
+        )),
+    }
+}
+
+struct FnBatchHandler<F>(F);
+
+#[async_trait]
+impl<F> BatchHandler for FnBatchHandler<F>
+where
+    F: Fn(Vec<BusMessage>) -> BoxFuture + Send + Sync + 'static,
+{
+    async fn handle_batch(&self, messages: &[BusMessage]) -> Result<(), HandlerError> {
+        (self.0)(messages.to_vec()).await
+    }
+}
+
+/// A batch handler from an async closure.
+///
+/// ```
+/// let handler = onex::bus::batch_handler_fn(|batch| async move {
+///     println!("{} messages", batch.len());
+///     Ok(())
+/// });
+/// # let _ = handler;
+/// ```
+pub fn batch_handler_fn<F, Fut>(f: F) -> Arc<dyn BatchHandler>
+where
+    F: Fn(Vec<BusMessage>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Arc::new(FnBatchHandler(move |m| Box::pin(f(m)) as BoxFuture))
+}
+
 /// What to subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
@@ -320,6 +385,27 @@ pub trait EventBus: Send + Sync + 'static {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError>;
+
+    /// Subscribes a batch handler to topics in a consumer group. From the
+    /// first message of a batch the bus gathers messages for
+    /// `options.window` (or until `options.max_messages`), then hands them
+    /// to the handler in order. Only once it returns `Ok` are all of them
+    /// committed; a failing batch is retried per the retry policy, then
+    /// every message of it is dead-lettered with the reason. On stop, a
+    /// partial batch is handed to the handler first. A crash before the
+    /// handler returned `Ok` replays the whole batch. Both buses of this
+    /// crate implement it; the default refuses.
+    async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        let _ = (subscription, options, handler);
+        Err(BusError::Other(
+            "this event bus does not support batch subscriptions".to_owned(),
+        ))
+    }
 
     /// Health of the bus.
     fn health(&self) -> BusHealth;

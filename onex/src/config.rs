@@ -226,7 +226,7 @@ const MAX_POLL: Setting = setting(
     "KAFKA_MAX_POLL_INTERVAL_MS",
     "max_poll_interval_ms",
     "300000",
-    "10000..=86400000",
+    "1000..=86400000",
     "A consumer that does not poll for this long leaves its group; the bus \
      keeps polling while handlers run and retry.",
 );
@@ -826,7 +826,7 @@ impl KafkaConfig {
             1 << 20,
             1 << 40,
         )?;
-        check_range(n, &MAX_POLL, self.max_poll_interval_ms, 10_000, 86_400_000)?;
+        check_range(n, &MAX_POLL, self.max_poll_interval_ms, 1_000, 86_400_000)?;
         check_range(n, &COMMIT_INTERVAL, self.commit_interval_ms, 10, 60_000)?;
         Ok(())
     }

@@ -25,6 +25,7 @@ pub mod bus;
 pub mod circuit;
 pub mod config;
 pub mod connect;
+mod consume;
 pub mod discovery;
 pub mod envelope;
 pub mod error;

@@ -12,13 +12,22 @@
 //!   are bounded softly by [`MemoryBusOptions::queue_capacity`]: a publisher
 //!   waits while a subscriber's queue is full, except when it publishes from
 //!   that subscriber's own handler (which would otherwise wait on itself).
-//! - **Retries, circuit breaker, dead letters.** A failing handler is
-//!   retried with the [`RetryPolicy`]; when the retries are spent the
-//!   message becomes a [`DeadLetter`] and the subscriber's
-//!   [`CircuitBreaker`] counts a failure. While the breaker is open the
-//!   subscriber is skipped: its messages become dead letters at once
-//!   (`error_type` `circuit_open`) instead of being dropped silently. After
-//!   the reset timeout one message goes through as a trial.
+//! - **Retries, circuit breaker, dead letters**, as on the Kafka bus. A
+//!   failing (or panicking) handler is retried with the [`RetryPolicy`];
+//!   when the retries are spent the message becomes a [`DeadLetter`], which
+//!   is also published on the dead-letter topic
+//!   ([`MemoryBusOptions::dead_letter_topic`], default
+//!   `{environment}.dlq.v1`) with the failure fields in its metadata. After
+//!   `circuit_breaker_threshold` consecutive dead-lettered messages the
+//!   subscriber pauses for the reset timeout: its messages wait in its
+//!   queue, none is dead-lettered because of the pause. The next message is
+//!   the trial: handled, the breaker closes; dead-lettered, the subscriber
+//!   pauses again. A subscription that stops ends its pause and handles
+//!   what its queue holds.
+//! - **Batch subscriptions** ([`EventBus::subscribe_batches`]) gather a
+//!   subscriber's messages from the first of a batch for the window (or
+//!   until the batch is full) and hand them over in order; a failing batch
+//!   is retried whole, then each of its messages is dead-lettered.
 //! - **Bounded history** of the most recent messages
 //!   ([`MemoryBusOptions::history_capacity`], default 1,000; the oldest are
 //!   dropped).
@@ -64,18 +73,15 @@ use uuid::Uuid;
 
 use crate::{
     bus::{
-        BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, StopSignal, Subscription,
-        SubscriptionHandle, handle_catching_panics,
+        BatchHandler, BatchOptions, BusHealth, BusMessage, Delivery, EventBus, Handler,
+        HandlerError, StopSignal, Subscription, SubscriptionHandle,
     },
-    circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
+    consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     error::BusError,
     retry::RetryPolicy,
 };
 
-/// The `error_type` of a message skipped because the subscriber's circuit
-/// breaker was open.
-pub const CIRCUIT_OPEN_ERROR_TYPE: &str = "circuit_open";
 /// The `error_type` of a message whose handler panicked.
 pub const PANIC_ERROR_TYPE: &str = "panic";
 
@@ -93,13 +99,17 @@ pub struct MemoryBusOptions {
     /// Consecutive failed messages (retries spent) that open a subscriber's breaker
     /// (default 5).
     pub circuit_breaker_threshold: u32,
-    /// How long an open breaker skips its subscriber before a trial
+    /// How long an open breaker pauses its subscriber before a trial
     /// (default 30 s).
     pub circuit_breaker_reset_timeout: Duration,
     /// Dead letters kept; the oldest are dropped (default 10,000).
     pub dead_letter_capacity: usize,
-    /// When set, every dead letter is also published on this full topic,
-    /// with its failure metadata in the envelope's metadata.
+    /// The full topic every dead letter is also published on, with its
+    /// failure fields (`original_topic`, `failure_reason`, `error_type`,
+    /// `retry_count`, `failure_timestamp`, `correlation_id`, as in the Kafka
+    /// bus's dead-letter headers) in the envelope's metadata and
+    /// `retry_count` in its headers. `None` (the default) means
+    /// `{environment}.dlq.v1`, the Kafka bus's default.
     pub dead_letter_topic: Option<String>,
 }
 
@@ -166,8 +176,9 @@ impl InMemoryBusBuilder {
         self
     }
 
-    /// The circuit breaker of every subscriber: opens after `threshold`
-    /// consecutive failed messages, tries again after `reset_timeout`.
+    /// The circuit breaker of every subscriber: pauses it after `threshold`
+    /// consecutive dead-lettered messages, tries again after
+    /// `reset_timeout`.
     pub fn circuit_breaker(mut self, threshold: u32, reset_timeout: Duration) -> Self {
         self.options.circuit_breaker_threshold = threshold;
         self.options.circuit_breaker_reset_timeout = reset_timeout;
@@ -180,7 +191,8 @@ impl InMemoryBusBuilder {
         self
     }
 
-    /// Also publish every dead letter on this full topic.
+    /// Publish every dead letter on this full topic (default
+    /// `{environment}.dlq.v1`).
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.options.dead_letter_topic = Some(topic.into());
         self
@@ -198,8 +210,7 @@ impl InMemoryBusBuilder {
     }
 }
 
-/// A message whose handler failed after all retries, or that was skipped
-/// because the subscriber's circuit breaker was open.
+/// A message whose handler failed (or panicked) after all retries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
     /// The message as it was published.
@@ -210,10 +221,9 @@ pub struct DeadLetter {
     pub group: String,
     /// Why it failed (the handler's message).
     pub failure_reason: String,
-    /// The handler error's kind, [`CIRCUIT_OPEN_ERROR_TYPE`] or
-    /// [`PANIC_ERROR_TYPE`].
+    /// The handler error's kind, or [`PANIC_ERROR_TYPE`].
     pub error_type: String,
-    /// Retries made after the first attempt (0 when the breaker was open).
+    /// Retries made after the first attempt.
     pub retry_count: u32,
     /// When the message was given up.
     pub failure_timestamp: DateTime<Utc>,
@@ -233,6 +243,8 @@ tokio::task_local! {
 #[derive(Debug)]
 struct Core {
     options: MemoryBusOptions,
+    /// Where dead letters are published.
+    dead_letter_topic: String,
     dead_letters: Mutex<VecDeque<DeadLetter>>,
     /// Every message dead-lettered since the bus started (the list above
     /// is bounded; this count is not).
@@ -494,12 +506,21 @@ impl InMemoryBus {
 
     /// A bus with the given options.
     pub fn with_options(environment: impl Into<String>, options: MemoryBusOptions) -> Self {
+        let environment = environment.into();
         let history = VecDeque::with_capacity(options.history_capacity.min(65_536));
+        let dead_letter_topic = options.dead_letter_topic.clone().unwrap_or_else(|| {
+            KafkaConfig {
+                environment: environment.clone(),
+                ..KafkaConfig::default()
+            }
+            .qualified_dead_letter_topic()
+        });
         InMemoryBus {
             inner: Arc::new(Inner {
-                environment: environment.into(),
+                environment,
                 core: Arc::new(Core {
                     options,
+                    dead_letter_topic,
                     dead_letters: Mutex::new(VecDeque::new()),
                     dead_lettered: AtomicU64::new(0),
                     pending: AtomicUsize::new(0),
@@ -610,6 +631,45 @@ impl EventBus for InMemoryBus {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
+        self.register(subscription, Handling::One(handler))
+    }
+
+    /// Gathers each batch from the subscriber's queue: from its first
+    /// message for the window, or until it is full. A stopping subscription
+    /// hands over what it gathered plus what its queue holds. Messages are
+    /// removed from the bus once their batch is handled or dead-lettered.
+    async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.register(subscription, Handling::Batches(handler, options))
+    }
+
+    fn dead_lettered(&self) -> Option<u64> {
+        Some(self.inner.core.dead_lettered.load(Ordering::Relaxed))
+    }
+
+    fn health(&self) -> BusHealth {
+        match self.inner.state.load(Ordering::SeqCst) {
+            RUNNING => BusHealth::Healthy,
+            _ => BusHealth::Stopped,
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), BusError> {
+        self.shutdown_now().await
+    }
+}
+
+impl InMemoryBus {
+    /// Adds a subscriber and starts its worker.
+    fn register(
+        &self,
+        subscription: Subscription,
+        handling: Handling,
+    ) -> Result<SubscriptionHandle, BusError> {
         if subscription.topics.is_empty() {
             return Err(BusError::Other(format!(
                 "subscription of group `{}` names no topic",
@@ -636,12 +696,12 @@ impl EventBus for InMemoryBus {
             core: inner.core.clone(),
             bus: Arc::downgrade(inner),
             queue: state.clone(),
-            handler,
-            breaker: CircuitBreaker::new(
+            breaker: SubscriberBreaker::new(
                 inner.core.options.circuit_breaker_threshold,
                 inner.core.options.circuit_breaker_reset_timeout,
+                &subscription.group,
             ),
-            troubled: false,
+            handling,
         };
         {
             let mut registry = lock(&inner.registry);
@@ -662,18 +722,7 @@ impl EventBus for InMemoryBus {
         }))
     }
 
-    fn dead_lettered(&self) -> Option<u64> {
-        Some(self.inner.core.dead_lettered.load(Ordering::Relaxed))
-    }
-
-    fn health(&self) -> BusHealth {
-        match self.inner.state.load(Ordering::SeqCst) {
-            RUNNING => BusHealth::Healthy,
-            _ => BusHealth::Stopped,
-        }
-    }
-
-    async fn shutdown(&self) -> Result<(), BusError> {
+    async fn shutdown_now(&self) -> Result<(), BusError> {
         let inner = &self.inner;
         {
             let mut registry = lock(&inner.registry);
@@ -723,16 +772,29 @@ struct Worker {
     core: Arc<Core>,
     bus: Weak<Inner>,
     queue: Arc<QueueState>,
-    handler: Arc<dyn Handler>,
-    breaker: CircuitBreaker,
-    /// Whether the breaker has counted failures since the last success.
-    troubled: bool,
+    handling: Handling,
+    breaker: SubscriberBreaker,
 }
 
 impl Worker {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Arc<BusMessage>>, mut stop: StopSignal) {
         let mut stopping = false;
         loop {
+            if let (false, Some(pause)) = (stopping, self.breaker.pause_left()) {
+                // The breaker is open: take nothing from the queue until the
+                // pause is over (or the subscription stops).
+                tokio::select! {
+                    biased;
+                    () = stop.stopped() => {
+                        stopping = true;
+                        if let Some(bus) = self.bus.upgrade() {
+                            bus.unregister(self.id);
+                        }
+                    }
+                    () = tokio::time::sleep(pause) => {}
+                }
+                continue;
+            }
             let next = if stopping {
                 rx.recv().await
             } else {
@@ -751,7 +813,25 @@ impl Worker {
                 }
             };
             let Some(message) = next else { break };
-            self.deliver(&message).await;
+            match self.handling.clone() {
+                Handling::One(handler) => {
+                    self.deliver(&*handler, &message).await;
+                    self.done(1);
+                }
+                Handling::Batches(handler, options) => {
+                    let batch = self
+                        .gather(message, options, &mut rx, &mut stop, &mut stopping)
+                        .await;
+                    self.deliver_batch(&*handler, &batch).await;
+                    self.done(batch.len());
+                }
+            }
+        }
+    }
+
+    /// Takes `n` handled messages off the queue's count.
+    fn done(&self, n: usize) {
+        for _ in 0..n {
             if self.queue.len.fetch_sub(1, Ordering::SeqCst)
                 <= self.core.options.queue_capacity.max(1)
                 && self.queue.space_waiters.load(Ordering::SeqCst) > 0
@@ -762,62 +842,81 @@ impl Worker {
         }
     }
 
-    async fn deliver(&mut self, message: &Arc<BusMessage>) {
-        // Only this worker reports to its breaker: while the last message
-        // succeeded the breaker is closed with no failures, and the fast
-        // path leaves it alone.
-        if self.troubled && !self.breaker.allow() {
-            self.dead_letter(
-                message,
-                HandlerError::new(
-                    CIRCUIT_OPEN_ERROR_TYPE,
-                    format!(
-                        "circuit breaker open for a subscriber of group `{}`; \
-                         the message was not handed to it",
-                        self.group
-                    ),
-                ),
-                0,
-            )
-            .await;
-            return;
-        }
-        let handler = &*self.handler;
-        let result = self
-            .core
-            .options
-            .retry
-            .run(|_| async move { handle_catching_panics(handler, message).await })
-            .await;
-        match result {
-            Ok(()) => {
-                if self.troubled {
-                    if self.breaker.state() == CircuitState::HalfOpen {
-                        tracing::info!(group = %self.group, "subscriber recovered; circuit closed");
+    /// A batch from its first message: what arrives within the window, up
+    /// to the batch size. Once stopping, what is queued and no more.
+    async fn gather(
+        &self,
+        first: Arc<BusMessage>,
+        options: BatchOptions,
+        rx: &mut mpsc::UnboundedReceiver<Arc<BusMessage>>,
+        stop: &mut StopSignal,
+        stopping: &mut bool,
+    ) -> Vec<BusMessage> {
+        let max = options.max_messages.max(1);
+        let mut batch = vec![BusMessage::clone(&first)];
+        let deadline = tokio::time::Instant::now() + options.window;
+        while batch.len() < max {
+            let next = if *stopping {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    biased;
+                    next = rx.recv() => next,
+                    () = tokio::time::sleep_until(deadline) => None,
+                    () = stop.stopped() => {
+                        *stopping = true;
+                        if let Some(bus) = self.bus.upgrade() {
+                            bus.unregister(self.id);
+                        }
+                        continue;
                     }
-                    self.breaker.record_success();
-                    self.troubled = false;
                 }
-            }
-            Err((error, attempts)) => {
-                self.breaker.record_failure();
-                self.troubled = true;
-                if self.breaker.state() == CircuitState::Open {
-                    tracing::warn!(
-                        group = %self.group,
-                        failures = self.breaker.failures(),
-                        "subscriber keeps failing; circuit open"
-                    );
-                }
-                self.dead_letter(message, error, attempts.saturating_sub(1))
-                    .await;
+            };
+            match next {
+                Some(message) => batch.push(BusMessage::clone(&message)),
+                None => break,
             }
         }
+        batch
     }
 
-    async fn dead_letter(&self, message: &Arc<BusMessage>, error: HandlerError, retry_count: u32) {
+    async fn deliver_batch(&mut self, handler: &dyn BatchHandler, batch: &[BusMessage]) {
+        // No redelivery here either: a stopping subscriber finishes its
+        // retries.
+        let verdict = handle_batch(
+            handler,
+            batch,
+            &self.core.options.retry,
+            std::future::pending(),
+        )
+        .await;
+        if let Verdict::DeadLetter { error, retries } = &verdict {
+            for message in batch {
+                self.dead_letter(message, error.clone(), *retries).await;
+            }
+        }
+        self.breaker.record(&verdict);
+    }
+
+    async fn deliver(&mut self, handler: &dyn Handler, message: &BusMessage) {
+        // The in-memory bus has no redelivery: a stopping subscriber
+        // finishes its retries instead of abandoning the message.
+        let verdict = handle_message(
+            handler,
+            message,
+            &self.core.options.retry,
+            std::future::pending(),
+        )
+        .await;
+        if let Verdict::DeadLetter { error, retries } = &verdict {
+            self.dead_letter(message, error.clone(), *retries).await;
+        }
+        self.breaker.record(&verdict);
+    }
+
+    async fn dead_letter(&self, message: &BusMessage, error: HandlerError, retry_count: u32) {
         let letter = DeadLetter {
-            message: BusMessage::clone(message),
+            message: message.clone(),
             original_topic: message.topic.clone(),
             group: self.group.clone(),
             failure_reason: error.message,
@@ -826,15 +925,11 @@ impl Worker {
             failure_timestamp: Utc::now(),
             correlation_id: message.correlation_id(),
         };
-        let forward = self
-            .core
-            .options
-            .dead_letter_topic
-            .as_ref()
-            .map(|topic| dead_letter_message(topic, &letter));
+        let forward = dead_letter_message(&self.core.dead_letter_topic, &letter);
         self.core.record_dead_letter(letter);
-        // Best effort, like the Kafka bus: a failed forward is logged only.
-        if let (Some(forward), Some(bus)) = (forward, self.bus.upgrade()) {
+        // Best effort: a failed forward (the bus shut down) is logged only;
+        // the dead letter stays in the list.
+        if let Some(bus) = self.bus.upgrade() {
             if let Err(e) = bus.publish_arc(Arc::new(forward)).await {
                 tracing::warn!(error = %e, "could not publish a dead letter");
             }

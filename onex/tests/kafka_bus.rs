@@ -14,7 +14,7 @@ mod support;
 use std::{
     collections::HashSet,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU32, Ordering},
     },
     time::Duration,
@@ -22,7 +22,7 @@ use std::{
 
 use onex::{
     BusMessage, EventBus, HandlerError, OnexEnvelopeV1,
-    bus::{Handler, Subscription},
+    bus::{BatchOptions, Handler, Subscription, batch_handler_fn},
     kafka::dlq_headers,
 };
 use support::*;
@@ -513,4 +513,65 @@ async fn panicking_handler_dead_letters_and_the_consumer_goes_on() {
             .expect("order"),
         order(1)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_subscription_gets_ordered_batches_and_a_failed_batch_again() {
+    let Some(bootstrap) =
+        bootstrap("batch_subscription_gets_ordered_batches_and_a_failed_batch_again")
+    else {
+        return;
+    };
+    let env = unique("bt");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    // One key: one partition, so one order.
+    let correlation = Uuid::new_v4();
+    let mut published = Vec::new();
+    for n in 0..20 {
+        let sent = publisher.publish(&order(n), Some(correlation)).await;
+        published.push(sent.expect("publish").event_id);
+    }
+    let seen: Arc<Mutex<Vec<Vec<Uuid>>>> = Arc::default();
+    let s = seen.clone();
+    let handler = batch_handler_fn(move |batch: Vec<BusMessage>| {
+        let s = s.clone();
+        async move {
+            let mut seen = s.lock().expect("lock");
+            seen.push(batch.iter().map(|m| m.envelope.event_id).collect());
+            if seen.len() == 1 {
+                Err(HandlerError::new("store_down", "first try fails"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let handle = bus
+        .subscribe_batches(
+            Subscription {
+                topics: vec![topic],
+                group: unique("g"),
+            },
+            BatchOptions {
+                window: Duration::from_millis(1_000),
+                max_messages: 8,
+            },
+            handler,
+        )
+        .await
+        .expect("subscribe");
+    let handled = |seen: &[Vec<Uuid>]| seen.iter().skip(1).map(Vec::len).sum::<usize>();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while handled(&seen.lock().expect("lock")) < published.len() {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", seen.lock());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen[1], seen[0], "the failed batch is handed over again");
+    assert!(seen.iter().all(|b| !b.is_empty() && b.len() <= 8));
+    let in_order: Vec<Uuid> = seen[1..].concat();
+    assert_eq!(in_order, published, "every message once, in order");
 }

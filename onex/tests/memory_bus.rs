@@ -13,8 +13,8 @@ use std::{
 use onex::{
     BusError, BusHealth, BusMessage, Event, EventBus, HandlerError, InMemoryBus, MessageCategory,
     Publisher, SourceInfo,
-    bus::{Subscription, handler_fn},
-    memory::{CIRCUIT_OPEN_ERROR_TYPE, PANIC_ERROR_TYPE},
+    bus::{BatchHandler, BatchOptions, Subscription, batch_handler_fn, handler_fn},
+    memory::PANIC_ERROR_TYPE,
     retry::RetryPolicy,
 };
 use serde::{Deserialize, Serialize};
@@ -412,8 +412,24 @@ async fn a_panicking_handler_is_dead_lettered_and_the_subscriber_lives_on() {
     );
 }
 
-#[tokio::test]
-async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
+/// A subscriber whose handler fails while `failing` is set, counting calls.
+fn switchable(failing: &Arc<AtomicBool>, calls: &Arc<AtomicUsize>) -> Arc<dyn onex::Handler> {
+    let (f, c) = (failing.clone(), calls.clone());
+    handler_fn(move |_msg| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let fail = f.load(Ordering::SeqCst);
+        async move {
+            if fail {
+                Err(HandlerError::new("down", "dependency down"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_breaker_pauses_the_subscriber_without_dead_lettering_then_a_trial_closes_it() {
     let reset = Duration::from_millis(1_000);
     let bus = InMemoryBus::builder("dev")
         .retry_policy(fast_retries(0))
@@ -421,33 +437,19 @@ async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
         .build();
     let failing = Arc::new(AtomicBool::new(true));
     let calls = Arc::new(AtomicUsize::new(0));
-    let (f, c) = (failing.clone(), calls.clone());
     let _s = bus
-        .subscribe(
-            sub(TICKS, "g"),
-            handler_fn(move |_msg| {
-                c.fetch_add(1, Ordering::SeqCst);
-                let fail = f.load(Ordering::SeqCst);
-                async move {
-                    if fail {
-                        Err(HandlerError::new("down", "dependency down"))
-                    } else {
-                        Ok(())
-                    }
-                }
-            }),
-        )
+        .subscribe(sub(TICKS, "g"), switchable(&failing, &calls))
         .await
         .unwrap();
     let p = publisher(&bus);
     for n in 0..5 {
         p.publish(&Tick { n, from: 0 }, None).await.unwrap();
     }
-    bus.wait_until_idle().await;
+    tokio::time::sleep(reset / 2).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         3,
-        "the handler is skipped once the breaker opened"
+        "the subscriber pauses once the breaker opened"
     );
     let kinds: Vec<String> = bus
         .dead_letters()
@@ -456,70 +458,134 @@ async fn breaker_opens_after_threshold_and_gives_a_trial_after_reset_timeout() {
         .collect();
     assert_eq!(
         kinds,
-        [
-            "down",
-            "down",
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE,
-            CIRCUIT_OPEN_ERROR_TYPE
-        ]
+        ["down", "down", "down"],
+        "a pause dead-letters nothing"
     );
 
-    // After the reset timeout one message goes through as a trial; its
-    // success closes the breaker and later messages flow again.
+    // After the reset timeout the next message is the trial; its success
+    // closes the breaker and the rest flow again.
     failing.store(false, Ordering::SeqCst);
-    tokio::time::sleep(reset + Duration::from_millis(100)).await;
+    bus.wait_until_idle().await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        5,
+        "the waiting messages are handled"
+    );
     for n in 5..8 {
         p.publish(&Tick { n, from: 0 }, None).await.unwrap();
     }
     bus.wait_until_idle().await;
-    assert_eq!(calls.load(Ordering::SeqCst), 6);
-    assert_eq!(bus.dead_letters().len(), 5, "no new dead letters");
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+    assert_eq!(bus.dead_letters().len(), 3, "no new dead letters");
 }
 
-#[tokio::test]
-async fn a_failed_trial_opens_the_breaker_again() {
+#[tokio::test(start_paused = true)]
+async fn a_failed_trial_pauses_the_subscriber_again() {
     let reset = Duration::from_millis(300);
     let bus = InMemoryBus::builder("dev")
         .retry_policy(fast_retries(0))
         .circuit_breaker(1, reset)
         .build();
     let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
     let _s = bus
         .subscribe(
             sub(TICKS, "g"),
-            handler_fn(move |_msg| {
-                c.fetch_add(1, Ordering::SeqCst);
-                async { Err(HandlerError::new("down", "still down")) }
-            }),
+            switchable(&Arc::new(AtomicBool::new(true)), &calls),
         )
         .await
         .unwrap();
     let p = publisher(&bus);
-    p.publish(&Tick { n: 0, from: 0 }, None).await.unwrap();
-    p.publish(&Tick { n: 1, from: 0 }, None).await.unwrap();
-    bus.wait_until_idle().await;
+    let start = tokio::time::Instant::now();
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(reset / 2).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(reset + Duration::from_millis(100)).await;
-    // The trial fails: the breaker opens again and the next is skipped.
-    p.publish(&Tick { n: 2, from: 0 }, None).await.unwrap();
-    p.publish(&Tick { n: 3, from: 0 }, None).await.unwrap();
+    tokio::time::sleep(reset).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one trial, which fails");
     bus.wait_until_idle().await;
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(
+        start.elapsed() >= reset * 2,
+        "a pause after each failed trial"
+    );
     let kinds: Vec<String> = bus
         .dead_letters()
         .into_iter()
         .map(|l| l.error_type)
         .collect();
+    assert_eq!(kinds, ["down", "down", "down"], "every message was tried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_subscription_ends_its_pause_and_handles_its_queue() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(0))
+        .circuit_breaker(1, Duration::from_secs(3_600))
+        .build();
+    let failing = Arc::new(AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let s = bus
+        .subscribe(sub(TICKS, "g"), switchable(&failing, &calls))
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    failing.store(false, Ordering::SeqCst);
+    let before = tokio::time::Instant::now();
+    s.stop().await;
+    assert!(
+        before.elapsed() < Duration::from_secs(60),
+        "no waiting out the pause"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(bus.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn dead_letters_go_to_the_environments_dlq_topic_by_default() {
+    let bus = InMemoryBus::builder("stage")
+        .retry_policy(fast_retries(0))
+        .build();
+    let topic = "stage.svc.test.tick.v1";
+    let _s = bus
+        .subscribe(
+            sub(topic, "g"),
+            handler_fn(|_msg| async { Err(HandlerError::new("bad_input", "no")) }),
+        )
+        .await
+        .unwrap();
+    let correlation = Uuid::new_v4();
+    Publisher::new(
+        Arc::new(bus.clone()),
+        SourceInfo::new("svc", "1.0.0", "stage"),
+    )
+    .publish(&Tick { n: 1, from: 0 }, Some(correlation))
+    .await
+    .unwrap();
+    bus.wait_until_idle().await;
+    let forwarded = bus.history_for("stage.dlq.v1");
+    assert_eq!(forwarded.len(), 1);
+    let meta = &forwarded[0].envelope.metadata;
+    for field in [
+        "original_topic",
+        "failure_reason",
+        "error_type",
+        "retry_count",
+        "failure_timestamp",
+        "correlation_id",
+    ] {
+        assert!(meta.contains_key(field), "{field} missing");
+    }
+    assert_eq!(meta["original_topic"], topic);
+    assert_eq!(meta["correlation_id"], correlation.to_string().as_str());
     assert_eq!(
-        kinds,
-        [
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE,
-            "down",
-            CIRCUIT_OPEN_ERROR_TYPE
-        ]
+        InMemoryBus::new("prod").options().dead_letter_topic,
+        None,
+        "None means {{environment}}.dlq.v1"
     );
 }
 
@@ -850,4 +916,158 @@ async fn refused_messages_are_retried_dead_lettered_and_counted() {
     assert_eq!(runtime.dead_lettered(), Some(3));
     assert_eq!(runtime.rejected_messages(), 6, "each message tried twice");
     runtime.shutdown().await.unwrap();
+}
+
+/// A batch handler that records the tick numbers of every batch it gets
+/// and fails its first `failures` calls.
+/// The tick numbers of every batch a handler got.
+type Batches = Arc<Mutex<Vec<Vec<u64>>>>;
+
+fn batch_recorder(failures: usize) -> (Batches, Arc<dyn BatchHandler>) {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let b = batches.clone();
+    let handler = batch_handler_fn(move |batch: Vec<BusMessage>| {
+        let b = b.clone();
+        let call = calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let ticks = batch
+                .iter()
+                .map(|m| tick_of(m).map(|t| t.n))
+                .collect::<Result<Vec<_>, _>>()?;
+            b.lock().unwrap().push(ticks);
+            if call < failures {
+                Err(HandlerError::new("store_down", "the store did not answer"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    (batches, handler)
+}
+
+fn batches(window: Duration, max_messages: usize) -> BatchOptions {
+    BatchOptions {
+        window,
+        max_messages,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_windows_messages_arrive_as_one_batch_in_order_and_full_batches_go_early() {
+    let bus = InMemoryBus::new("dev");
+    let (seen, handler) = batch_recorder(0);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(500), 3),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    let start = tokio::time::Instant::now();
+    for n in 0..7 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "the last, partial batch waited for its window"
+    );
+    p.publish(&Tick { n: 7, from: 0 }, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.publish(&Tick { n: 8, from: 0 }, None).await.unwrap();
+    bus.wait_until_idle().await;
+    assert_eq!(seen.lock().unwrap()[3], vec![7, 8], "one window, one batch");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_batch_is_retried_whole_then_succeeds() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(2))
+        .build();
+    let (seen, handler) = batch_recorder(1);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(100), 10),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..4 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec![0, 1, 2, 3], vec![0, 1, 2, 3]],
+        "the same batch again"
+    );
+    assert!(bus.dead_letters().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_keeps_failing_dead_letters_every_message_with_the_reason() {
+    let bus = InMemoryBus::builder("dev")
+        .retry_policy(fast_retries(1))
+        .build();
+    let (seen, handler) = batch_recorder(usize::MAX);
+    let _s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_millis(100), 10),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..3 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(seen.lock().unwrap().len(), 2, "first try and one retry");
+    let letters = bus.dead_letters();
+    let ticks: Vec<u64> = letters
+        .iter()
+        .map(|l| tick_of(&l.message).unwrap().n)
+        .collect();
+    assert_eq!(ticks, [0, 1, 2]);
+    for l in &letters {
+        assert_eq!(l.error_type, "store_down");
+        assert_eq!(l.failure_reason, "the store did not answer");
+        assert_eq!(l.retry_count, 1);
+        assert_eq!(l.group, "reducer");
+    }
+    assert_eq!(bus.history_for("dev.dlq.v1").len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopping_batch_subscription_hands_over_its_partial_batch() {
+    let bus = InMemoryBus::new("dev");
+    let (seen, handler) = batch_recorder(0);
+    let s = bus
+        .subscribe_batches(
+            sub(TICKS, "reducer"),
+            batches(Duration::from_secs(3_600), 100),
+            handler,
+        )
+        .await
+        .unwrap();
+    let p = publisher(&bus);
+    for n in 0..2 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(seen.lock().unwrap().is_empty(), "the window is still open");
+    let before = tokio::time::Instant::now();
+    s.stop().await;
+    assert!(before.elapsed() < Duration::from_secs(60));
+    assert_eq!(*seen.lock().unwrap(), vec![vec![0, 1]]);
 }

@@ -1,26 +1,38 @@
-//! Consumers of the Kafka bus: at-least-once, with retries and a
-//! dead-letter topic.
+//! Consumers of the Kafka bus: at-least-once, with retries, a per-subscriber
+//! circuit breaker and a dead-letter topic.
 //!
 //! Offsets are committed only for messages whose handler succeeded (or that
 //! were dead-lettered): librdkafka's automatic offset store is off
 //! (`enable.auto.offset.store=false`); the bus stores a message's offset
-//! after its handler and remembers it, so that background commits
-//! (`enable.auto.commit=true`), the explicit commits (`false`), the commit
-//! before a rebalance takes partitions away and the final commit on stop
-//! all cover handled messages only.
+//! after its handler and remembers it, so that every commit covers handled
+//! messages only. Stored offsets are committed as soon as no further message
+//! is ready, and at the latest every [`KafkaConfig::commit_interval`] while
+//! messages keep coming (librdkafka's `auto.commit.interval.ms` is the same
+//! interval); also before a rebalance takes partitions away and on stop. A
+//! crash therefore replays at most the messages handled within one commit
+//! interval, plus the one in hand.
+//!
+//! A consumer stays in its group however long a handler takes: once a
+//! message has been in hand for [`SLOW_HANDLING`], the consumer pauses its
+//! partitions and goes on polling beside the handler, so that librdkafka
+//! sees the application alive (`max.poll.interval.ms`) and serves
+//! rebalances. A message that arrives anyway (from a partition assigned
+//! meanwhile) is kept, its partition paused, and handled next. The same
+//! holds while the circuit breaker pauses the subscriber.
 
 use std::{
     borrow::Cow,
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
+    collections::{HashMap, VecDeque},
+    future::Future,
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
-    config::FromClientConfigAndContext,
+    config::{FromClientConfigAndContext, RDKafkaLogLevel},
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
-    error::KafkaError,
+    error::{KafkaError, RDKafkaErrorCode},
     message::{BorrowedMessage, Headers},
 };
 use tokio::sync::{oneshot, watch};
@@ -28,15 +40,113 @@ use tokio::sync::{oneshot, watch};
 use super::{Inner, SendError, dlq_headers, lock, producer::Record};
 use crate::{
     bus::{
-        BusMessage, Handler, HandlerError, StopSignal, Subscription, SubscriptionHandle,
-        handle_catching_panics,
+        BatchHandler, BatchOptions, BusMessage, Handler, HandlerError, StopSignal, Subscription,
+        SubscriptionHandle,
     },
     config::KafkaConfig,
+    consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     envelope::OnexEnvelopeV1,
     error::BusError,
     event::MessageCategory,
     headers::EventHeaders,
 };
+
+/// How long a message may be in hand before the consumer pauses its
+/// partitions and polls beside the handler.
+pub(super) const SLOW_HANDLING: Duration = Duration::from_millis(200);
+
+/// One warning per this interval for repeated connection trouble.
+pub(super) const CONNECTION_WARNING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Lets one warning through per interval and counts the ones held back, so
+/// that a broker outage does not flood the log.
+#[derive(Debug)]
+pub(super) struct LogThrottle {
+    interval: Duration,
+    /// When a warning was last let through, and how many were held back
+    /// since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogThrottle {
+    pub(super) fn new(interval: Duration) -> Self {
+        LogThrottle {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held_back)`: log now, saying how many were held back since the
+    /// last one; `None`: held back (and counted).
+    pub(super) fn admit(&self) -> Option<u64> {
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                state.0 = Some(now);
+                Some(std::mem::take(&mut state.1))
+            }
+        }
+    }
+}
+
+/// Whether an error says the broker cannot be reached (which repeats for
+/// as long as the outage lasts).
+pub(super) fn is_connection_error(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+        )
+    )
+}
+
+/// Forwards a librdkafka log line to `tracing`. Connection failures (the
+/// `FAIL` facility) become one warning per interval with the count of those
+/// held back.
+pub(super) fn log_librdkafka(
+    throttle: &LogThrottle,
+    client: &str,
+    level: RDKafkaLogLevel,
+    facility: &str,
+    message: &str,
+) {
+    if facility == "FAIL" {
+        if let Some(held_back) = throttle.admit() {
+            tracing::warn!(
+                target: "librdkafka",
+                client,
+                held_back,
+                "{facility}: {message} (similar warnings are held back for {}s)",
+                throttle.interval.as_secs()
+            );
+        }
+        return;
+    }
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", client, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", client, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", client, "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(target: "librdkafka", client, "{facility}: {message}")
+        }
+    }
+}
 
 /// Offsets of handled messages, per topic and partition: the next offset to
 /// read. Keyed by topic first so that recording a message's offset looks the
@@ -44,15 +154,47 @@ use crate::{
 type Processed = HashMap<String, HashMap<i32, i64>>;
 
 /// Consumer callbacks: commit handled offsets before partitions are
-/// revoked, and signal the first assignment.
+/// revoked, signal the first assignment, count and log errors.
 struct ConsumerCallbacks {
+    inner: Arc<Inner>,
+    group: String,
     processed: Arc<Mutex<Processed>>,
     assigned: watch::Sender<bool>,
+    connection_warnings: LogThrottle,
+}
+
+impl ConsumerCallbacks {
+    /// Counts a consumer error and logs it at WARN (connection errors at
+    /// most once per interval).
+    fn report(&self, error: &KafkaError, reason: &str) {
+        self.inner.consumer_errors.fetch_add(1, Ordering::Relaxed);
+        if !is_connection_error(error) {
+            tracing::warn!(group = %self.group, %reason, "Kafka consumer error: {error}");
+        } else if let Some(held_back) = self.connection_warnings.admit() {
+            tracing::warn!(
+                group = %self.group,
+                %reason,
+                held_back,
+                "Kafka consumer cannot reach the broker: {error} (similar warnings are held back for {}s)",
+                CONNECTION_WARNING_INTERVAL.as_secs()
+            );
+        }
+    }
 }
 
 impl ClientContext for ConsumerCallbacks {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(
+            &self.connection_warnings,
+            "consumer",
+            level,
+            facility,
+            message,
+        );
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(%reason, "Kafka consumer: {error}");
+        self.report(&error, reason);
     }
 }
 
@@ -102,6 +244,11 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
             "heartbeat.interval.ms",
             (session / 3).clamp(100, 3000).to_string(),
         )
+        // librdkafka refuses a poll interval below the session timeout.
+        .set(
+            "max.poll.interval.ms",
+            config.max_poll_interval_ms.max(session).to_string(),
+        )
         .set("auto.offset.reset", config.auto_offset_reset.as_str())
         .set(
             "enable.auto.commit",
@@ -110,6 +257,10 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
             } else {
                 "false"
             },
+        )
+        .set(
+            "auto.commit.interval.ms",
+            config.commit_interval_ms.to_string(),
         )
         // Offsets are stored by the bus after the handler, never before.
         .set("enable.auto.offset.store", "false")
@@ -126,7 +277,7 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
 pub(super) async fn subscribe(
     inner: Arc<Inner>,
     subscription: Subscription,
-    handler: Arc<dyn Handler>,
+    handling: Handling,
 ) -> Result<SubscriptionHandle, BusError> {
     if subscription.topics.is_empty() {
         return Err(BusError::Other(
@@ -136,8 +287,11 @@ pub(super) async fn subscribe(
     let processed = Arc::new(Mutex::new(Processed::new()));
     let (assigned_tx, mut assigned_rx) = watch::channel(false);
     let callbacks = ConsumerCallbacks {
+        inner: Arc::clone(&inner),
+        group: subscription.group.clone(),
         processed: Arc::clone(&processed),
         assigned: assigned_tx,
+        connection_warnings: LogThrottle::new(CONNECTION_WARNING_INTERVAL),
     };
     let consumer = KafkaConsumer::from_config_and_context(
         &consumer_config(&inner.config, &subscription.group),
@@ -160,12 +314,15 @@ pub(super) async fn subscribe(
     }
     let degraded = inner.is_degraded();
     let timeout = inner.config.timeout();
+    // Polling at least this often keeps the consumer in its group.
+    let poll_tick = Duration::from_millis((inner.config.max_poll_interval_ms / 4).clamp(50, 5_000));
     let task = ConsumerTask {
         inner,
         consumer,
         processed,
-        handler,
+        handling,
         group: subscription.group.clone(),
+        poll_tick,
     };
     let handle = SubscriptionHandle::spawn(move |stop| async move {
         task.run(stop).await;
@@ -214,8 +371,10 @@ struct ConsumerTask {
     inner: Arc<Inner>,
     consumer: Arc<KafkaConsumer>,
     processed: Arc<Mutex<Processed>>,
-    handler: Arc<dyn Handler>,
+    handling: Handling,
     group: String,
+    /// The longest wait between two polls.
+    poll_tick: Duration,
 }
 
 /// Resolves when either the subscription or the whole bus is stopped.
@@ -226,44 +385,379 @@ async fn stopped(stop: &mut StopSignal, bus: &mut watch::Receiver<bool>) {
     }
 }
 
+/// When stored offsets were last committed, and whether some are waiting.
+struct Commits {
+    interval: Duration,
+    last: tokio::time::Instant,
+    pending: bool,
+}
+
+impl Commits {
+    fn new(interval: Duration) -> Self {
+        Commits {
+            interval,
+            last: tokio::time::Instant::now(),
+            pending: false,
+        }
+    }
+
+    /// A handled message's offset was stored: commit when the interval is
+    /// over.
+    fn stored(&mut self, consumer: &KafkaConsumer) {
+        self.pending = true;
+        if self.last.elapsed() >= self.interval {
+            self.commit(consumer);
+        }
+    }
+
+    /// Commits the stored offsets, if any are waiting.
+    fn commit(&mut self, consumer: &KafkaConsumer) {
+        if !self.pending {
+            return;
+        }
+        self.pending = false;
+        self.last = tokio::time::Instant::now();
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+            // Nothing stored for the current assignment (it was revoked and
+            // committed before the rebalance), or the broker is away: the
+            // next commit covers it.
+            tracing::debug!("commit of stored offsets failed: {e}");
+        }
+    }
+}
+
+/// Records received while a message was in hand, handled before the
+/// consumer polls on.
+type Kept<'c> = VecDeque<BorrowedMessage<'c>>;
+
 impl ConsumerTask {
     async fn run(self, mut stop: StopSignal) {
-        let mut bus_stop = self.inner.shutdown.subscribe();
-        let sleep = self.inner.config.consumer_sleep();
-        loop {
-            if stop.is_stopped() || *bus_stop.borrow() {
-                break;
-            }
-            // The record first: while records flow, the stop signals are
-            // not polled (each poll registers a waiter); the check above
-            // sees a stop before the next record.
-            let received = tokio::select! {
-                biased;
-                r = self.consumer.recv() => r,
-                _ = stopped(&mut stop, &mut bus_stop) => break,
-            };
-            // Handled in place: the record is copied out of librdkafka only
-            // when it has to be dead-lettered.
-            let record = match received {
-                Ok(record) => record,
-                Err(e) => {
-                    tracing::debug!(group = %self.group, "Kafka consume error: {e}");
-                    tokio::select! {
-                        _ = stopped(&mut stop, &mut bus_stop) => break,
-                        _ = tokio::time::sleep(sleep) => continue,
-                    }
-                }
-            };
-            match self.process(&record, &mut stop, &mut bus_stop).await {
-                Outcome::Done => self.mark_processed(&record),
-                Outcome::Abandoned => break,
+        match &self.handling {
+            Handling::One(handler) => self.consume(handler.as_ref(), &mut stop).await,
+            Handling::Batches(handler, options) => {
+                self.consume_batches(handler.as_ref(), *options, &mut stop)
+                    .await
             }
         }
         self.finish().await;
     }
 
-    /// Stores the offset after the handler, and commits it explicitly
-    /// when background commits are off.
+    async fn consume(&self, handler: &dyn Handler, stop: &mut StopSignal) {
+        let mut bus_stop = self.inner.shutdown.subscribe();
+        let config = &self.inner.config;
+        let mut breaker = SubscriberBreaker::new(
+            config.circuit_breaker_threshold,
+            config.circuit_breaker_reset(),
+            &self.group,
+        );
+        let mut commits = Commits::new(config.commit_interval());
+        let mut kept = Kept::new();
+        loop {
+            if stop.is_stopped() || *bus_stop.borrow() {
+                break;
+            }
+            if let Some(pause) = breaker.pause_left() {
+                // The breaker is open: consume nothing, but go on polling.
+                let (stop, bus_stop) = (&mut *stop, &mut bus_stop);
+                let pausing = async move {
+                    tokio::select! {
+                        () = stopped(stop, bus_stop) => true,
+                        () = tokio::time::sleep(pause) => false,
+                    }
+                };
+                if self
+                    .keep_polling(pausing, Duration::ZERO, &mut kept, &mut commits)
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
+            let record = match kept.pop_front() {
+                Some(record) => record,
+                None => match self.next_record(&mut commits, stop, &mut bus_stop).await {
+                    Some(record) => record,
+                    None => break,
+                },
+            };
+            let work = self.process(handler, &record, &mut breaker, stop, &mut bus_stop);
+            match self
+                .keep_polling(work, SLOW_HANDLING, &mut kept, &mut commits)
+                .await
+            {
+                Outcome::Done => {
+                    self.mark_processed(&record);
+                    commits.stored(&self.consumer);
+                }
+                Outcome::Abandoned => break,
+            }
+        }
+    }
+
+    /// Like [`ConsumerTask::consume`], in batches: a batch gathers records
+    /// from its first one for the window (or until it is full), polling
+    /// all the while; a stop ends the gathering and the partial batch is
+    /// handed over first. Offsets are stored only once the batch is done.
+    async fn consume_batches(
+        &self,
+        handler: &dyn BatchHandler,
+        options: BatchOptions,
+        stop: &mut StopSignal,
+    ) {
+        let mut bus_stop = self.inner.shutdown.subscribe();
+        let config = &self.inner.config;
+        let mut breaker = SubscriberBreaker::new(
+            config.circuit_breaker_threshold,
+            config.circuit_breaker_reset(),
+            &self.group,
+        );
+        let mut commits = Commits::new(config.commit_interval());
+        let mut kept = Kept::new();
+        let max = options.max_messages.max(1);
+        loop {
+            if stop.is_stopped() || *bus_stop.borrow() {
+                break;
+            }
+            if let Some(pause) = breaker.pause_left() {
+                let (stop, bus_stop) = (&mut *stop, &mut bus_stop);
+                let pausing = async move {
+                    tokio::select! {
+                        () = stopped(stop, bus_stop) => true,
+                        () = tokio::time::sleep(pause) => false,
+                    }
+                };
+                if self
+                    .keep_polling(pausing, Duration::ZERO, &mut kept, &mut commits)
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
+            let first = match kept.pop_front() {
+                Some(record) => record,
+                None => match self.next_record(&mut commits, stop, &mut bus_stop).await {
+                    Some(record) => record,
+                    None => break,
+                },
+            };
+            let deadline = tokio::time::Instant::now() + options.window;
+            let mut batch = vec![first];
+            while batch.len() < max {
+                if let Some(record) = kept.pop_front() {
+                    batch.push(record);
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    received = self.consumer.recv() => match received {
+                        Ok(record) => batch.push(record),
+                        Err(e) => self.consumer.context().report(&e, "gathering a batch"),
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = stopped(stop, &mut bus_stop) => break,
+                }
+            }
+            let work = self.process_batch(handler, &batch, &mut breaker, stop, &mut bus_stop);
+            match self
+                .keep_polling(work, SLOW_HANDLING, &mut kept, &mut commits)
+                .await
+            {
+                Outcome::Done => {
+                    // In consumption order: the last stored offset of each
+                    // partition is its highest, plus one.
+                    for record in &batch {
+                        self.mark_processed(record);
+                    }
+                    commits.stored(&self.consumer);
+                }
+                Outcome::Abandoned => break,
+            }
+        }
+    }
+
+    /// Hands a batch to its handler; undecodable records are dead-lettered
+    /// first, on their own.
+    async fn process_batch(
+        &self,
+        handler: &dyn BatchHandler,
+        records: &[BorrowedMessage<'_>],
+        breaker: &mut SubscriberBreaker,
+        stop: &mut StopSignal,
+        bus_stop: &mut watch::Receiver<bool>,
+    ) -> Outcome {
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut messages = Vec::with_capacity(records.len());
+        for record in records {
+            match decode(record) {
+                Ok(message) => {
+                    decoded.push(record);
+                    messages.push(message);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        topic = %record.topic(), partition = record.partition(), offset = record.offset(),
+                        "undecodable message, dead-lettering it: {reason}"
+                    );
+                    let error = HandlerError::new("decode_error", reason);
+                    let raw = detach(record);
+                    if let Outcome::Abandoned =
+                        Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await
+                    {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
+        }
+        if messages.is_empty() {
+            return Outcome::Done;
+        }
+        let verdict = handle_batch(
+            handler,
+            &messages,
+            &self.inner.retry,
+            stopped(stop, bus_stop),
+        )
+        .await;
+        match &verdict {
+            Verdict::Handled => {}
+            Verdict::Abandoned => return Outcome::Abandoned,
+            Verdict::DeadLetter { error, retries } => {
+                tracing::error!(
+                    messages = messages.len(),
+                    retries,
+                    "batch handler failed after all retries, dead-lettering every message: {error}"
+                );
+                for (record, message) in decoded.iter().zip(&messages) {
+                    let raw = detach(record);
+                    let outcome = Box::pin(self.dead_letter(
+                        &raw,
+                        Some(message),
+                        error,
+                        *retries,
+                        stop,
+                        bus_stop,
+                    ))
+                    .await;
+                    if let Outcome::Abandoned = outcome {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
+        }
+        breaker.record(&verdict);
+        Outcome::Done
+    }
+
+    /// The next record from the consumer. When none is ready at once, the
+    /// stored offsets are committed first. `None` when stop is requested.
+    async fn next_record(
+        &self,
+        commits: &mut Commits,
+        stop: &mut StopSignal,
+        bus_stop: &mut watch::Receiver<bool>,
+    ) -> Option<BorrowedMessage<'_>> {
+        loop {
+            // A record that is ready now keeps the stop signals unpolled
+            // (each poll registers a waiter); the caller checks them
+            // before every record.
+            let ready = tokio::select! {
+                biased;
+                received = self.consumer.recv() => Some(received),
+                () = std::future::ready(()) => None,
+            };
+            let received = match ready {
+                Some(received) => received,
+                None => {
+                    commits.commit(&self.consumer);
+                    tokio::select! {
+                        biased;
+                        received = self.consumer.recv() => received,
+                        () = stopped(stop, bus_stop) => return None,
+                        // Polling again now and then keeps an idle consumer
+                        // in its group.
+                        () = tokio::time::sleep(self.poll_tick) => continue,
+                    }
+                }
+            };
+            match received {
+                Ok(record) => return Some(record),
+                Err(e) => {
+                    self.consumer.context().report(&e, "receiving a message");
+                    tokio::select! {
+                        () = stopped(stop, bus_stop) => return None,
+                        () = tokio::time::sleep(self.inner.config.consumer_sleep()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `work` (a message's handling, or a pause) while the consumer
+    /// keeps polling: once `work` has taken `slow_after`, the assigned
+    /// partitions are paused and polled beside it; a record that arrives
+    /// anyway is kept for later (its partition paused too). The partitions
+    /// are resumed when `work` is done.
+    async fn keep_polling<'c, F: Future>(
+        &'c self,
+        work: F,
+        slow_after: Duration,
+        kept: &mut Kept<'c>,
+        commits: &mut Commits,
+    ) -> F::Output {
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            output = &mut work => return output,
+            () = tokio::time::sleep(slow_after) => {}
+        }
+        // Waiting anyway: commit what was handled before.
+        commits.commit(&self.consumer);
+        let mut paused = match self.consumer.assignment() {
+            Ok(assignment) => assignment,
+            Err(e) => {
+                tracing::debug!(group = %self.group, "cannot read the assignment: {e}");
+                TopicPartitionList::new()
+            }
+        };
+        self.pause(&paused);
+        let output = loop {
+            tokio::select! {
+                biased;
+                output = &mut work => break output,
+                received = self.consumer.recv() => match received {
+                    Ok(record) => {
+                        // From a partition assigned meanwhile: bounded to
+                        // one record per partition by pausing it now.
+                        let mut partition = TopicPartitionList::new();
+                        partition.add_partition(record.topic(), record.partition());
+                        self.pause(&partition);
+                        paused.add_partition(record.topic(), record.partition());
+                        kept.push_back(record);
+                    }
+                    Err(e) => self.consumer.context().report(&e, "polling beside a handler"),
+                },
+                () = tokio::time::sleep(self.poll_tick) => {}
+            }
+        };
+        if paused.count() > 0 {
+            if let Err(e) = self.consumer.resume(&paused) {
+                tracing::debug!(group = %self.group, "cannot resume partitions: {e}");
+            }
+        }
+        output
+    }
+
+    fn pause(&self, partitions: &TopicPartitionList) {
+        if partitions.count() > 0 {
+            if let Err(e) = self.consumer.pause(partitions) {
+                tracing::debug!(group = %self.group, "cannot pause partitions: {e}");
+            }
+        }
+    }
+
+    /// Stores the offset after the handler and remembers it for the commit
+    /// before a rebalance and on stop.
     fn mark_processed(&self, record: &BorrowedMessage<'_>) {
         let (topic, partition) = (record.topic(), record.partition());
         let next = record.offset() + 1;
@@ -283,17 +777,6 @@ impl ConsumerTask {
             // The partition was revoked meanwhile; its new owner reads the
             // message again (at-least-once).
             tracing::debug!("cannot store offset {next} of {topic}/{partition}: {e}");
-        }
-        if !self.inner.config.enable_auto_commit {
-            let mut tpl = TopicPartitionList::new();
-            if tpl
-                .add_partition_offset(topic, partition, Offset::Offset(next))
-                .is_ok()
-            {
-                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                    tracing::debug!("commit of {topic}/{partition} failed: {e}");
-                }
-            }
         }
     }
 
@@ -325,7 +808,9 @@ impl ConsumerTask {
 
     async fn process(
         &self,
+        handler: &dyn Handler,
         record: &BorrowedMessage<'_>,
+        breaker: &mut SubscriberBreaker,
         stop: &mut StopSignal,
         bus_stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
@@ -341,35 +826,30 @@ impl ConsumerTask {
                 return Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await;
             }
         };
-        let policy = &self.inner.retry;
-        let mut attempt = 0u32;
-        let error = loop {
-            let result = handle_catching_panics(self.handler.as_ref(), &message).await;
-            match result {
-                Ok(()) => return Outcome::Done,
-                Err(e) if attempt >= policy.max_retries => break e,
-                Err(e) => {
-                    tracing::warn!(
-                        topic = %record.topic(), offset = record.offset(), attempt,
-                        "handler failed, retrying: {e}"
-                    );
-                    // Boxed, as the retry is the rare path: keeps the future
-                    // of every message small.
-                    let pause = Box::pin(tokio::time::sleep(policy.delay(attempt)));
-                    tokio::select! {
-                        _ = stopped(stop, bus_stop) => return Outcome::Abandoned,
-                        _ = pause => {}
-                    }
-                    attempt += 1;
-                }
+        let verdict = handle_message(
+            handler,
+            &message,
+            &self.inner.retry,
+            stopped(stop, bus_stop),
+        )
+        .await;
+        let outcome = match &verdict {
+            Verdict::Handled => Outcome::Done,
+            Verdict::Abandoned => return Outcome::Abandoned,
+            Verdict::DeadLetter { error, retries } => {
+                tracing::error!(
+                    topic = %record.topic(), offset = record.offset(), retries,
+                    "handler failed after all retries, dead-lettering: {error}"
+                );
+                let raw = detach(record);
+                Box::pin(self.dead_letter(&raw, Some(&message), error, *retries, stop, bus_stop))
+                    .await
             }
         };
-        tracing::error!(
-            topic = %record.topic(), offset = record.offset(), retries = attempt,
-            "handler failed after all retries, dead-lettering: {error}"
-        );
-        let raw = detach(record);
-        Box::pin(self.dead_letter(&raw, Some(&message), &error, attempt, stop, bus_stop)).await
+        if let Outcome::Done = outcome {
+            breaker.record(&verdict);
+        }
+        outcome
     }
 
     /// Publishes the original record to the dead-letter topic with failure
@@ -570,6 +1050,30 @@ mod tests {
         assert_eq!(get("failure_reason"), "db did not answer");
         assert_eq!(rec.value, b"not json");
         assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn repeated_warnings_are_held_back_and_counted() {
+        let throttle = LogThrottle::new(Duration::from_millis(50));
+        assert_eq!(throttle.admit(), Some(0));
+        assert_eq!(throttle.admit(), None);
+        assert_eq!(throttle.admit(), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(throttle.admit(), Some(2), "the next one says how many");
+        assert_eq!(throttle.admit(), None);
+    }
+
+    #[test]
+    fn consumer_settings_follow_the_config() {
+        let config = KafkaConfig {
+            max_poll_interval_ms: 45_000,
+            commit_interval_ms: 250,
+            ..KafkaConfig::default()
+        };
+        let c = consumer_config(&config, "g");
+        assert_eq!(c.get("max.poll.interval.ms"), Some("45000"));
+        assert_eq!(c.get("auto.commit.interval.ms"), Some("250"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
     }
 
     #[test]

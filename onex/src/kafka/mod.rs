@@ -63,9 +63,13 @@ use rdkafka::ClientConfig;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{
-    bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, Subscription, SubscriptionHandle},
+    bus::{
+        BatchHandler, BatchOptions, BusHealth, BusMessage, Delivery, EventBus, Handler,
+        Subscription, SubscriptionHandle,
+    },
     circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
+    consume::Handling,
     error::BusError,
     retry::RetryPolicy,
 };
@@ -117,6 +121,8 @@ pub struct KafkaBusStats {
     pub producer_rebuilds: u64,
     /// Messages sent to the dead-letter topic.
     pub dead_lettered: u64,
+    /// Errors the consumers met (each logged at WARN).
+    pub consumer_errors: u64,
 }
 
 /// What a delivery attempt sequence ended with.
@@ -163,6 +169,7 @@ struct Inner {
     buffered_total: AtomicU64,
     rebuilds: AtomicU64,
     dead_lettered: AtomicU64,
+    consumer_errors: AtomicU64,
 }
 
 /// The Kafka event bus. See the [module documentation](self).
@@ -236,6 +243,7 @@ impl KafkaBus {
             buffered_total: AtomicU64::new(0),
             rebuilds: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            consumer_errors: AtomicU64::new(0),
             config,
         });
         let timeout = probe_timeout(&inner.config);
@@ -323,6 +331,7 @@ impl KafkaBus {
             undelivered: buffer.undelivered.len(),
             producer_rebuilds: i.rebuilds.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+            consumer_errors: i.consumer_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -591,7 +600,19 @@ impl EventBus for KafkaBus {
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
         self.inner.check_open()?;
-        consumer::subscribe(Arc::clone(&self.inner), subscription, handler).await
+        let handling = Handling::One(handler);
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
+    }
+
+    async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        let handling = Handling::Batches(handler, options);
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
     }
 
     fn health(&self) -> BusHealth {

@@ -22,6 +22,9 @@ use rdkafka::{
 };
 use tokio::sync::oneshot;
 
+use super::consumer::{
+    CONNECTION_WARNING_INTERVAL, LogThrottle, is_connection_error, log_librdkafka,
+};
 use crate::config::KafkaConfig;
 
 /// The outcome of one delivery report.
@@ -37,6 +40,8 @@ pub(crate) struct ProducerCallbacks {
     /// (bumping the epoch of an id the broker does not know) until every
     /// queued message times out; the bus treats that like a fatal error.
     unknown_producer_id: AtomicU32,
+    /// Holds back repeated connection warnings.
+    connection_warnings: LogThrottle,
 }
 
 /// `UnknownProducerId` answers in a row that make a producer "stuck".
@@ -49,27 +54,13 @@ impl ClientContext for ProducerCallbacks {
         if facility == "UNKPID" {
             self.unknown_producer_id.fetch_add(1, Ordering::AcqRel);
         }
-        match level {
-            // Connection failures are reported through the bus's health.
-            _ if facility == "FAIL" => {
-                tracing::debug!(target: "librdkafka", "{facility}: {message}")
-            }
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", "{facility}: {message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(target: "librdkafka", "{facility}: {message}")
-            }
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", "{facility}: {message}")
-            }
-            RDKafkaLogLevel::Debug => {
-                tracing::debug!(target: "librdkafka", "{facility}: {message}")
-            }
-        }
+        log_librdkafka(
+            &self.connection_warnings,
+            "producer",
+            level,
+            facility,
+            message,
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -78,11 +69,18 @@ impl ClientContext for ProducerCallbacks {
                 self.fatal.store(true, Ordering::Release);
                 tracing::error!(%reason, "fatal Kafka producer error; the producer will be rebuilt");
             }
-            KafkaError::Global(
-                RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::Resolve,
-            ) => tracing::debug!(%reason, "Kafka broker connection: {error}"),
+            // An outage repeats these for as long as it lasts; the bus's
+            // health reports it too.
+            _ if is_connection_error(&error) => {
+                if let Some(held_back) = self.connection_warnings.admit() {
+                    tracing::warn!(
+                        %reason,
+                        held_back,
+                        "Kafka producer cannot reach the broker: {error} (similar warnings are held back for {}s)",
+                        CONNECTION_WARNING_INTERVAL.as_secs()
+                    );
+                }
+            }
             _ => tracing::warn!(%reason, "Kafka producer: {error}"),
         }
     }
@@ -178,6 +176,7 @@ impl ProducerSlot {
         let callbacks = ProducerCallbacks {
             fatal: AtomicBool::new(false),
             unknown_producer_id: AtomicU32::new(0),
+            connection_warnings: LogThrottle::new(CONNECTION_WARNING_INTERVAL),
         };
         let producer = ThreadedProducer::from_config_and_context(config, callbacks)?;
         Ok(ProducerSlot {

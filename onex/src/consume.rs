@@ -1,0 +1,215 @@
+//! How both buses handle a consumed message, so that a node behaves the
+//! same on either: the handler is called with panics caught, retried per
+//! the [`RetryPolicy`], and abandoned (left uncommitted, so it is delivered
+//! again) when the subscription stops during a retry delay. A
+//! [`SubscriberBreaker`] pauses a subscriber whose messages keep failing.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{
+    bus::{
+        BatchHandler, BatchOptions, BusMessage, Handler, HandlerError,
+        handle_batch_catching_panics, handle_catching_panics,
+    },
+    retry::RetryPolicy,
+};
+
+/// What a subscription does with its messages.
+#[derive(Clone)]
+pub(crate) enum Handling {
+    /// Hands them to a handler one at a time.
+    One(Arc<dyn Handler>),
+    /// Gathers them into batches for a batch handler.
+    Batches(Arc<dyn BatchHandler>, BatchOptions),
+}
+
+/// What became of a consumed message (or batch).
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// The handler succeeded: commit it.
+    Handled,
+    /// The retries are spent: dead-letter it with this error, then commit.
+    DeadLetter {
+        /// The last attempt's error.
+        error: HandlerError,
+        /// Retries made after the first attempt.
+        retries: u32,
+    },
+    /// Stop was requested during a retry delay: do not commit, so that it
+    /// is delivered again.
+    Abandoned,
+}
+
+/// Calls `handler` on `message` until it succeeds or the retries are
+/// spent; gives up early when `stop` resolves during a retry delay. The
+/// attempt in progress is never cut short.
+pub(crate) async fn handle_message(
+    handler: &dyn Handler,
+    message: &BusMessage,
+    policy: &RetryPolicy,
+    stop: impl Future<Output = ()>,
+) -> Verdict {
+    run_attempts(policy, stop, || handle_catching_panics(handler, message)).await
+}
+
+/// Like [`handle_message`], for a batch: retried and given up as a whole.
+pub(crate) async fn handle_batch(
+    handler: &dyn BatchHandler,
+    messages: &[BusMessage],
+    policy: &RetryPolicy,
+    stop: impl Future<Output = ()>,
+) -> Verdict {
+    run_attempts(policy, stop, || {
+        handle_batch_catching_panics(handler, messages)
+    })
+    .await
+}
+
+/// Runs `attempt` per the retry policy: see [`handle_message`].
+pub(crate) async fn run_attempts<F, Fut>(
+    policy: &RetryPolicy,
+    stop: impl Future<Output = ()>,
+    mut attempt: F,
+) -> Verdict
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    tokio::pin!(stop);
+    let mut retries = 0u32;
+    loop {
+        match attempt().await {
+            Ok(()) => return Verdict::Handled,
+            Err(error) if retries >= policy.max_retries => {
+                return Verdict::DeadLetter { error, retries };
+            }
+            Err(error) => {
+                tracing::warn!(retry = retries + 1, "handler failed, retrying: {error}");
+                // Boxed, as the retry is the rare path: keeps the future of
+                // every message small.
+                let pause = Box::pin(tokio::time::sleep(policy.delay(retries)));
+                tokio::select! {
+                    () = &mut stop => return Verdict::Abandoned,
+                    () = pause => {}
+                }
+                retries += 1;
+            }
+        }
+    }
+}
+
+/// A subscriber's circuit breaker. After `threshold` consecutive messages
+/// that were dead-lettered (their retries spent) the subscriber pauses for
+/// the reset timeout: it consumes nothing, and nothing is dead-lettered
+/// because of the pause. The next message after the pause is the trial:
+/// handled, it closes the breaker; dead-lettered, it opens it again.
+#[derive(Debug)]
+pub(crate) struct SubscriberBreaker {
+    threshold: u32,
+    reset_timeout: Duration,
+    /// Dead-lettered messages since the last handled one.
+    failures: u32,
+    /// When the breaker last opened, while it is open.
+    opened_at: Option<Instant>,
+    group: String,
+}
+
+impl SubscriberBreaker {
+    /// A closed breaker for a subscriber of `group`.
+    pub(crate) fn new(threshold: u32, reset_timeout: Duration, group: &str) -> Self {
+        SubscriberBreaker {
+            threshold: threshold.max(1),
+            reset_timeout,
+            failures: 0,
+            opened_at: None,
+            group: group.to_owned(),
+        }
+    }
+
+    /// How long the subscriber must still pause before its next message;
+    /// `None` when it may go on.
+    pub(crate) fn pause_left(&self) -> Option<Duration> {
+        let opened = self.opened_at?;
+        let left = self.reset_timeout.saturating_sub(opened.elapsed());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Counts a message's verdict (after it was dead-lettered, if it was).
+    pub(crate) fn record(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Handled => {
+                if self.failures > 0 {
+                    if self.opened_at.take().is_some() {
+                        tracing::info!(group = %self.group, "subscriber recovered; circuit closed");
+                    }
+                    self.failures = 0;
+                }
+            }
+            Verdict::DeadLetter { .. } => {
+                self.failures = self.failures.saturating_add(1);
+                if self.failures >= self.threshold {
+                    self.opened_at = Some(Instant::now());
+                    tracing::warn!(
+                        group = %self.group,
+                        failures = self.failures,
+                        pause_ms = u64::try_from(self.reset_timeout.as_millis()).unwrap_or(u64::MAX),
+                        "subscriber keeps failing; circuit open, pausing it"
+                    );
+                }
+            }
+            Verdict::Abandoned => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead() -> Verdict {
+        Verdict::DeadLetter {
+            error: HandlerError::new("x", "y"),
+            retries: 0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_pauses_at_the_threshold_and_the_trial_decides() {
+        let reset = Duration::from_secs(10);
+        let mut b = SubscriberBreaker::new(2, reset, "g");
+        b.record(&dead());
+        assert_eq!(b.pause_left(), None);
+        b.record(&dead());
+        assert_eq!(b.pause_left(), Some(reset));
+        tokio::time::advance(reset).await;
+        assert_eq!(b.pause_left(), None, "the pause is over: a trial");
+        b.record(&dead());
+        assert_eq!(b.pause_left(), Some(reset), "a failed trial opens again");
+        tokio::time::advance(reset).await;
+        b.record(&Verdict::Handled);
+        b.record(&dead());
+        assert_eq!(b.pause_left(), None, "a handled trial closes it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_retry_then_dead_letter_or_abandon_on_stop() {
+        let policy = RetryPolicy::new(2, Duration::from_millis(10));
+        let mut calls = 0;
+        let verdict = run_attempts(&policy, std::future::pending(), || {
+            calls += 1;
+            async { Err(HandlerError::new("k", "m")) }
+        })
+        .await;
+        assert!(matches!(verdict, Verdict::DeadLetter { retries: 2, .. }));
+        assert_eq!(calls, 3);
+        let verdict = run_attempts(&policy, async {}, || async {
+            Err(HandlerError::new("k", "m"))
+        })
+        .await;
+        assert!(matches!(verdict, Verdict::Abandoned));
+        let verdict = run_attempts(&policy, async {}, || async { Ok(()) }).await;
+        assert!(matches!(verdict, Verdict::Handled));
+    }
+}
