@@ -124,7 +124,13 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
         "orders A-1"
     );
 
-    let dead = read_raw(&bootstrap, &format!("{environment}.dlq.v1"), Some(1));
+    // The contract's dead-letter topic, under the environment like every
+    // topic.
+    let dead = read_raw(
+        &bootstrap,
+        &format!("{environment}.postgres_writer.dlq.v1"),
+        Some(1),
+    );
     let headers = &dead[0]["headers"];
     assert_eq!(headers["error_type"], "unroutable", "{dead:#?}");
     assert!(
