@@ -37,12 +37,13 @@ pub fn rename_node(source: &str, suffix: &str) -> Option<String> {
         if indent == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
             in_node = trimmed.trim_end() == "node:";
         }
-        if in_node && indent > 0 {
-            if let Some(renamed_line) = rename_line(line, indent, suffix) {
-                renamed |= trimmed.starts_with("name:");
-                out.push_str(&renamed_line);
-                continue;
-            }
+        if in_node
+            && indent > 0
+            && let Some(renamed_line) = rename_line(line, indent, suffix)
+        {
+            renamed |= trimmed.starts_with("name:");
+            out.push_str(&renamed_line);
+            continue;
         }
         out.push_str(line);
     }

@@ -275,15 +275,15 @@ impl Core {
             return;
         }
         let mut list = lock(&self.dead_letters);
-        if list.len() >= capacity {
-            if let Some(oldest) = list.pop_front() {
-                tracing::warn!(
-                    capacity,
-                    topic = %oldest.original_topic,
-                    correlation_id = %oldest.correlation_id,
-                    "dead-letter list full; oldest dead letter dropped from it"
-                );
-            }
+        if list.len() >= capacity
+            && let Some(oldest) = list.pop_front()
+        {
+            tracing::warn!(
+                capacity,
+                topic = %oldest.original_topic,
+                correlation_id = %oldest.correlation_id,
+                "dead-letter list full; oldest dead letter dropped from it"
+            );
         }
         list.push_back(letter);
     }
@@ -929,10 +929,10 @@ impl Worker {
         self.core.record_dead_letter(letter);
         // Best effort: a failed forward (the bus shut down) is logged only;
         // the dead letter stays in the list.
-        if let Some(bus) = self.bus.upgrade() {
-            if let Err(e) = bus.publish_arc(Arc::new(forward)).await {
-                tracing::warn!(error = %e, "could not publish a dead letter");
-            }
+        if let Some(bus) = self.bus.upgrade()
+            && let Err(e) = bus.publish_arc(Arc::new(forward)).await
+        {
+            tracing::warn!(error = %e, "could not publish a dead letter");
         }
     }
 }

@@ -380,12 +380,12 @@ fn code_size(dir: &Path) -> (usize, usize, usize) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            if p.extension().is_some_and(|x| x == "rs") {
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    files += 1;
-                    lines += text.lines().count();
-                    bytes += text.len();
-                }
+            if p.extension().is_some_and(|x| x == "rs")
+                && let Ok(text) = std::fs::read_to_string(&p)
+            {
+                files += 1;
+                lines += text.lines().count();
+                bytes += text.len();
             }
         }
     }

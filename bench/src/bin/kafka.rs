@@ -204,10 +204,10 @@ where
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
     for i in 0..n {
-        if set.len() >= window.max(1) {
-            if let Some(done) = set.join_next().await {
-                latencies.push(done??);
-            }
+        if set.len() >= window.max(1)
+            && let Some(done) = set.join_next().await
+        {
+            latencies.push(done??);
         }
         let fut = send(i);
         set.spawn(async move {

@@ -216,10 +216,10 @@ impl ConsumerContext for ConsumerCallbacks {
                 }
             }
             drop(processed);
-            if tpl.count() > 0 {
-                if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                    tracing::warn!("commit before rebalance failed: {e}");
-                }
+            if tpl.count() > 0
+                && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+            {
+                tracing::warn!("commit before rebalance failed: {e}");
             }
         }
     }
@@ -740,19 +740,19 @@ impl ConsumerTask {
                 () = tokio::time::sleep(self.poll_tick) => {}
             }
         };
-        if paused.count() > 0 {
-            if let Err(e) = self.consumer.resume(&paused) {
-                tracing::debug!(group = %self.group, "cannot resume partitions: {e}");
-            }
+        if paused.count() > 0
+            && let Err(e) = self.consumer.resume(&paused)
+        {
+            tracing::debug!(group = %self.group, "cannot resume partitions: {e}");
         }
         output
     }
 
     fn pause(&self, partitions: &TopicPartitionList) {
-        if partitions.count() > 0 {
-            if let Err(e) = self.consumer.pause(partitions) {
-                tracing::debug!(group = %self.group, "cannot pause partitions: {e}");
-            }
+        if partitions.count() > 0
+            && let Err(e) = self.consumer.pause(partitions)
+        {
+            tracing::debug!(group = %self.group, "cannot pause partitions: {e}");
         }
     }
 
@@ -792,10 +792,10 @@ impl ConsumerTask {
                     let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
                 }
             }
-            if tpl.count() > 0 {
-                if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                    tracing::warn!(%group, "final commit failed: {e}");
-                }
+            if tpl.count() > 0
+                && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+            {
+                tracing::warn!(%group, "final commit failed: {e}");
             }
             consumer.unsubscribe();
             drop(consumer);
