@@ -32,7 +32,10 @@ use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use uuid::Uuid;
 
 use crate::{
-    bus::{BusHealth, EventBus, Handler, HandlerError, Subscription, SubscriptionHandle},
+    bus::{
+        BatchHandler, BatchOptions, BusHealth, EventBus, Handler, HandlerError, Subscription,
+        SubscriptionHandle,
+    },
     discovery::{NodeHeartbeatEvent, NodeIntrospectionEvent},
     envelope::SourceInfo,
     error::BusError,
@@ -237,6 +240,27 @@ impl NodeRuntime {
             crate::topic::check(topic)?;
         }
         let handle = self.bus.subscribe(subscription, handler).await?;
+        self.keep_subscription(handle);
+        Ok(())
+    }
+
+    /// Subscribes a batch handler on the node's bus
+    /// ([`EventBus::subscribe_batches`]) and keeps the subscription until
+    /// [`NodeRuntime::shutdown`]. A batch's offsets are committed only once
+    /// its handler returned `Ok`.
+    pub async fn subscribe_batches(
+        &self,
+        subscription: Subscription,
+        options: BatchOptions,
+        handler: Arc<dyn BatchHandler>,
+    ) -> Result<(), BusError> {
+        for topic in &subscription.topics {
+            crate::topic::check(topic)?;
+        }
+        let handle = self
+            .bus
+            .subscribe_batches(subscription, options, handler)
+            .await?;
         self.keep_subscription(handle);
         Ok(())
     }
