@@ -837,7 +837,7 @@ impl KafkaConfig {
     /// ```
     /// let config = onex::KafkaConfig::from_env_pairs([("KAFKA_ENVIRONMENT", "dev")])?;
     /// assert_eq!(config.qualified_dead_letter_topic(), "dev.dlq.v1");
-    /// # Ok::<(), onex::ConfigError>(())
+    /// # Ok::<(), onex::error::ConfigError>(())
     /// ```
     pub fn qualified_dead_letter_topic(&self) -> String {
         topic::qualified(&self.environment, &self.dead_letter_topic)
