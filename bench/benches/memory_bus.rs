@@ -128,7 +128,7 @@ async fn run(mode: Mode, subscribers: usize, iters: u64) -> Duration {
     let started = Instant::now();
     for _ in 0..iters {
         match mode {
-            Mode::Publish => bus.publish(Arc::clone(&shared)).await,
+            Mode::Publish => bus.publish(Arc::clone(&shared)).await.map(|_| ()),
             Mode::Publisher => publisher.publish(&event, None).await.map(|_| ()),
         }
         .expect("published");

@@ -45,6 +45,52 @@ impl BusMessage {
     }
 }
 
+/// What became of a published message: the answer of
+/// [`EventBus::publish`].
+///
+/// `Acknowledged` and `Spooled` are durable: the message survives a crash
+/// of the publishing process. A node commits a consumed message only after
+/// every event it caused is one of them. `Buffered` is not durable: the
+/// message waits in the process's memory for the broker.
+// The order is from most to least certain: `weakest` is `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Delivery {
+    /// Delivered: the broker acknowledged it (Kafka, with the configured
+    /// `acks`), or the in-memory bus queued it for every subscribed group.
+    Acknowledged,
+    /// The broker was unreachable: the message was written to the node's
+    /// durable spool file (and synced to disk) and is delivered, in order,
+    /// once the broker answers, at the latest at the next start.
+    Spooled,
+    /// The broker was unreachable and there is no spool: the message waits
+    /// in memory and is lost if the process dies before the broker answers.
+    Buffered,
+}
+
+impl Delivery {
+    /// Whether the message survives a crash of the publishing process
+    /// (`Acknowledged` or `Spooled`).
+    pub fn is_durable(self) -> bool {
+        matches!(self, Delivery::Acknowledged | Delivery::Spooled)
+    }
+
+    /// The less certain of two outcomes, to summarise several publishes:
+    /// `Buffered` over `Spooled` over `Acknowledged`.
+    pub fn weakest(self, other: Delivery) -> Delivery {
+        self.max(other)
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Delivery::Acknowledged => "acknowledged",
+            Delivery::Spooled => "spooled",
+            Delivery::Buffered => "buffered in memory",
+        })
+    }
+}
+
 /// Why a handler did not process a message. The bus retries it, and after
 /// the configured retries sends it to the dead-letter topic.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -211,6 +257,19 @@ impl SubscriptionHandle {
         }
     }
 
+    /// Stops the subscription like [`SubscriptionHandle::stop`], unless
+    /// `cancel` resolves first: then its task is aborted, and the message in
+    /// hand stays uncommitted (delivered again).
+    pub async fn stop_unless(mut self, cancel: impl Future<Output = ()>) {
+        let _ = self.stop.send(true);
+        if let Some(mut task) = self.task.take() {
+            tokio::select! {
+                _ = &mut task => {}
+                _ = cancel => task.abort(),
+            }
+        }
+    }
+
     /// Whether the subscription's task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
@@ -243,14 +302,17 @@ pub trait EventBus: Send + Sync + 'static {
     /// The environment that namespaces topics.
     fn environment(&self) -> &str;
 
-    /// Publishes one message and returns once the bus has accepted it
-    /// (for Kafka: once the broker acknowledged it, or it was buffered
-    /// while the bus is degraded).
+    /// Publishes one message and says what became of it: [`Delivery`].
+    /// The Kafka bus answers `Acknowledged` once the broker acknowledged
+    /// it, and while the broker is unreachable `Spooled` (written to the
+    /// durable spool) or, without a spool, `Buffered` (kept in memory). The
+    /// in-memory bus answers `Acknowledged` once every subscribed group has
+    /// the message queued.
     ///
     /// The message is shared, not copied: the in-memory bus hands the same
     /// message to every subscriber, and the Kafka bus keeps it while it is
     /// buffered. A built message becomes one with `Arc::new` or `.into()`.
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError>;
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError>;
 
     /// Subscribes a handler to topics in a consumer group.
     async fn subscribe(
@@ -272,11 +334,26 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Delivers what is in flight and releases the bus.
     async fn shutdown(&self) -> Result<(), BusError>;
+
+    /// Asks a running [`EventBus::shutdown`] to stop waiting (a second
+    /// SIGINT or SIGTERM): the Kafka bus leaves what the broker has not
+    /// taken in its spool at once. Does nothing by default.
+    fn expedite_shutdown(&self) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weakest_delivery_wins_and_only_memory_is_not_durable() {
+        use Delivery::*;
+        assert_eq!(Acknowledged.weakest(Spooled), Spooled);
+        assert_eq!(Buffered.weakest(Acknowledged), Buffered);
+        assert_eq!(Spooled.weakest(Buffered), Buffered);
+        assert!(Acknowledged.is_durable() && Spooled.is_durable());
+        assert!(!Buffered.is_durable());
+    }
 
     #[test]
     fn panic_payloads_become_readable_reasons() {

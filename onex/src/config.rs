@@ -180,10 +180,10 @@ const AUTO_COMMIT: Setting = setting(
 const DLQ: Setting = setting(
     "KAFKA_DEAD_LETTER_TOPIC",
     "dead_letter_topic",
-    "",
-    "a topic name of letters, digits, '.', '_' and '-'",
-    "Topic for messages whose handler failed after all retries \
-     (unset: the Kafka bus uses `{environment}.dlq.v1`).",
+    "dlq.v1",
+    "a topic name of letters, digits, '.', '_' and '-', without the environment",
+    "Topic for messages no handler could take after all retries; like every \
+     topic it is prefixed with the environment: `{environment}.{this}`.",
 );
 const LINGER: Setting = setting(
     "KAFKA_LINGER_MS",
@@ -204,7 +204,39 @@ const BUFFER: Setting = setting(
     "publish_buffer_capacity",
     "10000",
     "1..=10000000",
-    "Messages buffered while the broker is unreachable; beyond it publish fails.",
+    "Messages kept in memory while the broker is unreachable and no spool is \
+     configured; beyond it publish fails.",
+);
+const SPOOL_DIR: Setting = setting(
+    "KAFKA_SPOOL_DIR",
+    "spool_dir",
+    ".onex/spool",
+    "a directory path, or `off`",
+    "Where the Kafka bus keeps, durably, what it cannot deliver while the \
+     broker is unreachable; delivered first at the next start.",
+);
+const SPOOL_CAPACITY: Setting = setting(
+    "KAFKA_SPOOL_CAPACITY_BYTES",
+    "spool_capacity_bytes",
+    "268435456",
+    "1048576..=1099511627776",
+    "Largest size of the spool file; beyond it publish fails.",
+);
+const MAX_POLL: Setting = setting(
+    "KAFKA_MAX_POLL_INTERVAL_MS",
+    "max_poll_interval_ms",
+    "300000",
+    "10000..=86400000",
+    "A consumer that does not poll for this long leaves its group; the bus \
+     keeps polling while handlers run and retry.",
+);
+const COMMIT_INTERVAL: Setting = setting(
+    "KAFKA_COMMIT_INTERVAL_MS",
+    "commit_interval_ms",
+    "1000",
+    "10..=60000",
+    "Longest time the offset of a handled message waits to be committed: \
+     bounds what a crash replays.",
 );
 
 /// Every setting of [`KafkaConfig`], in declaration order.
@@ -226,6 +258,10 @@ pub const SETTINGS: &[Setting] = &[
     LINGER,
     SESSION,
     BUFFER,
+    SPOOL_DIR,
+    SPOOL_CAPACITY,
+    MAX_POLL,
+    COMMIT_INTERVAL,
 ];
 
 /// Broker acknowledgements a delivery waits for (`KAFKA_ACKS`).
@@ -385,18 +421,35 @@ pub struct KafkaConfig {
     /// each handled message. `false` costs a broker round trip per message
     /// and narrows the window of redelivery after a crash.
     pub enable_auto_commit: bool,
-    /// Topic for dead letters (`KAFKA_DEAD_LETTER_TOPIC`). `None`: the
-    /// Kafka bus uses `{environment}.dlq.v1`; the in-memory bus keeps dead
-    /// letters in its list only.
-    pub dead_letter_topic: Option<String>,
+    /// Topic for dead letters, without the environment
+    /// (`KAFKA_DEAD_LETTER_TOPIC`, default `dlq.v1`). Both buses publish
+    /// dead letters on [`KafkaConfig::qualified_dead_letter_topic`],
+    /// `{environment}.{dead_letter_topic}`.
+    pub dead_letter_topic: String,
     /// Producer batching delay, milliseconds (`KAFKA_LINGER_MS`).
     pub linger_ms: u64,
     /// Consumer group session timeout, milliseconds
     /// (`KAFKA_SESSION_TIMEOUT_MS`).
     pub session_timeout_ms: u64,
-    /// Messages buffered while the broker is unreachable
-    /// (`KAFKA_PUBLISH_BUFFER_CAPACITY`).
+    /// Messages kept in memory while the broker is unreachable and there
+    /// is no spool (`KAFKA_PUBLISH_BUFFER_CAPACITY`).
     pub publish_buffer_capacity: usize,
+    /// Directory of the durable spool (`KAFKA_SPOOL_DIR`, default
+    /// `.onex/spool`; `off` turns it off): see [`KafkaConfig::spool_path`].
+    pub spool_dir: String,
+    /// Largest size of the spool file, bytes (`KAFKA_SPOOL_CAPACITY_BYTES`).
+    pub spool_capacity_bytes: u64,
+    /// Longest pause between two polls before the group evicts a consumer,
+    /// milliseconds (`KAFKA_MAX_POLL_INTERVAL_MS`).
+    pub max_poll_interval_ms: u64,
+    /// Longest delay before a handled message's offset is committed,
+    /// milliseconds (`KAFKA_COMMIT_INTERVAL_MS`).
+    pub commit_interval_ms: u64,
+    /// The name of the spool file, `{environment}.{spool_name}.spool`: a
+    /// node sets its service name. Not a variable; `None` uses the
+    /// consumer group.
+    #[serde(skip)]
+    pub spool_name: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -416,10 +469,15 @@ impl Default for KafkaConfig {
             enable_idempotence: true,
             auto_offset_reset: AutoOffsetReset::Latest,
             enable_auto_commit: true,
-            dead_letter_topic: None,
+            dead_letter_topic: "dlq.v1".to_owned(),
             linger_ms: 1,
             session_timeout_ms: 6000,
             publish_buffer_capacity: 10_000,
+            spool_dir: ".onex/spool".to_owned(),
+            spool_capacity_bytes: 256 * 1024 * 1024,
+            max_poll_interval_ms: 300_000,
+            commit_interval_ms: 1000,
+            spool_name: None,
         }
     }
 }
@@ -546,9 +604,26 @@ impl KafkaConfig {
     /// touch the process environment. Unset or empty variables take their
     /// defaults.
     pub fn from_env_map(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_env_map_over(KafkaConfig::default(), lookup)
+    }
+
+    /// The configuration from the process environment over `base`: the
+    /// variables that are set override `base`'s values. A node passes its
+    /// contract's settings (its dead-letter topic, say) as `base`.
+    pub fn from_env_over(base: KafkaConfig) -> Result<Self, ConfigError> {
+        Self::from_env_map_over(base, |name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        })
+    }
+
+    /// [`KafkaConfig::from_env_map`] over `base` rather than the defaults.
+    pub fn from_env_map_over(
+        base: KafkaConfig,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let n = Naming::Env;
         let get = |s: &Setting| lookup(s.variable).filter(|v| !v.trim().is_empty());
-        let mut c = KafkaConfig::default();
+        let mut c = base;
         if let Some(v) = get(&BOOTSTRAP) {
             c.bootstrap_servers = v.trim().to_owned();
             c.bootstrap_configured = true;
@@ -594,7 +669,7 @@ impl KafkaConfig {
             c.enable_auto_commit = parse_bool(n, &AUTO_COMMIT, &v)?;
         }
         if let Some(v) = get(&DLQ) {
-            c.dead_letter_topic = Some(v.trim().to_owned());
+            c.dead_letter_topic = v.trim().to_owned();
         }
         if let Some(v) = get(&LINGER) {
             c.linger_ms = parse_num(n, &LINGER, &v, "an integer")?;
@@ -604,6 +679,18 @@ impl KafkaConfig {
         }
         if let Some(v) = get(&BUFFER) {
             c.publish_buffer_capacity = parse_num(n, &BUFFER, &v, "an integer")?;
+        }
+        if let Some(v) = get(&SPOOL_DIR) {
+            c.spool_dir = v.trim().to_owned();
+        }
+        if let Some(v) = get(&SPOOL_CAPACITY) {
+            c.spool_capacity_bytes = parse_num(n, &SPOOL_CAPACITY, &v, "an integer")?;
+        }
+        if let Some(v) = get(&MAX_POLL) {
+            c.max_poll_interval_ms = parse_num(n, &MAX_POLL, &v, "an integer")?;
+        }
+        if let Some(v) = get(&COMMIT_INTERVAL) {
+            c.commit_interval_ms = parse_num(n, &COMMIT_INTERVAL, &v, "an integer")?;
         }
         c.check(n)?;
         Ok(c)
@@ -713,25 +800,67 @@ impl KafkaConfig {
             3600.0,
         )?;
         check_range(n, &SLEEP, self.consumer_sleep_interval, 0.01, 10.0)?;
-        if let Some(dlq) = &self.dead_letter_topic {
-            check_topic_name(n, &DLQ, dlq)?;
-            if let Err(e) = topic::check(dlq) {
-                return Err(invalid(
-                    n,
-                    &DLQ,
-                    &**dlq,
-                    &format!(
-                        "{} characters, longer than Kafka's limit of {}",
-                        e.length,
-                        topic::MAX_TOPIC_LEN
-                    ),
-                ));
-            }
+        check_topic_name(n, &DLQ, &self.dead_letter_topic)?;
+        if let Err(e) = topic::check(&self.qualified_dead_letter_topic()) {
+            return Err(invalid(
+                n,
+                &DLQ,
+                &*self.dead_letter_topic,
+                &format!(
+                    "{} characters with the environment, longer than Kafka's limit of {}",
+                    e.length,
+                    topic::MAX_TOPIC_LEN
+                ),
+            ));
         }
         check_range(n, &LINGER, self.linger_ms, 0, 1000)?;
         check_range(n, &SESSION, self.session_timeout_ms, 1000, 3_600_000)?;
         check_range(n, &BUFFER, self.publish_buffer_capacity, 1, 10_000_000)?;
+        if self.spool_dir.trim().is_empty() {
+            return Err(invalid(n, &SPOOL_DIR, &*self.spool_dir, "empty"));
+        }
+        check_range(
+            n,
+            &SPOOL_CAPACITY,
+            self.spool_capacity_bytes,
+            1 << 20,
+            1 << 40,
+        )?;
+        check_range(n, &MAX_POLL, self.max_poll_interval_ms, 10_000, 86_400_000)?;
+        check_range(n, &COMMIT_INTERVAL, self.commit_interval_ms, 10, 60_000)?;
         Ok(())
+    }
+
+    /// The dead-letter topic both buses publish on:
+    /// `{environment}.{dead_letter_topic}`.
+    ///
+    /// ```
+    /// let config = onex::KafkaConfig::from_env_pairs([("KAFKA_ENVIRONMENT", "dev")])?;
+    /// assert_eq!(config.qualified_dead_letter_topic(), "dev.dlq.v1");
+    /// # Ok::<(), onex::ConfigError>(())
+    /// ```
+    pub fn qualified_dead_letter_topic(&self) -> String {
+        topic::qualified(&self.environment, &self.dead_letter_topic)
+    }
+
+    /// The spool directory, or `None` when the spool is turned off
+    /// (`KAFKA_SPOOL_DIR=off`).
+    pub fn spool_path(&self) -> Option<&Path> {
+        let dir = self.spool_dir.trim();
+        (!dir.eq_ignore_ascii_case("off")).then(|| Path::new(dir))
+    }
+
+    /// The spool file's name: the environment and
+    /// [`KafkaConfig::spool_name`] (or else the consumer group), so that
+    /// nodes of different environments never share a spool.
+    pub fn spool_file_name(&self) -> String {
+        let name = self.spool_name.as_deref().unwrap_or(&self.group);
+        format!("{}.{name}", self.environment)
+    }
+
+    /// [`KafkaConfig::commit_interval_ms`] as a duration.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms)
     }
 
     /// The brokers as a list, whitespace trimmed.

@@ -78,6 +78,9 @@ pub enum BusError {
     /// A configuration value is invalid.
     #[error(transparent)]
     Config(#[from] crate::error::ConfigError),
+    /// The durable spool could not be opened or written.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
     /// The full topic is longer than Kafka allows; nothing was sent.
     #[error(transparent)]
     TopicTooLong(#[from] crate::topic::TopicTooLong),

@@ -13,6 +13,8 @@
 //!   `kafka`) the Kafka bus;
 //! - [`publisher`]: typed publishing that builds envelopes, headers and keys;
 //! - [`retry`] and [`circuit`]: the resilience policies the buses share;
+//! - [`spool`]: a durable, ordered, bounded file queue for messages that
+//!   could not be delivered yet;
 //! - [`config`]: [`KafkaConfig`] from `KAFKA_*` variables or YAML, with
 //!   validated ranges;
 //! - [`lifecycle`] and [`logging`]: what a node's `main` needs (introspection,
@@ -36,9 +38,12 @@ pub mod memory;
 pub mod operation;
 pub mod publisher;
 pub mod retry;
+pub mod spool;
 pub mod topic;
 
-pub use bus::{BusHealth, BusMessage, EventBus, Handler, HandlerError, SubscriptionHandle};
+pub use bus::{
+    BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, SubscriptionHandle,
+};
 pub use config::KafkaConfig;
 pub use connect::{connect, connect_from_env};
 pub use envelope::{OnexEnvelopeV1, SourceInfo};
@@ -49,7 +54,7 @@ pub use headers::EventHeaders;
 pub use kafka::KafkaBus;
 pub use memory::InMemoryBus;
 pub use operation::OperationError;
-pub use publisher::Publisher;
+pub use publisher::{Published, Publisher};
 
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;

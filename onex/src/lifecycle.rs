@@ -36,7 +36,7 @@ use crate::{
     discovery::{NodeHeartbeatEvent, NodeIntrospectionEvent},
     envelope::SourceInfo,
     error::BusError,
-    publisher::Publisher,
+    publisher::{Published, Publisher},
 };
 
 /// The heartbeat status of a bus health: `healthy`, or `degraded` when the
@@ -58,6 +58,8 @@ pub struct NodeRuntime {
     publisher: Publisher,
     started: Instant,
     stop: watch::Sender<bool>,
+    /// Set by [`NodeRuntime::expedite_shutdown`].
+    expedite: watch::Sender<bool>,
     heartbeats: Mutex<Vec<JoinHandle<()>>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
     shut_down: AtomicBool,
@@ -88,6 +90,7 @@ impl NodeRuntime {
             publisher,
             started: Instant::now(),
             stop: watch::channel(false).0,
+            expedite: watch::channel(false).0,
             heartbeats: Mutex::new(Vec::new()),
             subscriptions: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
@@ -151,11 +154,11 @@ impl NodeRuntime {
 
     /// Publishes the node's introspection event (once, on start-up) so that
     /// a registry can discover it; correlated by the event's own
-    /// correlation id. Returns the envelope's event id.
+    /// correlation id. Returns the envelope's event id and its delivery.
     pub async fn publish_introspection(
         &self,
         event: &NodeIntrospectionEvent,
-    ) -> Result<Uuid, BusError> {
+    ) -> Result<Published, BusError> {
         let id = self
             .publisher
             .publish(event, Some(event.correlation_id))
@@ -245,29 +248,125 @@ impl NodeRuntime {
 
     /// Stops heartbeats, then subscriptions (each finishes the message in
     /// hand), then shuts the bus down (delivering what is in flight).
-    /// Calling it again only repeats the bus's shutdown.
+    /// Calling it again only repeats the bus's shutdown. Says what it waits
+    /// for; [`NodeRuntime::expedite_shutdown`] makes it stop waiting.
     pub async fn shutdown(&self) -> Result<(), BusError> {
         self.shut_down.store(true, Ordering::Release);
         self.stop.send_replace(true);
         let heartbeats: Vec<_> = lock(&self.heartbeats).drain(..).collect();
         for task in heartbeats {
-            let _ = task.await;
+            task.abort();
         }
         let subscriptions: Vec<_> = lock(&self.subscriptions).drain(..).collect();
-        for handle in subscriptions {
-            handle.stop().await;
+        if !subscriptions.is_empty() {
+            tracing::info!(
+                subscriptions = subscriptions.len(),
+                "stopping subscriptions: each finishes the message in hand"
+            );
         }
+        let waiting = subscriptions.len();
+        let stopping = async {
+            for handle in subscriptions {
+                handle.stop_unless(self.expedited()).await;
+            }
+        };
+        report_while_waiting(stopping, || {
+            format!("still waiting for {waiting} subscription(s) to finish their message")
+        })
+        .await;
         self.bus.shutdown().await
     }
 
-    /// Waits for SIGINT or SIGTERM, then shuts down; returns the signal.
+    /// Makes a running [`NodeRuntime::shutdown`] stop waiting: handlers in
+    /// progress are abandoned (their messages stay uncommitted and are
+    /// delivered again) and the bus leaves what the broker has not taken in
+    /// its spool ([`EventBus::expedite_shutdown`]).
+    pub fn expedite_shutdown(&self) {
+        self.expedite.send_replace(true);
+        self.bus.expedite_shutdown();
+    }
+
+    async fn expedited(&self) {
+        let mut expedite = self.expedite.subscribe();
+        let _ = expedite.wait_for(|e| *e).await;
+    }
+
+    /// Shuts down ([`NodeRuntime::shutdown`]); a further SIGINT or SIGTERM
+    /// meanwhile stops at once ([`NodeRuntime::expedite_shutdown`]), and
+    /// the shutdown then gets a few seconds before it is given up.
+    pub async fn shutdown_on_signals(&self, signals: &mut ShutdownSignals) -> Result<(), BusError> {
+        let shutdown = self.shutdown();
+        tokio::pin!(shutdown);
+        tokio::select! {
+            result = &mut shutdown => return result,
+            signal = signals.recv() => tracing::warn!(
+                %signal,
+                "second signal: stopping at once; unfinished messages are delivered again \
+                 after the restart, and undelivered events stay in the spool"
+            ),
+        }
+        self.expedite_shutdown();
+        match tokio::time::timeout(EXPEDITED_GRACE, shutdown).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace_seconds = EXPEDITED_GRACE.as_secs(),
+                    "shutdown did not finish after the second signal; stopping anyway"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for SIGINT or SIGTERM, then shuts down; returns the signal. A
+    /// second signal during the shutdown stops at once.
     pub async fn run_until_shutdown_signal(&self) -> Result<ShutdownSignal, LifecycleError> {
-        let signal = wait_for_shutdown_signal()
-            .await
-            .map_err(LifecycleError::Signal)?;
+        let mut signals = ShutdownSignals::new().map_err(LifecycleError::Signal)?;
+        let signal = signals.recv().await;
         tracing::info!(%signal, "shutting down");
-        self.shutdown().await.map_err(LifecycleError::Shutdown)?;
+        self.shutdown_on_signals(&mut signals)
+            .await
+            .map_err(LifecycleError::Shutdown)?;
         Ok(signal)
+    }
+}
+
+/// How long an expedited shutdown may still take before it is given up.
+const EXPEDITED_GRACE: Duration = Duration::from_secs(5);
+
+/// Awaits `work`, logging `what()` every few seconds until it is done, so
+/// that a slow shutdown says what it is waiting for.
+async fn report_while_waiting(
+    work: impl std::future::Future<Output = ()>,
+    what: impl Fn() -> String,
+) {
+    tokio::pin!(work);
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            () = &mut work => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => tracing::info!(
+                waited_seconds = started.elapsed().as_secs(),
+                "{}",
+                what()
+            ),
+        }
+    }
+}
+
+/// Runs a start-up step unless SIGINT or SIGTERM comes first: `None` then,
+/// and the step is dropped (cancelled). A signal during start-up is handled
+/// like one after it: the caller shuts down what has started.
+pub async fn unless_signalled<T>(
+    signals: &mut ShutdownSignals,
+    step: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        result = step => Some(result),
+        signal = signals.recv() => {
+            tracing::info!(%signal, "signal during start-up: shutting down");
+            None
+        }
     }
 }
 

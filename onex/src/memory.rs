@@ -64,7 +64,7 @@ use uuid::Uuid;
 
 use crate::{
     bus::{
-        BusHealth, BusMessage, EventBus, Handler, HandlerError, StopSignal, Subscription,
+        BusHealth, BusMessage, Delivery, EventBus, Handler, HandlerError, StopSignal, Subscription,
         SubscriptionHandle, handle_catching_panics,
     },
     circuit::{CircuitBreaker, CircuitState},
@@ -125,7 +125,7 @@ impl MemoryBusOptions {
             retry: config.retry_policy(),
             circuit_breaker_threshold: config.circuit_breaker_threshold,
             circuit_breaker_reset_timeout: config.circuit_breaker_reset(),
-            dead_letter_topic: config.dead_letter_topic.clone(),
+            dead_letter_topic: Some(config.qualified_dead_letter_topic()),
             ..MemoryBusOptions::default()
         }
     }
@@ -599,8 +599,10 @@ impl EventBus for InMemoryBus {
         &self.inner.environment
     }
 
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
-        self.inner.publish_arc(message).await
+    /// Queues the message for every subscribed group: `Acknowledged`.
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
+        self.inner.publish_arc(message).await?;
+        Ok(Delivery::Acknowledged)
     }
 
     async fn subscribe(
@@ -950,14 +952,14 @@ mod tests {
             max_retry_attempts: 7,
             circuit_breaker_threshold: 9,
             circuit_breaker_reset_timeout: 12.0,
-            dead_letter_topic: Some("x.dlq".into()),
+            dead_letter_topic: "x.dlq".into(),
             ..KafkaConfig::default()
         };
         let o = MemoryBusOptions::from_kafka_config(&config);
         assert_eq!(o.retry.max_retries, 7);
         assert_eq!(o.circuit_breaker_threshold, 9);
         assert_eq!(o.circuit_breaker_reset_timeout, Duration::from_secs(12));
-        assert_eq!(o.dead_letter_topic.as_deref(), Some("x.dlq"));
+        assert_eq!(o.dead_letter_topic.as_deref(), Some("local.x.dlq"));
         assert_eq!(o.history_capacity, 1_000);
     }
 

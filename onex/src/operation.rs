@@ -2,6 +2,11 @@
 //! operation fails with, and the run that publishes its started event, calls
 //! the business logic, then publishes its completed or failed event.
 //!
+//! A run succeeds only when its events are durable ([`Delivery::is_durable`]):
+//! when one is not, the run fails with [`OperationError::OUTCOME_NOT_DELIVERED`],
+//! and a node then leaves the command that asked for it uncommitted, so that
+//! it is delivered again rather than lost.
+//!
 //! Generated node crates re-export [`OperationError`] at their root and call
 //! [`run_operation`] from each operation method; only the events differ per
 //! operation.
@@ -10,7 +15,7 @@ use std::{fmt, future::Future, time::Instant};
 
 use uuid::Uuid;
 
-use crate::{BusError, Event, Publisher};
+use crate::{BusError, Event, Publisher, publisher::Published};
 
 /// Why an operation failed: published as the failed event's `error_type`
 /// and `error_message`. `?` turns any error into one.
@@ -23,6 +28,18 @@ pub struct OperationError {
 }
 
 impl OperationError {
+    /// The kind of the error of a run whose started, completed or failed
+    /// event did not become durable (the bus refused it, or kept it in
+    /// memory only). Not the business logic's failure: the node does not
+    /// commit the command, which is delivered again.
+    pub const OUTCOME_NOT_DELIVERED: &'static str = "outcome_not_delivered";
+
+    /// Whether this is the error of a run whose events were not delivered
+    /// ([`OperationError::OUTCOME_NOT_DELIVERED`]).
+    pub fn is_outcome_not_delivered(&self) -> bool {
+        self.kind == Self::OUTCOME_NOT_DELIVERED
+    }
+
     /// An error of a kind with a message.
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         OperationError {
@@ -71,8 +88,12 @@ impl<E: std::error::Error> From<E> for OperationError {
 
 /// Runs one operation: publishes `started`, runs `work`, then publishes
 /// what `completed` (given the execution time in milliseconds) or `failed`
-/// (given the time and the error) makes of the outcome. Publishing never
-/// fails the operation: a bus error is logged ([`log_publish`]).
+/// (given the time and the error) makes of the outcome.
+///
+/// The business logic runs only once `started` is durable, and the run
+/// returns the logic's result only once `completed` or `failed` is durable
+/// too. Otherwise it fails with [`OperationError::OUTCOME_NOT_DELIVERED`],
+/// naming the event and why.
 pub async fn run_operation<O, Work, Started, Completed, Failed>(
     publisher: &Publisher,
     correlation_id: Uuid,
@@ -88,26 +109,68 @@ where
     Failed: Event,
 {
     let clock = Instant::now();
-    let correlation = Some(correlation_id);
-    log_publish(publisher.publish(&started, correlation).await);
+    publish_durable(publisher, &started, correlation_id).await?;
     match work().await {
         Ok(output) => {
-            log_publish(
-                publisher
-                    .publish(&completed(elapsed_ms(clock)), correlation)
-                    .await,
-            );
+            publish_durable(publisher, &completed(elapsed_ms(clock)), correlation_id).await?;
             Ok(output)
         }
         Err(error) => {
-            log_publish(
-                publisher
-                    .publish(&failed(elapsed_ms(clock), &error), correlation)
-                    .await,
-            );
+            let event = failed(elapsed_ms(clock), &error);
+            publish_durable(publisher, &event, correlation_id).await?;
             Err(error)
         }
     }
+}
+
+/// Publishes an event a run depends on: `Ok` once it is durable, else the
+/// [`OperationError::OUTCOME_NOT_DELIVERED`] error ([`require_durable`]).
+pub async fn publish_durable<E: Event>(
+    publisher: &Publisher,
+    event: &E,
+    correlation_id: Uuid,
+) -> Result<Published, OperationError> {
+    require_durable::<E>(publisher.publish(event, Some(correlation_id)).await)
+}
+
+/// What a node's dispatch makes of a run that a consumed message asked
+/// for: a run that completed or failed in its business logic was reported
+/// by its events, so the message is done (`Ok`; a failure is logged); a run
+/// whose events were not delivered leaves the message uncommitted (`Err`),
+/// so that the bus delivers it again.
+pub fn settle<O>(what: &str, result: Result<O, OperationError>) -> Result<(), crate::HandlerError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_outcome_not_delivered() => {
+            tracing::warn!(%error, what, "events not delivered; the message stays uncommitted");
+            Err(crate::HandlerError::new(error.kind, error.message))
+        }
+        Err(error) => {
+            tracing::warn!(%error, what, "failed");
+            Ok(())
+        }
+    }
+}
+
+/// The outcome of publishing an event `E` a run depends on: `Ok` when it is
+/// durable, else the [`OperationError::OUTCOME_NOT_DELIVERED`] error that
+/// says which event and why.
+pub fn require_durable<E: Event>(
+    result: Result<Published, BusError>,
+) -> Result<Published, OperationError> {
+    let reason = match result {
+        Ok(published) if published.delivery.is_durable() => return Ok(published),
+        Ok(published) => format!(
+            "it was only {} (the broker is unreachable and there is no spool: \
+             KAFKA_SPOOL_DIR=off)",
+            published.delivery
+        ),
+        Err(error) => error.to_string(),
+    };
+    Err(OperationError::new(
+        OperationError::OUTCOME_NOT_DELIVERED,
+        format!("`{}` was not delivered: {reason}", E::EVENT_TYPE),
+    ))
 }
 
 /// Milliseconds since `clock`, as the lifecycle events carry them.
@@ -115,11 +178,16 @@ pub fn elapsed_ms(clock: Instant) -> f64 {
     clock.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Logs a failed publish at warn level; the operation goes on (graceful
-/// degradation: the node keeps working while the bus is down).
-pub fn log_publish(result: Result<Uuid, BusError>) {
-    if let Err(error) = result {
-        tracing::warn!(%error, "could not publish an event");
+/// Logs a publish that failed or was only buffered in memory, at warn
+/// level, for events nothing waits on (a node's state updates, say); the
+/// node goes on.
+pub fn log_publish(result: Result<Published, BusError>) {
+    match result {
+        Ok(published) if published.delivery.is_durable() => {}
+        Ok(published) => {
+            tracing::warn!(event_id = %published.event_id, "event only {}", published.delivery)
+        }
+        Err(error) => tracing::warn!(%error, "could not publish an event"),
     }
 }
 
@@ -148,6 +216,15 @@ mod tests {
         assert_eq!(error.kind, "Outer");
         assert_eq!(error.message, "writing the record: disk full");
         assert_eq!(error.to_string(), "Outer: writing the record: disk full");
+    }
+
+    #[test]
+    fn settle_keeps_only_undelivered_runs_uncommitted() {
+        assert!(settle("op", Ok::<_, OperationError>(1)).is_ok());
+        assert!(settle::<()>("op", Err(OperationError::new("invalid_input", "no"))).is_ok());
+        let undelivered = OperationError::new(OperationError::OUTCOME_NOT_DELIVERED, "spool full");
+        let error = settle::<()>("op", Err(undelivered)).expect_err("stays uncommitted");
+        assert_eq!(error.kind, OperationError::OUTCOME_NOT_DELIVERED);
     }
 
     #[test]

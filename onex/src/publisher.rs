@@ -5,12 +5,22 @@ use std::{collections::BTreeMap, sync::Arc};
 use uuid::Uuid;
 
 use crate::{
-    bus::{BusMessage, EventBus},
+    bus::{BusMessage, Delivery, EventBus},
     envelope::{OnexEnvelopeV1, SourceInfo},
     error::BusError,
     event::Event,
     topic,
 };
+
+/// What [`Publisher::publish`] did: the envelope's event id and what
+/// became of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The envelope's event id (consumers dedupe on it).
+    pub event_id: Uuid,
+    /// Acknowledged, spooled or only buffered in memory.
+    pub delivery: Delivery,
+}
 
 /// Publishes typed events of one node on a bus.
 #[derive(Clone)]
@@ -67,12 +77,13 @@ impl Publisher {
         Ok(BusMessage::new(topic, envelope, E::CATEGORY))
     }
 
-    /// Publishes an event on its own topic; returns the envelope's event id.
+    /// Publishes an event on its own topic; returns the envelope's event id
+    /// and the [`Delivery`].
     pub async fn publish<E: Event>(
         &self,
         event: &E,
         correlation_id: Option<Uuid>,
-    ) -> Result<Uuid, BusError> {
+    ) -> Result<Published, BusError> {
         self.publish_with_metadata(event, correlation_id, BTreeMap::new())
             .await
     }
@@ -83,10 +94,10 @@ impl Publisher {
         event: &E,
         correlation_id: Option<Uuid>,
         metadata: BTreeMap<String, serde_json::Value>,
-    ) -> Result<Uuid, BusError> {
+    ) -> Result<Published, BusError> {
         let message = self.message(event, correlation_id, metadata)?;
-        let id = message.envelope.event_id;
-        self.bus.publish(Arc::new(message)).await?;
-        Ok(id)
+        let event_id = message.envelope.event_id;
+        let delivery = self.bus.publish(Arc::new(message)).await?;
+        Ok(Published { event_id, delivery })
     }
 }

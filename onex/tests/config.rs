@@ -37,10 +37,15 @@ fn every_default_matches_the_seed_table() {
     assert!(c.enable_idempotence);
     assert_eq!(c.auto_offset_reset, AutoOffsetReset::Latest);
     assert!(c.enable_auto_commit);
-    assert_eq!(c.dead_letter_topic, None);
+    assert_eq!(c.dead_letter_topic, "dlq.v1");
+    assert_eq!(c.qualified_dead_letter_topic(), "local.dlq.v1");
     assert_eq!(c.linger_ms, 1);
     assert_eq!(c.session_timeout_ms, 6000);
     assert_eq!(c.publish_buffer_capacity, 10_000);
+    assert_eq!(c.spool_path(), Some(std::path::Path::new(".onex/spool")));
+    assert_eq!(c.spool_capacity_bytes, 256 * 1024 * 1024);
+    assert_eq!(c.max_poll_interval_ms, 300_000);
+    assert_eq!(c.commit_interval_ms, 1000);
     assert_eq!(c.validate(), Ok(()));
 }
 
@@ -95,7 +100,7 @@ fn every_variable_is_read() {
     assert!(!c.enable_idempotence);
     assert_eq!(c.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(!c.enable_auto_commit);
-    assert_eq!(c.dead_letter_topic.as_deref(), Some("prod.dead_letters.v1"));
+    assert_eq!(c.dead_letter_topic, "prod.dead_letters.v1");
     assert_eq!(c.linger_ms, 0);
     assert_eq!(c.session_timeout_ms, 45_000);
     assert_eq!(c.publish_buffer_capacity, 5);
@@ -250,7 +255,7 @@ fn names_are_checked() {
     );
     assert_eq!(
         env_err("KAFKA_DEAD_LETTER_TOPIC", "dead/letters"),
-        r#"KAFKA_DEAD_LETTER_TOPIC="dead/letters" is invalid: contains a character not allowed (allowed: a topic name of letters, digits, '.', '_' and '-')"#
+        r#"KAFKA_DEAD_LETTER_TOPIC="dead/letters" is invalid: contains a character not allowed (allowed: a topic name of letters, digits, '.', '_' and '-', without the environment)"#
     );
     // IPv6 literals and several brokers are fine.
     env(&[("KAFKA_BOOTSTRAP_SERVERS", "[::1]:9092, 127.0.0.1:9093")]).unwrap();
@@ -321,7 +326,8 @@ fn yaml_keys_are_the_field_names() {
     assert_eq!(c.acks, Acks::Leader);
     assert_eq!(c.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(!c.enable_auto_commit);
-    assert_eq!(c.dead_letter_topic.as_deref(), Some("dev.dlq"));
+    assert_eq!(c.dead_letter_topic, "dev.dlq");
+    assert_eq!(c.qualified_dead_letter_topic(), "dev.dev.dlq");
     // Unnamed keys keep their defaults.
     assert_eq!(c.group, "default");
     assert_eq!(c.session_timeout_ms, 6000);

@@ -46,7 +46,8 @@ async fn typed_events_round_trip() {
             .publish(&order(n), Some(Uuid::new_v4()))
             .await
             .expect("publish");
-        sent.push((id, order(n)));
+        assert_eq!(id.delivery, onex::Delivery::Acknowledged);
+        sent.push((id.event_id, order(n)));
     }
     let (collector, handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
     collector.wait_for(20, Duration::from_secs(30)).await;
@@ -175,7 +176,13 @@ async fn restarted_group_resumes_at_the_committed_offset() {
 
     let mut first = HashSet::new();
     for n in 0..50 {
-        first.insert(publisher.publish(&order(n), None).await.expect("publish"));
+        first.insert(
+            publisher
+                .publish(&order(n), None)
+                .await
+                .expect("publish")
+                .event_id,
+        );
     }
     let (c1, h1) = collect(bus.as_ref(), &topic, &group).await;
     c1.wait_for(50, Duration::from_secs(30)).await;
@@ -185,7 +192,13 @@ async fn restarted_group_resumes_at_the_committed_offset() {
 
     let mut second = HashSet::new();
     for n in 50..100 {
-        second.insert(publisher.publish(&order(n), None).await.expect("publish"));
+        second.insert(
+            publisher
+                .publish(&order(n), None)
+                .await
+                .expect("publish")
+                .event_id,
+        );
     }
     let (c2, h2) = collect(bus.as_ref(), &topic, &group).await;
     c2.wait_for(50, Duration::from_secs(30)).await;
@@ -415,7 +428,11 @@ async fn connect_picks_kafka_when_a_broker_is_configured() {
     let bus = onex::connect(config).await.expect("connect");
     let publisher = publisher(bus.clone(), &env);
     let topic = publisher.topic_of::<OrderPlaced>();
-    let id = publisher.publish(&order(1), None).await.expect("publish");
+    let id = publisher
+        .publish(&order(1), None)
+        .await
+        .expect("publish")
+        .event_id;
     bus.shutdown().await.expect("shutdown");
     let records = read_topic(&bootstrap, &topic, Some(1), Duration::from_secs(30));
     assert_eq!(records.len(), 1);

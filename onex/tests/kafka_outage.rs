@@ -16,7 +16,7 @@ mod support;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use onex::{BusError, BusHealth, EventBus, circuit::CircuitState, kafka::KafkaBus};
+use onex::{BusError, BusHealth, Delivery, EventBus, circuit::CircuitState, kafka::KafkaBus};
 use rdkafka::mocking::MockCluster;
 use support::*;
 use uuid::Uuid;
@@ -73,29 +73,32 @@ async fn circuit_breaker_opens_at_the_threshold_and_lets_a_trial_through() {
     assert!(matches!(err, BusError::CircuitOpen { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(200));
 
-    // After the reset timeout one trial goes through; it fails (broker
-    // still down) and the breaker opens again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let err = bus
-        .publish_now(&message(&publisher, &topic, 4))
-        .await
-        .expect_err("trial fails");
-    assert!(matches!(err, BusError::Delivery { .. }), "{err}");
+    // After each reset timeout the bus probes the broker by itself (the
+    // half-open trial, on a timer, with nothing published); while the
+    // broker is down the trial fails and the breaker opens again, and
+    // publishes keep failing fast.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(bus.circuit_state(), CircuitState::Open);
     assert!(matches!(
         bus.publish_now(&message(&publisher, &topic, 5)).await,
         Err(BusError::CircuitOpen { .. })
     ));
 
-    // Broker back: after the reset timeout the trial succeeds and closes
-    // the breaker.
+    // Broker back: the next timed trial closes the breaker, again without
+    // a publish.
     mock.broker_up(1).expect("broker up");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.circuit_state() != CircuitState::Closed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bus.health(), BusHealth::Healthy);
     bus.publish_now(&message(&publisher, &topic, 6))
         .await
-        .expect("trial delivered");
-    assert_eq!(bus.circuit_state(), CircuitState::Closed);
-    assert_eq!(bus.health(), BusHealth::Healthy);
+        .expect("delivered");
     bus.publish_now(&message(&publisher, &topic, 7))
         .await
         .expect("closed again");
@@ -115,6 +118,7 @@ async fn open_breaker_buffers_publishes_and_delivers_them_when_the_broker_return
     mock.create_topic(&topic, 1, 1).expect("topic");
 
     mock.broker_down(1).expect("broker down");
+    // Their delivery fails (and opens the breaker): they are spooled.
     let failing: Vec<_> = (0..2)
         .map(|n| {
             let bus = bus.clone();
@@ -123,17 +127,21 @@ async fn open_breaker_buffers_publishes_and_delivers_them_when_the_broker_return
         })
         .collect();
     for f in failing {
-        assert!(f.await.expect("task").is_err());
+        let delivery = f.await.expect("task").expect("spooled");
+        assert_eq!(delivery, Delivery::Spooled);
     }
     assert_eq!(bus.circuit_state(), CircuitState::Open);
-    // Degraded: publish accepts into the buffer, at once.
+    // Degraded: publish goes to the spool at once.
     for n in 10..20 {
-        bus.publish(message(&publisher, &topic, n))
+        let delivery = bus
+            .publish(message(&publisher, &topic, n))
             .await
-            .expect("buffered");
+            .expect("spooled");
+        assert_eq!(delivery, Delivery::Spooled);
     }
     assert!(matches!(bus.health(), BusHealth::Degraded { .. }));
-    assert_eq!(bus.stats().buffered, 10);
+    assert_eq!(bus.stats().buffered, 12);
+    assert_eq!(bus.stats().spooled, 12);
 
     mock.broker_up(1).expect("broker up");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -148,7 +156,7 @@ async fn open_breaker_buffers_publishes_and_delivers_them_when_the_broker_return
     }
     let stats = bus.stats();
     assert_eq!(stats.undelivered, 0, "{stats:?}");
-    assert_eq!(stats.delivered, 10, "{stats:?}");
+    assert_eq!(stats.delivered, 12, "{stats:?}");
     bus.shutdown().await.expect("shutdown");
 }
 
@@ -158,6 +166,8 @@ async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
     let dead = format!("127.0.0.1:{}", free_port());
     let env = unique("dp");
     let mut config = fragile(&dead, &env);
+    // Without a spool, held messages live in memory, bounded.
+    config.spool_dir = "off".to_owned();
     config.publish_buffer_capacity = 3;
     let bus = KafkaBus::connect(config).await.expect("constructs anyway");
     assert!(
@@ -171,7 +181,8 @@ async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
     for n in 0..3 {
         let m = message(&publisher, &topic, n);
         sent.push(m.envelope.event_id);
-        bus.publish(m).await.expect("buffered");
+        let delivery = bus.publish(m).await.expect("buffered");
+        assert_eq!(delivery, Delivery::Buffered, "only in memory: not durable");
     }
     assert!(matches!(
         bus.publish(message(&publisher, &topic, 3)).await,
@@ -188,6 +199,77 @@ async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
         .collect();
     assert_eq!(undelivered, sent, "all of them, in order");
     assert_eq!(bus.health(), BusHealth::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_broker_did_not_take_by_shutdown_is_delivered_first_at_the_next_start() {
+    let spool_dir = tempfile::tempdir().expect("spool dir");
+    let env = unique("sp");
+    let topic = format!("{env}.orders.v1");
+    let publisher = publisher(Arc::new(DummyBus), &env);
+    let config = |bootstrap: &str| {
+        let mut c = fragile(bootstrap, &env);
+        c.spool_dir = spool_dir.path().display().to_string();
+        c.spool_name = Some("writer".to_owned());
+        c.validate().expect("valid");
+        c
+    };
+
+    // The broker is down through the whole first run.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let bus = KafkaBus::connect(config(&dead)).await.expect("connect");
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let m = message(&publisher, &topic, n);
+        sent.push(m.envelope.event_id);
+        assert_eq!(bus.publish(m).await.expect("spooled"), Delivery::Spooled);
+    }
+    let spool = bus.spool_path().expect("spool on").to_path_buf();
+    assert_eq!(spool, spool_dir.path().join(format!("{env}.writer.spool")));
+    bus.shutdown()
+        .await
+        .expect("nothing lost: it is in the spool");
+    drop(bus);
+    assert!(std::fs::metadata(&spool).expect("spool file").len() > 0);
+
+    // The next start, with the broker back: the spool goes out first, in
+    // order, before what this run publishes.
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    let bus = KafkaBus::connect(config(&mock.bootstrap_servers()))
+        .await
+        .expect("connect");
+    let later = message(&publisher, &topic, 99);
+    sent.push(later.envelope.event_id);
+    bus.publish(later).await.expect("published");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while bus.buffered() > 0 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", bus.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bus.shutdown().await.expect("shutdown");
+
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    rdkafka::consumer::Consumer::subscribe(&consumer, &[topic.as_str()]).expect("subscribe");
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < sent.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let envelope =
+                onex::OnexEnvelopeV1::from_json(rdkafka::Message::payload(&m).unwrap_or_default())
+                    .expect("envelope");
+            seen.push(envelope.event_id);
+        }
+    }
+    assert_eq!(
+        seen, sent,
+        "the spooled messages first, in order, then the new one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +429,7 @@ impl EventBus for DummyBus {
     fn environment(&self) -> &str {
         "unused"
     }
-    async fn publish(&self, _message: Arc<onex::BusMessage>) -> Result<(), BusError> {
+    async fn publish(&self, _message: Arc<onex::BusMessage>) -> Result<onex::Delivery, BusError> {
         Err(BusError::Shutdown)
     }
     async fn subscribe(

@@ -45,7 +45,7 @@ impl EventBus for TestBus {
         self.inner.environment()
     }
 
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<onex::Delivery, BusError> {
         self.publish_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.publish(message).await
     }
@@ -186,7 +186,7 @@ async fn introspection_is_published_with_its_correlation_id() {
     let published = bus.inner.history_for(INTROSPECTION);
     assert_eq!(published.len(), 1);
     let message = &published[0];
-    assert_eq!(message.envelope.event_id, id);
+    assert_eq!(message.envelope.event_id, id.event_id);
     assert_eq!(message.envelope.correlation_id, Some(event.correlation_id));
     assert_eq!(message.key, event.correlation_id.to_string());
     assert_eq!(

@@ -272,7 +272,8 @@ async fn failing_handler_is_retried_then_dead_lettered_with_metadata() {
     let event_id = publisher(&bus)
         .publish(&Tick { n: 7, from: 0 }, Some(correlation))
         .await
-        .unwrap();
+        .unwrap()
+        .event_id;
     bus.wait_until_idle().await;
     let after = chrono::Utc::now();
 
@@ -728,7 +729,11 @@ async fn a_published_message_without_subscribers_lands_in_history_only() {
     let bus = InMemoryBus::new("dev");
     let as_dyn: Arc<dyn EventBus> = Arc::new(bus.clone());
     let p = Publisher::new(as_dyn, SourceInfo::new("svc", "1.0.0", "dev"));
-    let id = p.publish(&Tick { n: 9, from: 0 }, None).await.unwrap();
+    let id = p
+        .publish(&Tick { n: 9, from: 0 }, None)
+        .await
+        .unwrap()
+        .event_id;
     let history = bus.history_for(TICKS);
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].envelope.event_id, id);

@@ -136,6 +136,8 @@ fn bus_config(args: &Args, environment: &str) -> KafkaConfig {
         bootstrap_configured: true,
         environment: environment.to_owned(),
         auto_offset_reset: AutoOffsetReset::Earliest,
+        // The benchmark measures delivery, not a spool left behind.
+        spool_dir: "off".to_owned(),
         ..KafkaConfig::default()
     };
     config.group = format!("{environment}-group");
@@ -366,7 +368,9 @@ async fn produce(
                 let event = event.clone();
                 async move {
                     match message {
-                        Some(m) => publisher.bus().publish(m).await?,
+                        Some(m) => {
+                            publisher.bus().publish(m).await?;
+                        }
                         None => {
                             publisher.publish(&event, None).await?;
                         }

@@ -46,11 +46,11 @@
 //! ```
 
 mod consumer;
+mod outage;
 mod producer;
 
 use std::{
     borrow::Cow,
-    collections::VecDeque,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -59,28 +59,19 @@ use std::{
 };
 
 use async_trait::async_trait;
-use rdkafka::{ClientConfig, error::KafkaError};
+use rdkafka::ClientConfig;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{
-    bus::{BusHealth, BusMessage, EventBus, Handler, Subscription, SubscriptionHandle},
+    bus::{BusHealth, BusMessage, Delivery, EventBus, Handler, Subscription, SubscriptionHandle},
     circuit::{CircuitBreaker, CircuitState},
     config::KafkaConfig,
     error::BusError,
     retry::RetryPolicy,
 };
 
+use outage::{Buffer, SpoolSlot, background};
 use producer::{ProducerSlot, Record, SharedProducer};
-
-/// The dead-letter topic used when [`KafkaConfig::dead_letter_topic`] is
-/// unset: `{environment}.dlq.v1`.
-///
-/// ```
-/// assert_eq!(onex::kafka::default_dead_letter_topic("dev"), "dev.dlq.v1");
-/// ```
-pub fn default_dead_letter_topic(environment: &str) -> String {
-    format!("{environment}.dlq.v1")
-}
 
 /// Headers a dead-lettered message carries besides its original headers.
 pub mod dlq_headers {
@@ -114,10 +105,12 @@ const MAX_RESENDS: u32 = 8;
 pub struct KafkaBusStats {
     /// Messages the broker acknowledged.
     pub delivered: u64,
-    /// Messages accepted into the degraded-mode buffer.
+    /// Messages held for the broker (spooled or buffered in memory).
     pub buffered: u64,
-    /// Messages now waiting in the buffer.
+    /// Messages now waiting in the in-memory buffer (spool off).
     pub buffer_len: usize,
+    /// Messages now waiting in the spool.
+    pub spooled: usize,
     /// Messages moved to the undelivered list (not yet taken).
     pub undelivered: usize,
     /// Times the producer was rebuilt after a fatal error.
@@ -126,30 +119,18 @@ pub struct KafkaBusStats {
     pub dead_lettered: u64,
 }
 
-/// A message waiting in the degraded-mode buffer.
-#[derive(Debug)]
-struct Pending {
-    message: Arc<BusMessage>,
-    record: Record,
-    since: Instant,
-}
-
-#[derive(Debug, Default)]
-struct Buffer {
-    queue: VecDeque<Pending>,
-    /// Taken by the background task and being sent.
-    sending: usize,
-    /// Given up on after the timeout; handed back by `take_undelivered`.
-    undelivered: Vec<Arc<BusMessage>>,
-}
-
 /// What a delivery attempt sequence ended with.
 #[derive(Debug)]
 enum SendError {
     /// The breaker refused the attempt.
     CircuitOpen,
-    /// The broker did not take it.
-    Failed { attempts: u32, reason: String },
+    /// The broker did not take it; `retriable`: the broker (not the
+    /// message) was at fault, so it may take it later.
+    Failed {
+        attempts: u32,
+        reason: String,
+        retriable: bool,
+    },
 }
 
 /// The shared state of a [`KafkaBus`], also held by its background tasks.
@@ -159,16 +140,19 @@ struct Inner {
     dead_letter_topic: String,
     retry: RetryPolicy,
     breaker: CircuitBreaker,
-    /// Set on a failure, cleared on the next success: lets the hot path skip
-    /// the breaker's lock while all is well.
-    breaker_dirty: AtomicBool,
     producer: RwLock<SharedProducer>,
     next_generation: AtomicU64,
     degraded: AtomicBool,
     degraded_reason: Mutex<String>,
+    /// The durable spool; `None` when it is turned off.
+    spool: Option<SpoolSlot>,
+    /// The in-memory buffer, used when there is no spool.
     buffer: Mutex<Buffer>,
     /// Buffer entries (queued + sending); read on the hot path.
     buffer_len: AtomicUsize,
+    /// Set by [`EventBus::expedite_shutdown`]: shutdown stops waiting.
+    expedite: AtomicBool,
+    expedited: Notify,
     wake: Notify,
     closing: AtomicBool,
     stopped: AtomicBool,
@@ -207,15 +191,17 @@ fn probe_timeout(config: &KafkaConfig) -> Duration {
 }
 
 impl KafkaBus {
-    /// Validates the configuration, creates the producer and asks the
+    /// Validates the configuration, opens the spool (delivering what an
+    /// earlier run left in it first), creates the producer and asks the
     /// broker for metadata.
     ///
     /// An unreachable broker is not an error: the bus starts
-    /// [`BusHealth::Degraded`], buffers what is published and delivers it
+    /// [`BusHealth::Degraded`], spools what is published and delivers it
     /// once the broker answers. Construction waits at most
     /// `min(timeout_seconds, 3 s)` for that answer.
     ///
     /// Errors: [`BusError::Config`] for an invalid configuration,
+    /// [`BusError::Spool`] when the spool cannot be opened,
     /// [`BusError::Other`] when librdkafka rejects a setting.
     pub async fn connect(config: KafkaConfig) -> Result<Self, BusError> {
         config.validate()?;
@@ -224,15 +210,13 @@ impl KafkaBus {
             ProducerSlot::create(&client_config, 0)
                 .map_err(|e| BusError::Other(format!("cannot create the Kafka producer: {e}")))?,
         );
-        let dead_letter_topic = config
-            .dead_letter_topic
-            .clone()
-            .unwrap_or_else(|| default_dead_letter_topic(&config.environment));
+        let dead_letter_topic = config.qualified_dead_letter_topic();
+        let spool = open_spool(&config).await?;
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             retry: config.retry_policy(),
             breaker: config.circuit_breaker(),
-            breaker_dirty: AtomicBool::new(false),
+            spool,
             client_config,
             dead_letter_topic,
             producer: RwLock::new(Arc::clone(&slot)),
@@ -241,6 +225,8 @@ impl KafkaBus {
             degraded_reason: Mutex::new(String::new()),
             buffer: Mutex::new(Buffer::default()),
             buffer_len: AtomicUsize::new(0),
+            expedite: AtomicBool::new(false),
+            expedited: Notify::new(),
             wake: Notify::new(),
             closing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -265,7 +251,8 @@ impl KafkaBus {
         if inner.is_degraded() {
             tracing::warn!(
                 bootstrap_servers = %inner.config.bootstrap_servers,
-                "Kafka broker unreachable; the bus starts degraded and buffers publishes"
+                "Kafka broker unreachable; the bus starts degraded and {} publishes",
+                if inner.spool.is_some() { "spools" } else { "buffers" }
             );
         }
         tokio::spawn(background(Arc::clone(&inner)));
@@ -277,8 +264,8 @@ impl KafkaBus {
         &self.inner.config
     }
 
-    /// The dead-letter topic: [`KafkaConfig::dead_letter_topic`], or
-    /// [`default_dead_letter_topic`] of the environment.
+    /// The dead-letter topic, [`KafkaConfig::qualified_dead_letter_topic`]:
+    /// `{environment}.{dead_letter_topic}`.
     pub fn dead_letter_topic(&self) -> &str {
         &self.inner.dead_letter_topic
     }
@@ -306,9 +293,15 @@ impl KafkaBus {
         usize::try_from(self.inner.current_producer().in_flight()).unwrap_or(0)
     }
 
-    /// Messages waiting in the degraded-mode buffer (queued or being sent).
+    /// Messages held for the broker: in the spool, or in memory when the
+    /// spool is off.
     pub fn buffered(&self) -> usize {
-        self.inner.buffer_len.load(Ordering::Acquire)
+        self.inner.held()
+    }
+
+    /// The spool file, when the spool is on.
+    pub fn spool_path(&self) -> Option<&std::path::Path> {
+        self.inner.spool.as_ref().map(SpoolSlot::path)
     }
 
     /// Takes the messages that could not be delivered within the timeout
@@ -325,7 +318,8 @@ impl KafkaBus {
         KafkaBusStats {
             delivered: i.delivered.load(Ordering::Relaxed),
             buffered: i.buffered_total.load(Ordering::Relaxed),
-            buffer_len: buffer.queue.len() + buffer.sending,
+            buffer_len: buffer.waiting(),
+            spooled: i.spool.as_ref().map_or(0, SpoolSlot::len),
             undelivered: buffer.undelivered.len(),
             producer_rebuilds: i.rebuilds.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
@@ -339,6 +333,29 @@ impl KafkaBus {
     pub fn inject_fatal_error(&self, reason: &str) {
         self.inner.current_producer().raise_fatal_error(reason);
     }
+}
+
+/// Opens the spool the configuration asks for and says what an earlier run
+/// left in it.
+async fn open_spool(config: &KafkaConfig) -> Result<Option<SpoolSlot>, BusError> {
+    let Some(dir) = config.spool_path() else {
+        return Ok(None);
+    };
+    let dir = dir.to_path_buf();
+    let name = config.spool_file_name();
+    let capacity = config.spool_capacity_bytes;
+    let spool =
+        tokio::task::spawn_blocking(move || crate::spool::Spool::open(&dir, &name, capacity))
+            .await
+            .map_err(|e| BusError::Other(format!("opening the spool: {e}")))??;
+    if !spool.is_empty() {
+        tracing::info!(
+            spooled = spool.len(),
+            spool = %spool.path().display(),
+            "messages an earlier run could not deliver wait in the spool; they go out first"
+        );
+    }
+    Ok(Some(SpoolSlot::new(spool)))
 }
 
 /// The record of a bus message: topic, key, envelope JSON and headers.
@@ -362,7 +379,9 @@ impl SendError {
             SendError::CircuitOpen => BusError::CircuitOpen {
                 target: format!("Kafka topic `{topic}`"),
             },
-            SendError::Failed { attempts, reason } => BusError::Delivery {
+            SendError::Failed {
+                attempts, reason, ..
+            } => BusError::Delivery {
                 topic: topic.to_owned(),
                 attempts,
                 reason,
@@ -448,29 +467,21 @@ impl Inner {
         }
     }
 
-    /// Asks the breaker for an attempt.
-    fn breaker_allow(&self) -> bool {
-        !self.breaker_dirty.load(Ordering::Acquire) || self.breaker.allow()
-    }
-
-    fn breaker_success(&self) {
-        if self.breaker_dirty.load(Ordering::Acquire) {
-            self.breaker.record_success();
-            self.breaker_dirty.store(false, Ordering::Release);
-        }
-        if self.buffer_len.load(Ordering::Acquire) == 0 {
-            self.clear_degraded();
-        }
-    }
-
-    fn breaker_failure(&self, error: &str) {
-        self.breaker_dirty.store(true, Ordering::Release);
-        self.breaker.record_failure();
+    /// A failed call to the broker was reported: when that opened the
+    /// breaker, the bus is degraded.
+    fn note_failure(&self, error: &str) {
         if self.breaker.state() == CircuitState::Open {
             self.set_degraded(format!(
                 "circuit breaker open after {} consecutive failed deliveries; last: {error}",
                 self.breaker.failures()
             ));
+        }
+    }
+
+    /// A call to the broker succeeded: healthy again once nothing waits.
+    fn note_success(&self) {
+        if !self.holds_messages() {
+            self.clear_degraded();
         }
     }
 
@@ -480,9 +491,11 @@ impl Inner {
         let mut attempt = 0u32;
         let mut resends = 0u32;
         loop {
-            if !self.breaker_allow() {
+            // Reports the attempt's outcome; dropped with a cancelled
+            // publish, it frees a half-open breaker's trial.
+            let Some(permit) = self.breaker.permit() else {
                 return Err(SendError::CircuitOpen);
-            }
+            };
             // One attempt; re-sends after a producer rebuild belong to it.
             let result = loop {
                 let slot = self.current_producer();
@@ -505,23 +518,29 @@ impl Inner {
             match result {
                 Ok(()) => {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
-                    self.breaker_success();
+                    permit.success();
+                    self.note_success();
                     return Ok(());
                 }
                 Err(e) => {
                     let reason = e.to_string();
                     if !producer::is_retriable(&e) {
-                        // The message itself is at fault, not the broker.
+                        // The message itself is at fault; the broker
+                        // answered.
+                        permit.success();
                         return Err(SendError::Failed {
                             attempts: attempt + 1,
                             reason,
+                            retriable: false,
                         });
                     }
-                    self.breaker_failure(&reason);
+                    permit.failure();
+                    self.note_failure(&reason);
                     if attempt >= self.retry.max_retries {
                         return Err(SendError::Failed {
                             attempts: attempt + 1,
                             reason,
+                            retriable: true,
                         });
                     }
                     tracing::debug!(topic = %record.topic, attempt, "delivery failed, retrying: {reason}");
@@ -533,178 +552,6 @@ impl Inner {
             }
         }
     }
-
-    /// Puts a message into the degraded-mode buffer.
-    fn enqueue(&self, message: Arc<BusMessage>, record: Record) -> Result<(), BusError> {
-        let capacity = self.config.publish_buffer_capacity;
-        {
-            let mut buffer = lock(&self.buffer);
-            if buffer.queue.len() + buffer.sending + buffer.undelivered.len() >= capacity {
-                return Err(BusError::BufferFull { capacity });
-            }
-            buffer.queue.push_back(Pending {
-                message,
-                record,
-                since: Instant::now(),
-            });
-            self.buffer_len.fetch_add(1, Ordering::AcqRel);
-        }
-        self.buffered_total.fetch_add(1, Ordering::Relaxed);
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// Moves buffered messages older than the timeout to the undelivered
-    /// list.
-    fn expire(&self) {
-        let timeout = self.config.timeout();
-        let mut buffer = lock(&self.buffer);
-        let mut expired = 0;
-        while buffer
-            .queue
-            .front()
-            .is_some_and(|p| p.since.elapsed() >= timeout)
-        {
-            if let Some(p) = buffer.queue.pop_front() {
-                buffer.undelivered.push(p.message);
-                expired += 1;
-            }
-        }
-        if expired > 0 {
-            self.buffer_len.fetch_sub(expired, Ordering::AcqRel);
-            tracing::error!(
-                count = expired,
-                timeout_seconds = self.config.timeout_seconds,
-                "buffered messages not delivered within the timeout; \
-                 they are kept for KafkaBus::take_undelivered"
-            );
-        }
-    }
-
-    /// Sends a batch from the front of the buffer, in order. Returns
-    /// whether all of it was delivered.
-    async fn drain_batch(&self, max: usize) -> bool {
-        let batch: Vec<Pending> = {
-            let mut buffer = lock(&self.buffer);
-            let n = buffer.queue.len().min(max);
-            let batch: Vec<Pending> = buffer.queue.drain(..n).collect();
-            buffer.sending += batch.len();
-            batch
-        };
-        if batch.is_empty() {
-            return true;
-        }
-        let slot = self.current_producer();
-        let deadline = Instant::now() + self.config.timeout();
-        // Enqueue all in order (librdkafka keeps the order per partition),
-        // then collect the reports.
-        let mut receivers = Vec::with_capacity(batch.len());
-        for p in &batch {
-            receivers.push(slot.enqueue(&p.record, deadline).await);
-        }
-        let mut failed = Vec::new();
-        let mut last_error = None;
-        let mut delivered = 0u64;
-        for (p, rx) in batch.into_iter().zip(receivers) {
-            let report = match rx {
-                Ok(rx) => rx.await.unwrap_or(Err(KafkaError::Canceled)),
-                Err(e) => Err(e),
-            };
-            match report {
-                Ok(()) => delivered += 1,
-                Err(e) => {
-                    last_error = Some(e);
-                    failed.push(p);
-                }
-            }
-        }
-        self.delivered.fetch_add(delivered, Ordering::Relaxed);
-        let all_ok = failed.is_empty();
-        let n_failed = failed.len();
-        {
-            let mut buffer = lock(&self.buffer);
-            buffer.sending = buffer.sending.saturating_sub(delivered as usize + n_failed);
-            // Failed messages go back to the front, in their order.
-            for p in failed.into_iter().rev() {
-                buffer.queue.push_front(p);
-            }
-            self.buffer_len
-                .fetch_sub(delivered as usize, Ordering::AcqRel);
-        }
-        match last_error {
-            None => self.breaker_success(),
-            Some(e) => {
-                if slot.is_fatal() {
-                    self.rebuild_producer(&slot);
-                } else if !producer::is_purged(&e) {
-                    self.breaker_failure(&e.to_string());
-                    self.set_degraded(format!("{n_failed} buffered message(s) not delivered: {e}"));
-                }
-            }
-        }
-        all_ok
-    }
-
-    /// Asks the broker whether it answers (blocking call off the runtime).
-    async fn probe(&self) -> bool {
-        let slot = self.current_producer();
-        let timeout = probe_timeout(&self.config);
-        matches!(
-            tokio::task::spawn_blocking(move || slot.probe(timeout)).await,
-            Ok(Ok(()))
-        )
-    }
-}
-
-/// The background task: delivers the buffer, expires what waited too long,
-/// and probes the broker while degraded.
-async fn background(inner: Arc<Inner>) {
-    let mut shutdown = inner.shutdown.subscribe();
-    let idle = Duration::from_millis(250);
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let slot = inner.current_producer();
-        if slot.is_fatal() {
-            inner.rebuild_producer(&slot);
-        }
-        drop(slot);
-        inner.expire();
-        let pending = inner.buffer_len.load(Ordering::Acquire) > 0;
-        let pause = if pending {
-            if inner.breaker_allow() {
-                if inner.drain_batch(10_000).await {
-                    continue;
-                }
-                retry_pause(&inner)
-            } else {
-                Duration::from_millis(100)
-            }
-        } else if inner.is_degraded() {
-            // Nothing to send: find out whether the broker is back. An
-            // answer closes the breaker; silence leaves it to the trials
-            // of publishes.
-            if inner.probe().await {
-                inner.breaker_dirty.store(true, Ordering::Release);
-                inner.breaker_success();
-                inner.clear_degraded();
-                continue;
-            }
-            Duration::from_secs(1)
-        } else {
-            idle
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = inner.wake.notified() => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-fn retry_pause(inner: &Inner) -> Duration {
-    inner.retry.delay(0).min(Duration::from_secs(5))
 }
 
 #[async_trait]
@@ -713,20 +560,27 @@ impl EventBus for KafkaBus {
         &self.inner.config.environment
     }
 
-    /// Publishes and awaits the broker's acknowledgement; while the bus is
-    /// degraded (broker unreachable, circuit open) the message is buffered
-    /// instead and `Ok` means "accepted into the buffer".
-    async fn publish(&self, message: Arc<BusMessage>) -> Result<(), BusError> {
+    /// Publishes and awaits the broker's acknowledgement (`Acknowledged`).
+    /// While the broker is unreachable (the bus is degraded, the breaker
+    /// open, or the retries of this message spent on a broker error), or
+    /// while older messages wait, the message joins them: in the spool
+    /// (`Spooled`) or, with the spool off, in memory (`Buffered`).
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
         let inner = &self.inner;
         inner.check_open()?;
         let record = record_of(&message);
-        if inner.is_degraded() || inner.buffer_len.load(Ordering::Acquire) > 0 {
-            // Keep the order: behind what is buffered already.
-            return inner.enqueue(message, record);
+        if inner.is_degraded() || inner.holds_messages() {
+            // Keep the order: behind what is held already.
+            return inner.hold(message, record).await;
         }
         match inner.deliver(&record).await {
-            Ok(()) => Ok(()),
-            Err(SendError::CircuitOpen) => inner.enqueue(message, record),
+            Ok(()) => Ok(Delivery::Acknowledged),
+            Err(
+                SendError::CircuitOpen
+                | SendError::Failed {
+                    retriable: true, ..
+                },
+            ) => inner.hold(message, record).await,
             Err(e) => Err(e.into_bus_error(&record.topic)),
         }
     }
@@ -748,10 +602,11 @@ impl EventBus for KafkaBus {
         Some(self.inner.dead_lettered.load(Ordering::Relaxed))
     }
 
-    /// Stops the consumers (each commits what it handled), delivers the
-    /// buffer (waiting up to the timeout), flushes the producer. Returns
-    /// [`BusError::Undelivered`] when messages could not be delivered; they
-    /// stay available from [`KafkaBus::take_undelivered`].
+    /// Stops the consumers (each commits what it handled), delivers what
+    /// is held (waiting up to the timeout), flushes the producer. What the
+    /// broker did not take stays in the spool, durably, for the next start.
+    /// Without a spool it is lost: [`BusError::Undelivered`] says how many,
+    /// and [`KafkaBus::take_undelivered`] hands them back.
     async fn shutdown(&self) -> Result<(), BusError> {
         let inner = &self.inner;
         if inner.closing.swap(true, Ordering::AcqRel) {
@@ -761,40 +616,59 @@ impl EventBus for KafkaBus {
         // 1. Consumers: they may still dead-letter through the producer.
         let _ = inner.shutdown.send(true);
         let consumers = std::mem::take(&mut *lock(&inner.consumers));
+        if !consumers.is_empty() {
+            tracing::info!(
+                consumers = consumers.len(),
+                "stopping the consumers: each finishes the message in hand and commits"
+            );
+        }
         for done in consumers {
-            if tokio::time::timeout(timeout * 2, done).await.is_err() {
-                tracing::warn!("a Kafka consumer did not stop within the timeout");
+            tokio::select! {
+                stopped = tokio::time::timeout(timeout * 2, done) => if stopped.is_err() {
+                    tracing::warn!("a Kafka consumer did not stop within the timeout");
+                },
+                _ = inner.expedited() => break,
             }
         }
-        // 2. The buffer: the background task stopped; deliver here.
-        let deadline = Instant::now() + timeout;
-        while inner.buffer_len.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            inner.expire();
-            if inner.breaker_allow() {
-                if !inner.drain_batch(10_000).await {
-                    tokio::time::sleep(retry_pause(inner)).await;
-                }
-            } else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        // 2. What is held: the background task stopped; deliver here.
+        tokio::select! {
+            _ = inner.deliver_held(timeout) => {}
+            _ = inner.expedited() => {}
         }
-        let leftover = {
+        let lost = {
             let mut buffer = lock(&inner.buffer);
-            let rest: Vec<Arc<BusMessage>> = buffer.queue.drain(..).map(|p| p.message).collect();
-            inner.buffer_len.fetch_sub(rest.len(), Ordering::AcqRel);
-            buffer.undelivered.extend(rest);
-            buffer.undelivered.len()
+            let sending = buffer.waiting() - buffer.give_up().min(buffer.waiting());
+            buffer.undelivered.len() + sending
         };
+        if let Some(spool) = &inner.spool {
+            if spool.len() > 0 {
+                tracing::warn!(
+                    spooled = spool.len(),
+                    spool = %spool.path().display(),
+                    "the broker did not take every message before shutdown; they stay in \
+                     the spool and are delivered first at the next start"
+                );
+            }
+        }
         // 3. The producer: dropping it would purge its queue.
+        let flush_timeout = if inner.expedite.load(Ordering::Acquire) {
+            Duration::from_secs(1)
+        } else {
+            timeout
+        };
         let slot = inner.current_producer();
         let flushed = tokio::task::spawn_blocking(move || {
-            let r = slot.flush(timeout);
+            let r = slot.flush(flush_timeout);
             (r, slot.in_flight())
         })
         .await;
         inner.stopped.store(true, Ordering::Release);
-        if leftover > 0 {
-            return Err(BusError::Undelivered { count: leftover });
+        if lost > 0 {
+            tracing::error!(
+                count = lost,
+                "messages held in memory (the spool is off) were not delivered"
+            );
+            return Err(BusError::Undelivered { count: lost });
         }
         match flushed {
             Ok((Ok(()), _)) => Ok(()),
@@ -804,6 +678,13 @@ impl EventBus for KafkaBus {
             .inspect_err(|_| tracing::error!("flushing the Kafka producer failed: {e}")),
             Err(e) => Err(BusError::Other(format!("flushing the Kafka producer: {e}"))),
         }
+    }
+
+    /// Makes a running [`EventBus::shutdown`] stop waiting: held messages
+    /// stay in the spool at once.
+    fn expedite_shutdown(&self) {
+        self.inner.expedite.store(true, Ordering::Release);
+        self.inner.expedited.notify_waiters();
     }
 }
 
@@ -845,11 +726,6 @@ impl Drop for KafkaBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_dlq_topic_is_namespaced() {
-        assert_eq!(default_dead_letter_topic("prod"), "prod.dlq.v1");
-    }
 
     #[test]
     fn producer_settings_follow_the_config() {

@@ -83,6 +83,8 @@ pub fn test_config(bootstrap: &str, environment: &str) -> KafkaConfig {
     c.session_timeout_ms = 6000;
     c.auto_offset_reset = AutoOffsetReset::Earliest;
     c.linger_ms = 1;
+    // Spool files of tests stay in the build's temporary folder.
+    c.spool_dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/spool").to_owned();
     c.validate().expect("valid test config");
     c
 }
