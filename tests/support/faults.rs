@@ -4,8 +4,8 @@
 //! with Python confluent-kafka, and the checker that counts what was lost,
 //! duplicated and reordered.
 //!
-//! Included by `tests/faults.rs` next to `support/e2e.rs`, whose helpers it
-//! reuses (`crate::e2e`).
+//! Included by `tests/faults.rs` next to `support/e2e.rs` and
+//! `support/node_build.rs`, whose helpers it reuses.
 #![allow(dead_code)]
 
 use std::{
@@ -21,7 +21,10 @@ use onex::chrono::{DateTime, Utc};
 use onex_build::pipeline::{self, Mode, Request, RuntimeDependency};
 use serde_json::{Value, json};
 
-use crate::e2e::{self, NodeProcess, root};
+use crate::{
+    e2e::{self, NodeProcess, root},
+    node_build::build_without_warnings,
+};
 
 /// Where the fixtures live: contracts, handlers, Python scripts.
 pub fn fixtures() -> PathBuf {
@@ -67,8 +70,9 @@ impl FaultNode {
     }
 
     /// Generates the node crate (once per test process), puts the suite's
-    /// handler into it, builds it in the target folder every node crate of
-    /// the tests shares, and returns the binary.
+    /// handler into it, builds it (without a warning in its own files) in
+    /// the target folder every node crate of the tests shares, and returns
+    /// the binary.
     pub fn binary(self) -> PathBuf {
         static PROBE: OnceLock<PathBuf> = OnceLock::new();
         static WINDOW: OnceLock<PathBuf> = OnceLock::new();
@@ -103,7 +107,10 @@ impl FaultNode {
         if std::fs::read_to_string(&target).ok().as_deref() != Some(handler.as_str()) {
             std::fs::write(&target, handler).expect("write the handler");
         }
-        e2e::build_node(&node_dir, self.crate_name())
+        let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-target");
+        build_without_warnings(&node_dir, &target_dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", node_dir.display()));
+        target_dir.join("debug").join(self.crate_name())
     }
 }
 
@@ -142,9 +149,13 @@ pub fn probe_output_topics(environment: &str) -> Vec<String> {
     .collect()
 }
 
-/// `{environment}.dlq.v1`, the Kafka bus's default dead-letter topic.
+/// The probe's dead-letter topic, as its contract names it (the bus puts
+/// the environment in front).
+pub const DEAD_LETTER_TOPIC: &str = "fault_probe.dlq.v1";
+
+/// The probe's full dead-letter topic in `environment`.
 pub fn dead_letter_topic(environment: &str) -> String {
-    format!("{environment}.dlq.v1")
+    topic(environment, DEAD_LETTER_TOPIC)
 }
 
 /// How a scenario runs its node: which binary, where, with what settings.
