@@ -323,7 +323,6 @@ fn samples(environment: &str, seqs: std::ops::Range<u64>) -> Vec<Outgoing> {
 /// run, which stops cleanly, is the control: it shows the reducer and the
 /// checker work when no kill intervenes.
 #[test]
-#[ignore = "needs the reducer to commit its input only after the window's state_updated event is acknowledged"]
 fn reducer_killed_mid_window_reflects_every_input() {
     const BATCHES: [std::ops::Range<u64>; 3] = [0..100, 100..200, 200..300];
     let Some(bootstrap) = broker("reducer kill") else {
