@@ -54,15 +54,17 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// Duplicates allowed per SIGKILL in scenario (a). The node commits each
-/// handled command's offset right after its handler (asynchronously,
-/// `KAFKA_ENABLE_AUTO_COMMIT=false`), and its handler sleeps
-/// `FAULT_DELAY_MS` = 5 ms per command. A kill makes the restarted node
-/// redo the command in its handler (1) plus those whose commit the broker
-/// had not yet stored: the commands handled within one commit round trip.
-/// On loopback a commit takes well under 50 ms, during which at most
-/// 50 / 5 = 10 commands finish. Hence 1 + 10 per kill.
-const DUPLICATES_PER_KILL: usize = 11;
+/// The commit interval of scenario (a), `KAFKA_COMMIT_INTERVAL_MS`.
+const KILL_COMMIT_INTERVAL_MS: usize = 200;
+/// The handler's time per command in scenario (a), `FAULT_DELAY_MS`.
+const KILL_DELAY_MS: usize = 5;
+
+/// Duplicates allowed per SIGKILL in scenario (a), from the runtime's
+/// promise (docs/runtime.md, "Consuming"): a handled offset is committed at
+/// the latest one commit interval after its handler, so a kill replays the
+/// command in hand (1) plus at most the commands handled within one commit
+/// interval: 200 ms / 5 ms = 40.
+const DUPLICATES_PER_KILL: usize = 1 + KILL_COMMIT_INTERVAL_MS / KILL_DELAY_MS;
 
 /// (a) A consumer killed with SIGKILL at random moments, five times over
 /// 1,200 queued commands, and restarted in the same group each time:
@@ -77,7 +79,8 @@ fn sigkill_repeatedly_loses_nothing_and_keeps_order_per_key() {
     let (ledger, records) = Ledger::probe_commands(&environment, 8, 150);
     send_all(&bootstrap, &records);
     let mut run = NodeRun::new(FaultNode::Probe, &bootstrap, &environment)
-        .set("FAULT_DELAY_MS", 5)
+        .set("FAULT_DELAY_MS", KILL_DELAY_MS)
+        .set("KAFKA_COMMIT_INTERVAL_MS", KILL_COMMIT_INTERVAL_MS)
         .set("KAFKA_ENABLE_AUTO_COMMIT", "false")
         .set("KAFKA_SESSION_TIMEOUT_MS", 3000);
     for _ in 0..KILLS {

@@ -175,7 +175,11 @@ impl Spool {
             // `File::try_lock` is std's since Rust 1.89: no extra crate.
             let locked = file.try_lock();
             match locked {
-                Ok(()) => return Spool::load(path, file, capacity_bytes),
+                Ok(()) => {
+                    let mut spool = Spool::load(path, file, capacity_bytes)?;
+                    spool.adopt_orphans(dir, &name)?;
+                    return Ok(spool);
+                }
                 Err(TryLockError::WouldBlock) => continue,
                 Err(TryLockError::Error(e)) => return Err(io_error(&path, "lock", e)),
             }
@@ -184,6 +188,45 @@ impl Spool {
             dir: dir.to_path_buf(),
             name,
         })
+    }
+
+    /// Takes over what the other files of `name` hold whose process is
+    /// gone (their lock is free): a replica that left a numbered file behind
+    /// and never came back would otherwise keep its records there. They are
+    /// appended after this spool's own records, each file's order kept, and
+    /// removed from the orphan once durable here.
+    fn adopt_orphans(&mut self, dir: &Path, name: &str) -> Result<(), SpoolError> {
+        for number in 0..=MAX_NUMBERED_FILES {
+            let path = match number {
+                0 => dir.join(format!("{name}.spool")),
+                n => dir.join(format!("{name}.{n}.spool")),
+            };
+            if path == self.path || !path.exists() {
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_error(&path, "open", e))?;
+            if file.try_lock().is_err() {
+                continue; // Its process is alive.
+            }
+            let mut orphan = Spool::load(path, file, self.capacity_bytes)?;
+            if orphan.is_empty() {
+                continue;
+            }
+            let records = orphan.peek(orphan.len())?;
+            self.append(&records)?;
+            orphan.acknowledge(records.len())?;
+            tracing::info!(
+                records = records.len(),
+                from = %orphan.path.display(),
+                into = %self.path.display(),
+                "spool: took over the records of a process that is gone"
+            );
+        }
+        Ok(())
     }
 
     fn load(path: PathBuf, file: File, capacity_bytes: u64) -> Result<Spool, SpoolError> {
@@ -762,6 +805,22 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_records_of_a_gone_process_are_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Spool::open(dir.path(), "node", 1 << 20).expect("open");
+        let mut second = Spool::open(dir.path(), "node", 1 << 20).expect("open .1");
+        second.append(&records(7..9)).expect("append");
+        drop(second);
+        drop(first);
+        // The next start takes the unnumbered file and adopts `.1`'s records.
+        let spool = Spool::open(dir.path(), "node", 1 << 20).expect("reopen");
+        assert_eq!(spool.path(), dir.path().join("node.spool"));
+        assert_eq!(spool.peek(10).expect("peek"), records(7..9));
+        let orphan = dir.path().join("node.1.spool");
+        assert_eq!(std::fs::metadata(orphan).expect("kept").len(), HEADER_LEN);
     }
 
     #[test]

@@ -430,6 +430,14 @@ impl Commits {
 /// consumer polls on.
 type Kept<'c> = VecDeque<BorrowedMessage<'c>>;
 
+/// What [`ConsumerTask::next_after_breaker`] found.
+enum Next<'c> {
+    Record(BorrowedMessage<'c>),
+    /// The breaker's pause ended: look again.
+    Paused,
+    Stopped,
+}
+
 impl ConsumerTask {
     async fn run(self, mut stop: StopSignal) {
         match &self.handling {
@@ -456,29 +464,13 @@ impl ConsumerTask {
             if stop.is_stopped() || *bus_stop.borrow() {
                 break;
             }
-            if let Some(pause) = breaker.pause_left() {
-                // The breaker is open: consume nothing, but go on polling.
-                let (stop, bus_stop) = (&mut *stop, &mut bus_stop);
-                let pausing = async move {
-                    tokio::select! {
-                        () = stopped(stop, bus_stop) => true,
-                        () = tokio::time::sleep(pause) => false,
-                    }
-                };
-                if self
-                    .keep_polling(pausing, Duration::ZERO, &mut kept, &mut commits)
-                    .await
-                {
-                    break;
-                }
-                continue;
-            }
-            let record = match kept.pop_front() {
-                Some(record) => record,
-                None => match self.next_record(&mut commits, stop, &mut bus_stop).await {
-                    Some(record) => record,
-                    None => break,
-                },
+            let record = match self
+                .next_after_breaker(&breaker, &mut kept, &mut commits, stop, &mut bus_stop)
+                .await
+            {
+                Next::Record(record) => record,
+                Next::Paused => continue,
+                Next::Stopped => break,
             };
             let work = self.process(handler, &record, &mut breaker, stop, &mut bus_stop);
             match self
@@ -518,28 +510,13 @@ impl ConsumerTask {
             if stop.is_stopped() || *bus_stop.borrow() {
                 break;
             }
-            if let Some(pause) = breaker.pause_left() {
-                let (stop, bus_stop) = (&mut *stop, &mut bus_stop);
-                let pausing = async move {
-                    tokio::select! {
-                        () = stopped(stop, bus_stop) => true,
-                        () = tokio::time::sleep(pause) => false,
-                    }
-                };
-                if self
-                    .keep_polling(pausing, Duration::ZERO, &mut kept, &mut commits)
-                    .await
-                {
-                    break;
-                }
-                continue;
-            }
-            let first = match kept.pop_front() {
-                Some(record) => record,
-                None => match self.next_record(&mut commits, stop, &mut bus_stop).await {
-                    Some(record) => record,
-                    None => break,
-                },
+            let first = match self
+                .next_after_breaker(&breaker, &mut kept, &mut commits, stop, &mut bus_stop)
+                .await
+            {
+                Next::Record(record) => record,
+                Next::Paused => continue,
+                Next::Stopped => break,
             };
             let deadline = tokio::time::Instant::now() + options.window;
             let mut batch = vec![first];
@@ -651,6 +628,42 @@ impl ConsumerTask {
 
     /// The next record from the consumer. When none is ready at once, the
     /// stored offsets are committed first. `None` when stop is requested.
+    /// The next record to handle, a kept one first; while the
+    /// subscriber's breaker is open, instead waits out the pause without
+    /// consuming (polling all the while).
+    async fn next_after_breaker<'c>(
+        &'c self,
+        breaker: &SubscriberBreaker,
+        kept: &mut Kept<'c>,
+        commits: &mut Commits,
+        stop: &mut StopSignal,
+        bus_stop: &mut watch::Receiver<bool>,
+    ) -> Next<'c> {
+        if let Some(pause) = breaker.pause_left() {
+            let pausing = async {
+                tokio::select! {
+                    () = stopped(&mut *stop, &mut *bus_stop) => true,
+                    () = tokio::time::sleep(pause) => false,
+                }
+            };
+            return if self
+                .keep_polling(pausing, Duration::ZERO, kept, commits)
+                .await
+            {
+                Next::Stopped
+            } else {
+                Next::Paused
+            };
+        }
+        if let Some(record) = kept.pop_front() {
+            return Next::Record(record);
+        }
+        match self.next_record(commits, stop, bus_stop).await {
+            Some(record) => Next::Record(record),
+            None => Next::Stopped,
+        }
+    }
+
     async fn next_record(
         &self,
         commits: &mut Commits,
