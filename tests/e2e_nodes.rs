@@ -104,6 +104,12 @@ fn postgres_writer_node_registers_writes_and_stops_cleanly() {
     assert_eq!(done["correlation_id"], correlation_id.as_str());
     assert_eq!(done["payload"]["success"], true);
     assert!(done["payload"]["execution_time_ms"].as_f64().is_some());
+    // The result itself reaches the broker, typed as the contract says.
+    let result = &done["payload"]["result"];
+    assert_eq!(result["record_id"], record_id.as_str(), "{done:#}");
+    assert_eq!(result["rows_affected"], 1, "{done:#}");
+    assert_eq!(result["status"], "inserted", "{done:#}");
+    assert_eq!(done["payload"]["result_summary"]["rows_affected"], "u64");
 
     let heartbeats = read(
         &bootstrap,

@@ -205,3 +205,39 @@ fn unformatted_modules_compile_and_hold_the_formatted_code() {
         }
     }
 }
+
+/// An operation's completed event carries its typed result, with the
+/// output's summary-only fields left out (`pricing.yaml` marks
+/// `margin_cents`); the summary still names every field and its type.
+#[test]
+fn a_completed_event_carries_the_result_without_its_summary_only_fields() {
+    use onex_compile_generated::contracts::pricing::{Currency, PriceQuoteCompleted, PricedQuote};
+    let quote = PricedQuote {
+        quote_id: onex::uuid::Uuid::new_v4(),
+        subtotal_cents: 1_000,
+        discount_cents: 100,
+        tax_cents: 180,
+        total_cents: 1_080,
+        tax_rate: 0.2,
+        currency: Currency::Eur,
+        margin_cents: Some(250),
+    };
+    let correlation_id = onex::uuid::Uuid::new_v4();
+    let event = PriceQuoteCompleted::new(onex::uuid::Uuid::new_v4(), correlation_id, 1.5, &quote);
+    assert_eq!(
+        event.result.margin_cents, None,
+        "summary-only: never the value"
+    );
+    assert_eq!(
+        event.result,
+        PricedQuote {
+            margin_cents: None,
+            ..quote.clone()
+        }
+    );
+    assert_eq!(event.result_summary["margin_cents"], "optional<u64>");
+    assert_eq!(event.correlation_id, correlation_id);
+    let json = serde_json::to_value(&event).expect("serializes");
+    assert_eq!(json["result"]["total_cents"], 1_080);
+    assert!(json["result"]["margin_cents"].is_null(), "{json}");
+}

@@ -87,8 +87,8 @@ impl<E: std::error::Error> From<E> for OperationError {
 }
 
 /// Runs one operation: publishes `started`, runs `work`, then publishes
-/// what `completed` (given the execution time in milliseconds) or `failed`
-/// (given the time and the error) makes of the outcome.
+/// what `completed` (given the execution time in milliseconds and the
+/// output) or `failed` (given the time and the error) makes of the outcome.
 ///
 /// The business logic runs only once `started` is durable, and the run
 /// returns the logic's result only once `completed` or `failed` is durable
@@ -99,7 +99,7 @@ pub async fn run_operation<O, Work, Started, Completed, Failed>(
     correlation_id: Uuid,
     started: Started,
     work: impl FnOnce() -> Work,
-    completed: impl FnOnce(f64) -> Completed,
+    completed: impl FnOnce(f64, &O) -> Completed,
     failed: impl FnOnce(f64, &OperationError) -> Failed,
 ) -> Result<O, OperationError>
 where
@@ -112,7 +112,8 @@ where
     publish_durable(publisher, &started, correlation_id).await?;
     match work().await {
         Ok(output) => {
-            publish_durable(publisher, &completed(elapsed_ms(clock)), correlation_id).await?;
+            let event = completed(elapsed_ms(clock), &output);
+            publish_durable(publisher, &event, correlation_id).await?;
             Ok(output)
         }
         Err(error) => {

@@ -448,11 +448,12 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
                 correlation_id,
                 events::ValidateOrderStarted::new(node_id, correlation_id),
                 || <H as crate::Handler>::validate_order(&node.handler, input),
-                |execution_time_ms| {
+                |execution_time_ms, output| {
                     events::ValidateOrderCompleted::new(
                         node_id,
                         correlation_id,
                         execution_time_ms,
+                        output,
                     )
                 },
                 |execution_time_ms, error| {
@@ -482,11 +483,12 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
                 correlation_id,
                 events::PersistOrderStarted::new(node_id, correlation_id),
                 || <H as crate::Handler>::persist_order(&node.handler, input),
-                |execution_time_ms| {
+                |execution_time_ms, output| {
                     events::PersistOrderCompleted::new(
                         node_id,
                         correlation_id,
                         execution_time_ms,
+                        output,
                     )
                 },
                 |execution_time_ms, error| {

@@ -166,11 +166,12 @@ impl<H: crate::Handler> Operations<'_, H> {
                 correlation_id,
                 events::WriteRecordStarted::new(node_id, correlation_id),
                 || <H as crate::Handler>::write_record(&node.handler, input),
-                |execution_time_ms| {
+                |execution_time_ms, output| {
                     events::WriteRecordCompleted::new(
                         node_id,
                         correlation_id,
                         execution_time_ms,
+                        output,
                     )
                 },
                 |execution_time_ms, error| {

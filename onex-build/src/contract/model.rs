@@ -164,6 +164,11 @@ pub struct Field {
     /// Doc text.
     #[serde(default)]
     pub description: Option<String>,
+    /// In an operation's output: the completed event carries the field's
+    /// name and type only, never its value (the field must be
+    /// `optional<T>`; it is `None` in the published result).
+    #[serde(default)]
+    pub summary_only: bool,
 }
 
 /// An enum variant.

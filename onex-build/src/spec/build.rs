@@ -626,6 +626,7 @@ impl SpecBuilder<'_> {
             operation,
             step_index: None,
             summary: BTreeMap::new(),
+            summary_only: Vec::new(),
             struct_name,
         }
     }
@@ -658,6 +659,7 @@ impl SpecBuilder<'_> {
             operation: None,
             step_index: None,
             summary: BTreeMap::new(),
+            summary_only: Vec::new(),
         }
     }
 
@@ -721,6 +723,7 @@ impl SpecBuilder<'_> {
                 operation: None,
                 step_index: None,
                 summary: BTreeMap::new(),
+                summary_only: Vec::new(),
                 struct_name,
             });
         }
@@ -806,7 +809,12 @@ impl SpecBuilder<'_> {
                     (
                         "result_summary",
                         map(),
-                        "The result's field names and their types (never the values).",
+                        "The result's field names and their types.",
+                    ),
+                    (
+                        "result",
+                        TypeExpr::parse(&op.output).unwrap_or(T::Json),
+                        "The operation's result; its summary-only fields are `None` (their types are in `result_summary`).",
                     ),
                     (
                         "success",
@@ -818,6 +826,14 @@ impl SpecBuilder<'_> {
                 Some(name.clone()),
             );
             completed.summary = self.summary_of(&op.output);
+            completed.summary_only = c
+                .types
+                .iter()
+                .filter(|t| t.name == op.output)
+                .flat_map(|t| t.fields.iter().flatten())
+                .filter(|f| f.summary_only)
+                .map(|f| field_ident(&f.name))
+                .collect();
             out.push(completed);
             out.push(self.derived_event(
                 EventKind::OperationFailed,

@@ -241,6 +241,9 @@ pub struct EventSpec {
     /// of the operation's input (started) or output (completed), the privacy
     /// preserving summary of seed 002.
     pub summary: BTreeMap<String, String>,
+    /// Operation completed events: the Rust names of the output's
+    /// summary-only fields, which the published result leaves `None`.
+    pub summary_only: Vec<String>,
 }
 
 /// A subscription to another node's topic.

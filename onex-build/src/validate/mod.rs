@@ -21,6 +21,7 @@
 //! | TY-003 | struct or enum | a type has exactly one of `fields` and `variants`; an enum has at least one variant |
 //! | TY-004 | struct references | operation `input`/`output` and `aggregation.state` name struct types |
 //! | TY-005 | finite types | no struct contains itself other than through `list<T>` or `map<T>` |
+//! | TY-006 | summary-only fields | a field marked `summary_only` is a field of a type (not of a custom event) and `optional<T>`, so that the published result can leave it out |
 //! | ND-001 | orchestrator workflow | an orchestrator has a `workflow` with at least one step |
 //! | ND-002 | reducer aggregation | a reducer has an `aggregation` and at least one topic (in `aggregation.topics` or `subscriptions`) |
 //! | ND-003 | sections by node type | `workflow` only on orchestrators, `aggregation` only on reducers, no `event_bus.enabled: false` on effects and orchestrators |
@@ -124,6 +125,11 @@ pub const GATES: &[Gate] = &[
         id: "TY-005",
         name: "finite types",
         checks: "no struct contains itself except through a list or map",
+    },
+    Gate {
+        id: "TY-006",
+        name: "summary-only fields",
+        checks: "`summary_only` fields belong to types and are `optional<T>`",
     },
     Gate {
         id: "ND-001",

@@ -336,6 +336,48 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         }
     }
 
+    // TY-006: a summary-only field is left out of a published result by
+    // setting it to `None`, so it must be optional; custom events travel
+    // whole.
+    for (i, t) in c.types.iter().enumerate() {
+        for (j, f) in t.fields.iter().flatten().enumerate() {
+            if f.summary_only && !f.ty.trim_start().starts_with("optional<") {
+                let d = ctx
+                    .error(
+                        "TY-006",
+                        format!("types[{i}].fields[{j}].summary_only"),
+                        format!(
+                            "the summary-only field `{}` of `{}` is not optional",
+                            f.name, t.name
+                        ),
+                    )
+                    .expected("`optional<T>`, which the published result sets to `None`")
+                    .found(format!("`{}`", f.ty))
+                    .help(format!(
+                        "make it `type: optional<{}>`, or drop `summary_only`",
+                        f.ty.trim()
+                    ));
+                ctx.push(d);
+            }
+        }
+    }
+    for (i, e) in c.events.iter().enumerate() {
+        for (j, f) in e.fields.iter().enumerate() {
+            if f.summary_only {
+                let d = ctx
+                    .error(
+                        "TY-006",
+                        format!("events[{i}].fields[{j}].summary_only"),
+                        format!("`summary_only` on the field `{}` of the event `{}`", f.name, e.name),
+                    )
+                    .expected("`summary_only` only on fields of types, for operation results")
+                    .found("`summary_only: true` on an event's field")
+                    .help("a custom event travels as it is: leave the field out of the event, or drop `summary_only`");
+                ctx.push(d);
+            }
+        }
+    }
+
     // TY-001 and TY-002: every field type parses and resolves.
     let mut fields: Vec<(String, &str)> = Vec::new();
     for (i, t) in c.types.iter().enumerate() {
