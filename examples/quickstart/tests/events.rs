@@ -68,6 +68,7 @@ fn custom_events_round_trip_with_their_topic_and_category() {
             total_cents: 4500,
             tax_rate: 0.2,
             currency: pricing::Currency::Eur,
+            margin_cents: Some(900),
         },
         priced_at: onex::chrono::Utc::now(),
     };
@@ -75,7 +76,7 @@ fn custom_events_round_trip_with_their_topic_and_category() {
 }
 
 #[test]
-fn operation_events_carry_a_summary_of_types_not_values() {
+fn operation_events_carry_the_result_and_a_summary_of_types() {
     let node_id = Uuid::new_v4();
     let correlation_id = Uuid::new_v4();
     let started = pricing::PriceQuoteStarted::new(node_id, correlation_id);
@@ -87,9 +88,21 @@ fn operation_events_carry_a_summary_of_types_not_values() {
         "pricing.compute.price_quote.started.v1"
     );
 
-    let completed = pricing::PriceQuoteCompleted::new(node_id, correlation_id, 1.5);
+    let quote = pricing::PricedQuote {
+        quote_id: Uuid::new_v4(),
+        subtotal_cents: 3750,
+        discount_cents: 0,
+        tax_cents: 750,
+        total_cents: 4500,
+        tax_rate: 0.2,
+        currency: pricing::Currency::Eur,
+        margin_cents: Some(900),
+    };
+    let completed = pricing::PriceQuoteCompleted::new(node_id, correlation_id, 1.5, &quote);
     assert!(completed.success);
     assert_eq!(completed.result_summary["total_cents"], "u64");
+    assert_eq!(completed.result.total_cents, 4500);
+    assert_eq!(completed.result.margin_cents, None, "summary-only");
     round_trip(completed);
 
     let failed =
