@@ -241,3 +241,56 @@ fn a_completed_event_carries_the_result_without_its_summary_only_fields() {
     assert_eq!(json["result"]["total_cents"], 1_080);
     assert!(json["result"]["margin_cents"].is_null(), "{json}");
 }
+
+/// A contract's `states` become a run-time state machine: the generated
+/// `State` moves only along the contract's transitions (here
+/// `postgres_writer.yaml`'s), each announced before it takes effect.
+#[test]
+fn the_state_machine_moves_only_along_the_contracts_transitions() {
+    use onex::fsm::{StateMachine, TransitionError};
+    use onex_compile_generated::contracts::postgres_writer::State;
+    let runtime = onex::tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        let machine = StateMachine::<State>::new();
+        assert_eq!(machine.current().await, State::Idle);
+        let announced = std::sync::Mutex::new(Vec::new());
+        let announce = |from: State, to: State| {
+            announced
+                .lock()
+                .unwrap()
+                .push(format!("{} -> {}", from.as_str(), to.as_str()));
+            async { Ok::<(), String>(()) }
+        };
+        machine
+            .transition(State::Writing, announce)
+            .await
+            .expect("idle -> writing");
+        let refused = machine
+            .transition(State::Writing, announce)
+            .await
+            .expect_err("writing -> writing is not in the table");
+        assert!(matches!(
+            refused,
+            TransitionError::NotAllowed {
+                from: "writing",
+                to: "writing"
+            }
+        ));
+        machine
+            .transition(State::Failed, announce)
+            .await
+            .expect("writing -> failed");
+        assert!(machine.transition(State::Writing, announce).await.is_err());
+        machine
+            .transition(State::Idle, announce)
+            .await
+            .expect("failed -> idle");
+        assert_eq!(
+            *announced.lock().unwrap(),
+            ["idle -> writing", "writing -> failed", "failed -> idle"],
+            "refused transitions are not announced"
+        );
+    });
+}

@@ -30,6 +30,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod fsm;
 pub mod headers;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -113,14 +113,54 @@ pub trait Steps: crate::Handler {
 pub struct NodeOrderWorkflowOrchestrator<H> {
     runtime: ::onex::lifecycle::NodeRuntime,
     handler: H,
+    machine: ::onex::fsm::StateMachine<events::State>,
 }
 impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
     /// A node on `runtime`'s bus that runs `handler`'s business logic.
     pub fn new(runtime: ::onex::lifecycle::NodeRuntime, handler: H) -> Self {
         NodeOrderWorkflowOrchestrator {
+            machine: ::onex::fsm::StateMachine::new(),
             runtime,
             handler,
         }
+    }
+    /// The node's current state (the contract's `states`; it starts in
+    /// `events::State::INITIAL`).
+    pub async fn state(&self) -> events::State {
+        self.machine.current().await
+    }
+    /// Moves the node to `to` for `reason`: refused unless the contract's
+    /// transitions allow it from the current state; announced by a durable
+    /// `StateChanged` before it takes effect (a transition that cannot be
+    /// announced does not happen).
+    pub async fn transition(
+        &self,
+        to: events::State,
+        reason: &str,
+        correlation_id: ::onex::uuid::Uuid,
+    ) -> ::std::result::Result<
+        ::onex::Published,
+        ::onex::fsm::TransitionError<OperationError>,
+    > {
+        self.machine
+            .transition(
+                to,
+                |from, to| async move {
+                    ::onex::operation::require_durable::<
+                        events::StateChanged,
+                    >(
+                        self
+                            .publish_state_changed(
+                                correlation_id,
+                                from.as_str(),
+                                to.as_str(),
+                                reason,
+                            )
+                            .await,
+                    )
+                },
+            )
+            .await
     }
     /// The node's id, fresh for each process.
     pub fn node_id(&self) -> ::onex::uuid::Uuid {
