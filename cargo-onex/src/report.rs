@@ -125,6 +125,17 @@ impl Shell {
         ));
     }
 
+    /// `warning: ...`, unless `-q`.
+    pub fn warning(&self, message: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.eprint(&format!(
+                "{}{}",
+                self.paint(YELLOW, "warning"),
+                self.bold(&format!(": {message}"))
+            ));
+        }
+    }
+
     /// `help: ...` under an error, always.
     pub fn help(&self, message: &str) {
         self.eprint(&format!("{}: {message}", self.paint(CYAN, "help")));
@@ -227,6 +238,9 @@ impl Shell {
                         self.verbose_status("Passed", &format!("{} {}", gate.id, gate.description));
                     }
                 }
+            }
+            for warning in &contract.warnings {
+                self.warning(&format!("{source}: {warning}"));
             }
         }
         let n = report.contracts.len();

@@ -539,3 +539,37 @@ fn check_reports_every_invalid_contract() {
     );
     assert!(!err.contains("Finished"), "{err}");
 }
+
+/// `check` (and `generate`) warn about what the contract routes nowhere: a
+/// command whose fields carry no operation's input, an operation nothing
+/// triggers. Warnings do not fail the run; `-q` hides them.
+#[test]
+fn check_warns_about_commands_and_operations_that_reach_nothing() {
+    let ws = workspace();
+    let clean = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(!stderr(&clean).contains("warning"), "{}", stderr(&clean));
+
+    // The command now carries a plain string, no operation's input.
+    break_contract(
+        &ws,
+        "      - name: record\n        type: WriteRecordInput",
+        "      - name: record\n        type: string",
+    );
+    let warned = cargo_onex(ws.path(), &["onex", "check"]);
+    assert!(warned.status.success(), "{}", text(&warned));
+    let err = stderr(&warned);
+    assert!(
+        err.contains("warning: contracts/postgres_writer.yaml: the command `write_requested` reaches no operation"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "the operation `write_record` is triggered by no command, subscription or workflow step"
+        ),
+        "{err}"
+    );
+    let quiet = cargo_onex(ws.path(), &["onex", "-q", "check"]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "{}", text(&quiet));
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::StageError;
 use crate::{
-    contract::{Category, LoadedContract},
+    contract::{Category, Contract, LoadedContract},
     naming::to_pascal_case,
     spec::{self, NodeSpec, SpecOptions},
 };
@@ -37,6 +37,12 @@ pub struct NodeModel {
     pub steps: Vec<StepRoute>,
     /// Commands of an orchestrator: each starts a workflow run.
     pub workflow_triggers: Vec<String>,
+    /// What the contract routes nowhere: commands and subscriptions that
+    /// reach no operation, operations nothing triggers. Not errors (an
+    /// operation may be called from code), but said by `check` and
+    /// `generate`.
+    #[serde(skip)]
+    pub routing_warnings: Vec<String>,
 }
 
 /// A workflow step: its own handler method, or an operation whose input
@@ -113,7 +119,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
     } else {
         Vec::new()
     };
-    let subscription_routes = spec
+    let subscription_routes: Vec<SubscriptionRoute> = spec
         .subscriptions
         .iter()
         .filter_map(|sub| {
@@ -126,7 +132,7 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
             })
         })
         .collect();
-    let steps = spec
+    let steps: Vec<StepRoute> = spec
         .workflow
         .iter()
         .flat_map(|w| &w.steps)
@@ -143,7 +149,15 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
             }
         })
         .collect();
+    let routing_warnings = routing_warnings(
+        contract,
+        &commands,
+        &workflow_triggers,
+        &subscription_routes,
+        &steps,
+    );
     Ok(NodeModel {
+        routing_warnings,
         contract_source: loaded.source.clone(),
         crate_name: spec.name.replace('_', "-"),
         lib_name: spec.name.clone(),
@@ -154,4 +168,59 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
         workflow_triggers,
         spec,
     })
+}
+
+/// Commands and subscriptions that reach no operation, and operations that
+/// nothing in the contract triggers.
+fn routing_warnings(
+    contract: &Contract,
+    commands: &[CommandRoute],
+    workflow_triggers: &[String],
+    subscriptions: &[SubscriptionRoute],
+    steps: &[StepRoute],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for event in contract
+        .events
+        .iter()
+        .filter(|e| e.category == Category::Command)
+    {
+        let name = to_pascal_case(&event.name);
+        if !commands.iter().any(|c| c.event == name) && !workflow_triggers.contains(&name) {
+            warnings.push(format!(
+                "the command `{}` reaches no operation: none of its fields has an operation's \
+                 input type, so the node refuses it (retried, then dead-lettered); give it a \
+                 field of an operation's input type, or make it an `event`",
+                event.name
+            ));
+        }
+    }
+    // A reducer folds the messages of its operation-less subscriptions.
+    let folded = contract.aggregation.is_some();
+    for sub in contract
+        .subscriptions
+        .iter()
+        .filter(|s| s.operation.is_none() && !folded)
+    {
+        warnings.push(format!(
+            "the subscription to `{}` names no operation: the node refuses its messages \
+             (retried, then dead-lettered); add `operation:`",
+            sub.topic
+        ));
+    }
+    for op in &contract.operations {
+        let triggered = commands.iter().any(|c| c.operation == op.name)
+            || subscriptions.iter().any(|s| s.operation == op.name)
+            || steps
+                .iter()
+                .any(|s| s.operation.as_deref() == Some(op.name.as_str()));
+        if !triggered {
+            warnings.push(format!(
+                "the operation `{}` is triggered by no command, subscription or workflow step: \
+                 only code that calls `node.operations().{}(..)` runs it",
+                op.name, op.name
+            ));
+        }
+    }
+    warnings
 }

@@ -58,6 +58,10 @@ pub struct ContractReport {
     pub outcome: NodeOutcome,
     /// The gates that ran (empty when skipped as unchanged).
     pub gates: Vec<GateResult>,
+    /// What the contract routes nowhere (commands and subscriptions that
+    /// reach no operation, operations nothing triggers); empty when skipped
+    /// as unchanged.
+    pub warnings: Vec<String>,
 }
 
 /// The result of a run: per-contract reports and the time spent per stage,

@@ -170,11 +170,13 @@ enum Prepared {
     Validated {
         node_dir: PathBuf,
         gates: Vec<GateResult>,
+        warnings: Vec<String>,
     },
     /// The files to write (or compare), manifest included.
     Files {
         node_dir: PathBuf,
         gates: Vec<GateResult>,
+        warnings: Vec<String>,
         files: NodeFiles,
     },
 }
@@ -304,8 +306,13 @@ impl Shared<'_> {
             post_validate(rendered)
         })?;
         gates.extend(post_gates);
+        let warnings = model.routing_warnings.clone();
         if request.mode == Mode::Validate {
-            return Ok(Prepared::Validated { node_dir, gates });
+            return Ok(Prepared::Validated {
+                node_dir,
+                gates,
+                warnings,
+            });
         }
         let mut files = self.stage(timings, path, Stage::Refine, || Ok(refine(parsed)))?;
         let mut manifest = Manifest::new(fingerprint, &files);
@@ -318,6 +325,7 @@ impl Shared<'_> {
         Ok(Prepared::Files {
             node_dir,
             gates,
+            warnings,
             files,
         })
     }
@@ -417,24 +425,35 @@ impl Writer<'_, '_> {
         prepared: Prepared,
     ) -> Result<ContractReport, PipelineError> {
         let request = self.shared.request;
-        let report = |node_dir, outcome, gates| ContractReport {
+        let report = |node_dir, outcome, gates, warnings| ContractReport {
             contract: contract.to_path_buf(),
             node_dir,
             outcome,
             gates,
+            warnings,
         };
-        let (node_dir, gates, files) = match prepared {
+        let (node_dir, gates, warnings, files) = match prepared {
             Prepared::Unchanged { node_dir } => {
-                return Ok(report(node_dir, NodeOutcome::Unchanged, Vec::new()));
+                return Ok(report(
+                    node_dir,
+                    NodeOutcome::Unchanged,
+                    Vec::new(),
+                    Vec::new(),
+                ));
             }
-            Prepared::Validated { node_dir, gates } => {
-                return Ok(report(node_dir, NodeOutcome::Validated, gates));
+            Prepared::Validated {
+                node_dir,
+                gates,
+                warnings,
+            } => {
+                return Ok(report(node_dir, NodeOutcome::Validated, gates, warnings));
             }
             Prepared::Files {
                 node_dir,
                 gates,
+                warnings,
                 files,
-            } => (node_dir, gates, files),
+            } => (node_dir, gates, warnings, files),
         };
         let check = request.mode == Mode::Check;
         let mut timings = Timings::default();
@@ -462,7 +481,7 @@ impl Writer<'_, '_> {
                 files: sorted(written.changed),
             },
         };
-        Ok(report(node_dir, outcome, gates))
+        Ok(report(node_dir, outcome, gates, warnings))
     }
 }
 
