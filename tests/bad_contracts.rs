@@ -180,6 +180,7 @@ fn hostile_contracts_render_node_crates() {
             runtime: RuntimeDependency::this_version(),
             compile_check: false,
             target_dir: None,
+            contract_path: Vec::new(),
         };
         let report = pipeline::run(&request)
             .unwrap_or_else(|e| panic!("{}: stages 1 to 5.5 failed:\n{e}", path.display()));

@@ -1173,6 +1173,7 @@ fn check(yaml: &str, scratch: &Scratch, full: bool) -> Result<Verdict, String> {
         },
         compile_check: false,
         target_dir: None,
+        contract_path: Vec::new(),
     };
     let pipeline_verdict = match pipeline::run(&request) {
         Ok(_) => Verdict::Accepted,
@@ -1275,7 +1276,8 @@ fn node_text_files(path: &Path) -> Result<(), String> {
     let context = TemplateContext::new(&model, &runtime);
     let tera = context.to_tera().map_err(|e| e.to_string())?;
     let templates = NodeTemplates::load().map_err(|e| e.to_string())?;
-    let mut files = generate(&templates, &tera, path).map_err(|e| e.to_string())?;
+    let mut files =
+        generate(&templates, &tera, path, &model.consumed).map_err(|e| e.to_string())?;
     files.extend(event_bus(&templates, &context, &tera, path).map_err(|e| e.to_string())?);
     for file in &files {
         let text = &file.text;
@@ -1666,6 +1668,7 @@ fn compile_node_crates(contracts: &[(String, String)]) {
             runtime,
             compile_check: false,
             target_dir: None,
+            contract_path: Vec::new(),
         })
         .unwrap_or_else(|e| panic!("{name}: {e}\n--- contract ---\n{yaml}"));
         for node in &report.contracts {

@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use onex_build::validate::{GATES, check_file, check_str};
+use onex_build::{
+    contract::load_str,
+    validate::{GATES, check_file, validate_with},
+};
 
 const DOC: &str = "docs/contracts.md";
 
@@ -38,10 +41,26 @@ fn every_yaml_block_of_the_reference_is_a_valid_contract() {
     let doc = std::fs::read_to_string(DOC).expect("docs/contracts.md");
     let blocks = yaml_blocks(&doc);
     assert!(blocks.len() >= 4, "one example per node type at least");
+    // The examples consume each other by node name: each is saved as
+    // `{node}.yaml` in one folder, the search path of every example.
+    let saved = tempfile::tempdir().expect("a temporary directory");
+    for (line, text) in &blocks {
+        if let Ok(loaded) = load_str(Path::new(DOC), text.clone()) {
+            let file = saved
+                .path()
+                .join(format!("{}.yaml", loaded.contract.node.name));
+            std::fs::write(&file, text).unwrap_or_else(|e| panic!("line {line}: {e}"));
+        }
+    }
+    let search = [saved.path().to_path_buf()];
     let mut node_types = Vec::new();
     for (line, text) in blocks {
         let name = PathBuf::from(format!("{DOC}:{line}"));
-        match check_str(&name, text) {
+        let checked = load_str(&name, text).and_then(|loaded| {
+            validate_with(&loaded, &search)?;
+            Ok(loaded)
+        });
+        match checked {
             Ok(loaded) => node_types.push(loaded.contract.node.node_type.as_str()),
             Err(ds) => panic!("the example at {DOC} line {line} is not valid:\n{ds}"),
         }

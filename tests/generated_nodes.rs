@@ -62,6 +62,7 @@ fn request(contracts: Vec<PathBuf>, out_dir: &Path, mode: Mode) -> Request {
         runtime: repo_runtime(),
         compile_check: false,
         target_dir: None,
+        contract_path: Vec::new(),
     }
 }
 
@@ -610,6 +611,217 @@ fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
              -> Result<crate::events::Payload, crate::OperationError>;"
         ),
         "{readme}"
+    );
+}
+
+/// A producer, whose events another contract consumes: a custom event and
+/// the derived events of its operation.
+const SENSOR: &str = r#"contract_version: 1
+node:
+  name: sensor
+  node_type: effect
+  version: 2.0.0
+  domain: testing
+types:
+  - name: Sample
+    fields:
+      - { name: celsius, type: f64 }
+operations:
+  - { name: sample, input: Sample, output: Sample }
+events:
+  - name: reading_taken
+    version: "2.1"
+    fields:
+      - { name: celsius, type: f64 }
+      - { name: station, type: string }
+"#;
+
+/// A consumer of the sensor's events: typed reactions, beside a raw topic.
+const MONITOR: &str = r#"contract_version: 1
+node:
+  name: monitor
+  node_type: effect
+  version: 1.0.0
+  domain: testing
+types:
+  - name: Alert
+    fields:
+      - { name: station, type: string }
+operations:
+  - { name: raise_alert, input: Alert, output: Alert }
+consumes:
+  - contract: sensor.yaml
+subscriptions:
+  - event: sensor.reading_taken
+    version: "2"
+  - event: sensor.sample_started
+  - topic: alerts.effect.manual.v1
+    operation: raise_alert
+"#;
+
+/// The monitor's reactions, mocked, on the in-memory bus: a reading the
+/// sensor publishes reaches `on_sensor_reading_taken` typed, with its
+/// correlation id and source; an event of another type on the sensor's
+/// topic is dead-lettered as unroutable, and a reaction's error is retried,
+/// then dead-lettered.
+const MONITOR_REACTION_TEST: &str = r#"
+use std::{sync::{Arc, Mutex}, time::Duration};
+
+use monitor::{NodeMonitorEffect, OperationError, Settings, consumed::sensor, events};
+use onex::{EventBus, InMemoryBus, SourceInfo, lifecycle::NodeRuntime, reaction::ReactionContext, serde_json::json, uuid::Uuid};
+
+#[derive(Default)]
+struct Mock {
+    readings: Mutex<Vec<(f64, String, ReactionContext)>>,
+}
+
+impl monitor::Handler for Mock {
+    async fn raise_alert(&self, input: events::Alert) -> Result<events::Alert, OperationError> {
+        Ok(input)
+    }
+    async fn on_sensor_reading_taken(
+        &self,
+        event: sensor::ReadingTaken,
+        context: ReactionContext,
+    ) -> Result<(), OperationError> {
+        self.readings.lock().unwrap().push((event.celsius, event.station, context));
+        Ok(())
+    }
+    async fn on_sensor_sample_started(
+        &self,
+        event: sensor::SampleStarted,
+        context: ReactionContext,
+    ) -> Result<(), OperationError> {
+        let _ = (event, context);
+        Err(OperationError::new("busy", "cannot take samples now"))
+    }
+}
+
+#[test]
+fn a_foreign_event_reaches_its_typed_reaction() {
+    let tokio = onex::tokio::runtime::Runtime::new().expect("tokio");
+    tokio.block_on(async {
+        let bus = Arc::new(
+            InMemoryBus::builder("test")
+                .retry_policy(onex::retry::RetryPolicy::new(1, Duration::from_millis(1)))
+                .build(),
+        );
+        let runtime = NodeRuntime::new(bus.clone(), SourceInfo::new("monitor", "1.0.0", "test"));
+        let node = Arc::new(NodeMonitorEffect::new(runtime, Mock::default()));
+        node.initialize(&Settings::default()).await.expect("initialize");
+
+        let producer = NodeRuntime::new(bus.clone(), SourceInfo::new("sensor", "2.0.0", "test"));
+        let correlation_id = Uuid::new_v4();
+        let reading = sensor::ReadingTaken { celsius: 21.5, station: "roof".to_owned() };
+        producer.publisher().publish(&reading, Some(correlation_id)).await.expect("publish");
+        bus.wait_until_idle().await;
+        {
+            let readings = node.handler().readings.lock().unwrap();
+            assert_eq!(readings.len(), 1, "the reaction ran once");
+            let (celsius, station, context) = &readings[0];
+            assert_eq!((*celsius, station.as_str()), (21.5, "roof"));
+            assert_eq!(context.correlation_id, correlation_id);
+            assert!(context.correlated);
+            assert_eq!(context.source_service, "sensor");
+            assert_eq!(context.source_node_id, producer.node_id().to_string());
+            assert_eq!(context.topic, "test.sensor.effect.reading_taken.v1");
+        }
+        assert!(bus.dead_letters().is_empty(), "{:#?}", bus.dead_letters());
+
+        // Another event type on the sensor's topic: unroutable.
+        let mut stray = bus.history_for("test.sensor.effect.reading_taken.v1").pop().expect("the reading");
+        stray.envelope.event_type = "effect.reading_lost".to_owned();
+        bus.publish(Arc::new(stray)).await.expect("publish");
+        // The right event type with a payload that is not a reading.
+        let mut garbled = bus.history_for("test.sensor.effect.reading_taken.v1").remove(0);
+        garbled.envelope.payload = json!({"celsius": "warm"});
+        bus.publish(Arc::new(garbled)).await.expect("publish");
+        // A reaction that fails is retried, then dead-lettered.
+        let done = sensor::SampleStarted::new(producer.node_id(), correlation_id);
+        producer.publisher().publish(&done, Some(correlation_id)).await.expect("publish");
+        bus.wait_until_idle().await;
+
+        assert_eq!(node.handler().readings.lock().unwrap().len(), 1);
+        let dead = bus.dead_letters();
+        assert_eq!(dead.len(), 3, "{dead:#?}");
+        assert_eq!(dead[0].error_type, "unroutable");
+        assert!(dead[0].failure_reason.contains("effect.reading_lost"), "{}", dead[0].failure_reason);
+        assert_eq!(dead[0].retry_count, 1);
+        assert_eq!(dead[1].error_type, "undecodable");
+        assert_eq!(dead[2].error_type, "busy");
+        assert_eq!(dead[2].retry_count, 1);
+        assert_eq!(node.runtime().rejected_messages(), 4);
+        node.shutdown().await.expect("shutdown");
+    });
+}
+"#;
+
+/// A node that consumes another contract's events: its node crate carries
+/// a copy of the producer's contract, compiles the producer's types from
+/// it, and its typed reactions run on the in-memory bus.
+#[test]
+fn a_consumer_reacts_to_the_producers_typed_events() {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("monitor-node");
+    let _ = std::fs::remove_dir_all(&base);
+    let out_dir = base.join("generated");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let producers = base.join("producers");
+    std::fs::create_dir_all(&producers).expect("producers folder");
+    std::fs::write(producers.join("sensor.yaml"), SENSOR).expect("producer contract");
+    let contract = base.join("monitor.yaml");
+    std::fs::write(&contract, MONITOR).expect("contract");
+    let root = workspace();
+    let runtime =
+        RuntimeDependency::from_crate_dirs(&out_dir, &root.join("onex"), &root.join("onex-build"));
+    let generate = |contract_path: Vec<PathBuf>| {
+        pipeline::run(&Request {
+            runtime: runtime.clone(),
+            contract_path,
+            ..request(vec![contract.clone()], &out_dir, Mode::Write)
+        })
+    };
+    // Not beside the contract: found on the search path only.
+    let missing = generate(Vec::new()).expect_err("sensor.yaml is not beside monitor.yaml");
+    assert!(missing.to_string().contains("XR-001"), "{missing}");
+    let report = generate(vec![producers.clone()]).unwrap_or_else(|e| panic!("{e}"));
+    let node_dir = report.contracts[0].node_dir.clone();
+    let copy = std::fs::read_to_string(node_dir.join("consumed/sensor.yaml")).expect("the copy");
+    assert!(
+        copy.starts_with("# @generated") && copy.contains(SENSOR),
+        "{copy}"
+    );
+    let manifest = std::fs::read_to_string(node_dir.join(".onex-generated")).expect("manifest");
+    assert!(
+        manifest.contains("generated consumed/sensor.yaml "),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("consumed ../../producers/sensor.yaml "),
+        "{manifest}"
+    );
+
+    std::fs::create_dir_all(node_dir.join("tests")).expect("tests folder");
+    std::fs::write(node_dir.join("tests/reaction.rs"), MONITOR_REACTION_TEST).expect("test");
+    let tested = cargo_on(&node_dir, "test");
+    assert!(
+        tested.status.success(),
+        "the monitor node's reaction test fails:\n{}\n{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    // The producer's contract changes: the consumer is regenerated, not
+    // skipped as unchanged.
+    std::fs::write(
+        producers.join("sensor.yaml"),
+        SENSOR.replace("domain: testing", "domain: weather"),
+    )
+    .expect("producer contract");
+    let again = generate(vec![producers]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(&again.contracts[0].outcome, NodeOutcome::Written { files } if files.contains(&"consumed/sensor.yaml".to_owned())),
+        "{:?}",
+        again.contracts[0].outcome
     );
 }
 

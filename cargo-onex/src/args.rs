@@ -74,6 +74,11 @@ pub struct GenerateArgs {
     /// that holds them.
     #[arg(long, value_name = "DIR")]
     pub onex_path: Option<PathBuf>,
+    /// A folder where consumed contracts (`consumes:`) are looked for when
+    /// they are not beside the contract that consumes them; repeatable,
+    /// searched in order.
+    #[arg(long, value_name = "DIR")]
+    pub contract_path: Vec<PathBuf>,
 }
 
 /// `cargo onex check`.
@@ -84,6 +89,11 @@ pub struct CheckArgs {
     /// it was generated from).
     #[arg(value_name = "CONTRACT")]
     pub contracts: Vec<PathBuf>,
+    /// A folder where consumed contracts (`consumes:`) are looked for when
+    /// they are not beside the contract that consumes them; repeatable,
+    /// searched in order.
+    #[arg(long, value_name = "DIR")]
+    pub contract_path: Vec<PathBuf>,
 }
 
 /// Drops the `onex` that cargo passes as the first argument when it runs

@@ -162,6 +162,7 @@ fn generate(
         out_dir,
         mode: if args.check { Mode::Check } else { Mode::Write },
         compile_check: args.compile_check,
+        contract_path: args.contract_path.clone(),
     };
     let Some(report) = run_pipeline(shell, &request) else {
         return Ok(ExitCode::FAILURE);
@@ -266,6 +267,7 @@ fn check(
         out_dir: out_dir.clone(),
         mode: Mode::Validate,
         compile_check: false,
+        contract_path: args.contract_path.clone(),
     };
     // The pipeline stops at the first invalid contract; checking writes
     // nothing, so the rest are checked too, and every invalid contract is

@@ -2,9 +2,16 @@
 // change the contract and run `cargo onex generate` again.
 
 //! Compiles `contract.yaml` into the typed events module that `src/lib.rs`
-//! includes, on every build where the contract changed.
+//! includes, on every build where the contract changed; and the
+//! contracts it consumes, copied into `consumed/`, into their producers' own
+//! types.
 fn main() {
-    if let Err(error) = onex_build::Builder::new().contract("contract.yaml").compile() {
+    if let Err(error) = onex_build::Builder::new()
+        .contract("contract.yaml")
+        .contract_path("consumed")
+        .consumed_contract("consumed/postgres_writer.yaml")
+        .compile()
+    {
         eprintln!("{error}");
         std::process::exit(1);
     }

@@ -39,6 +39,7 @@ pub mod logging;
 pub mod memory;
 pub mod operation;
 pub mod publisher;
+pub mod reaction;
 pub mod retry;
 pub mod spool;
 pub mod topic;

@@ -42,6 +42,7 @@ template_sets! {
         "node/README.md.tera",
         "node/build.rs.tera",
         "node/compose.yaml.tera",
+        "node/consumed.yaml.tera",
         "node/contract.yaml.tera",
         "node/env.template.tera",
         "node/handler.rs.tera",

@@ -97,6 +97,7 @@ impl FaultNode {
             ),
             compile_check: false,
             target_dir: None,
+            contract_path: Vec::new(),
         };
         let report = pipeline::run(&request).unwrap_or_else(|e| panic!("{e}"));
         let node_dir = report.contracts[0].node_dir.clone();

@@ -90,6 +90,7 @@ fn request(contracts: &[PathBuf], out_dir: &Path) -> Request {
         runtime: RuntimeDependency::this_version(),
         compile_check: false,
         target_dir: None,
+        contract_path: Vec::new(),
     }
 }
 

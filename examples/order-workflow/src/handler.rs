@@ -98,6 +98,24 @@ impl crate::Handler for OrderWorkflowHandler {
             status: OrderStatus::Accepted,
         })
     }
+
+    /// The PostgreSQL writer announced a stored record: logged, with the
+    /// flow it belongs to, so that an order's persistence can be followed
+    /// across both nodes.
+    async fn on_postgres_writer_record_written(
+        &self,
+        event: crate::consumed::postgres_writer::RecordWritten,
+        context: onex::reaction::ReactionContext,
+    ) -> Result<(), OperationError> {
+        onex::tracing::info!(
+            record_id = %event.record_id,
+            table = %event.table,
+            correlation_id = %context.correlation_id,
+            writer = %context.source_node_id,
+            "the PostgreSQL writer stored a record"
+        );
+        Ok(())
+    }
 }
 
 impl crate::Steps for OrderWorkflowHandler {

@@ -22,6 +22,16 @@
 pub mod events {
     ::onex::include_contract!("order_workflow");
 }
+/// The contracts of the nodes this node consumes, each compiled from its
+/// copy in `consumed/` by `build.rs`: another node's events are the types
+/// its own contract generates, bound to its topics and versions. Contract
+/// names live inside these modules only.
+pub mod consumed {
+    /// The `postgres_writer` node's types, events and topics, from `consumed/postgres_writer.yaml`.
+    pub mod postgres_writer {
+        ::onex::include_contract!("postgres_writer");
+    }
+}
 pub mod handler;
 mod lifecycle;
 pub use lifecycle::Settings;
@@ -58,7 +68,13 @@ pub struct WorkflowRun {
 /// ```text
 /// async fn validate_order(&self, input: crate::events::Order) -> Result<crate::events::ValidationReport, crate::OperationError>
 /// async fn persist_order(&self, input: crate::events::Order) -> Result<crate::events::PersistedOrder, crate::OperationError>
+/// async fn on_postgres_writer_record_written(&self, event: crate::consumed::postgres_writer::RecordWritten, context: ::onex::reaction::ReactionContext) -> Result<(), crate::OperationError>
 /// ```
+///
+/// The `on_*` methods react to other nodes' events, one per `event:`
+/// subscription of the contract: each takes the event as its producer's
+/// contract types it, and where it comes from. An error is retried by the
+/// bus, then the event is dead-lettered.
 pub trait Handler: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// Check an order's lines, quantities and prices.
     fn validate_order(
@@ -79,6 +95,14 @@ pub trait Handler: ::std::marker::Send + ::std::marker::Sync + 'static {
             crate::events::PersistedOrder,
             crate::OperationError,
         >,
+    > + ::std::marker::Send;
+    /// The PostgreSQL writer stored a record; a persisted order's row is now durable.
+    fn on_postgres_writer_record_written(
+        &self,
+        event: crate::consumed::postgres_writer::RecordWritten,
+        context: ::onex::reaction::ReactionContext,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<(), crate::OperationError>,
     > + ::std::marker::Send;
 }
 /// The workflow's steps: one method per step, named after the step, in a

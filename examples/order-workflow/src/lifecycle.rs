@@ -6,8 +6,13 @@
 //! `shutdown()` stops all that and shuts the bus down, delivering what is in
 //! flight.
 //!
-//! A subscribed message that no operation can take (its payload is not the
-//! operation's input, or no operation handles its event type) is refused:
+//! Another node's event that the contract subscribes to with `event:` goes
+//! to its typed reaction, chosen by topic and event type; a reaction's
+//! error is retried like a failing handler's, then dead-lettered.
+//!
+//! A subscribed message that no operation or reaction can take (its payload
+//! is not the input or event expected, or nothing handles its event type)
+//! is refused:
 //! the bus retries it, then dead-letters it with the reason, and the node's
 //! runtime counts it ([`NodeRuntime::rejected_messages`]).
 //!
@@ -123,6 +128,12 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         #[allow(unused_mut)]
         let mut topics: Vec<String> = Vec::new();
         topics.push(self.publisher().topic_of::<events::PlaceOrder>());
+        topics
+            .push(
+                self
+                    .publisher()
+                    .topic_of::<crate::consumed::postgres_writer::RecordWritten>(),
+            );
         topics.sort();
         topics.dedup();
         topics
@@ -141,14 +152,43 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             let run = self.run_workflow(envelope.payload.clone(), correlation_id).await;
             return ::onex::operation::settle("workflow", run);
         }
+        if message.topic
+            == self
+                .publisher()
+                .topic_of::<crate::consumed::postgres_writer::RecordWritten>()
+            && envelope.event_type
+                == <crate::consumed::postgres_writer::RecordWritten as ::onex::Event>::EVENT_TYPE
+        {
+            let event = <crate::consumed::postgres_writer::RecordWritten as ::onex::Event>::from_envelope(
+                    envelope,
+                )
+                .map_err(|e| {
+                    self
+                        .runtime
+                        .reject_message(
+                            "undecodable",
+                            format!(
+                                "the payload is not a `{}`: {e}", envelope.event_type
+                            ),
+                        )
+                })?;
+            let context = ::onex::reaction::ReactionContext::from_message(&message);
+            return <H as crate::Handler>::on_postgres_writer_record_written(
+                    &self.handler,
+                    event,
+                    context,
+                )
+                .await
+                .map_err(|error| HandlerError::new(error.kind, error.message));
+        }
         Err(
             self
                 .runtime
                 .reject_message(
                     "unroutable",
                     format!(
-                        "no operation of the node handles `{}` on `{}`", envelope
-                        .event_type, message.topic
+                        "no operation or reaction of the node handles `{}` on `{}`",
+                        envelope.event_type, message.topic
                     ),
                 ),
         )

@@ -6,8 +6,13 @@
 //! `shutdown()` stops all that and shuts the bus down, delivering what is in
 //! flight.
 //!
-//! A subscribed message that no operation can take (its payload is not the
-//! operation's input, or no operation handles its event type) is refused:
+//! Another node's event that the contract subscribes to with `event:` goes
+//! to its typed reaction, chosen by topic and event type; a reaction's
+//! error is retried like a failing handler's, then dead-lettered.
+//!
+//! A subscribed message that no operation or reaction can take (its payload
+//! is not the input or event expected, or nothing handles its event type)
+//! is refused:
 //! the bus retries it, then dead-letters it with the reason, and the node's
 //! runtime counts it ([`NodeRuntime::rejected_messages`]).
 //!
@@ -165,8 +170,8 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
                 .reject_message(
                     "unroutable",
                     format!(
-                        "no operation of the node handles `{}` on `{}`", envelope
-                        .event_type, message.topic
+                        "no operation or reaction of the node handles `{}` on `{}`",
+                        envelope.event_type, message.topic
                     ),
                 ),
         )

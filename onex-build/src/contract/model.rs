@@ -25,7 +25,10 @@ pub struct Contract {
     /// Custom domain events, commands and intents.
     #[serde(default)]
     pub events: Vec<EventDef>,
-    /// Topics of other nodes this node consumes.
+    /// Contracts of other nodes whose events this node reacts to.
+    #[serde(default)]
+    pub consumes: Vec<ConsumedContractDef>,
+    /// Other nodes' events and topics this node consumes.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionDef>,
     /// FSM states of the node.
@@ -237,12 +240,31 @@ pub struct EventDef {
     pub fields: Vec<Field>,
 }
 
-/// A subscription to another node's topic.
+/// Another node's contract, whose events this node's `event:`
+/// subscriptions name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumedContractDef {
+    /// The contract file: relative to this contract's folder, else to a
+    /// folder of the contract search path.
+    pub contract: String,
+}
+
+/// A subscription: another node's event (`event`), typed by that node's
+/// contract, or a raw topic (`topic`) whose payload is an operation's input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionDef {
+    /// `{consumed node name}.{event name}`: an event a consumed contract
+    /// publishes, custom or derived.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// The major version of that event the node expects, e.g. `"1"`.
+    #[serde(default)]
+    pub version: Option<String>,
     /// The namespace-free topic, `{service}.{event_type}.v1`.
-    pub topic: String,
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The operation that handles it, if any.
     #[serde(default)]
     pub operation: Option<String>,

@@ -4,14 +4,21 @@
 //! needs: its package name, the contract's text, and the routes from
 //! incoming messages to operations.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
-use super::StageError;
+use super::{StageError, manifest::file_hash};
 use crate::{
-    contract::{Category, Contract, LoadedContract},
+    contract::{Category, Contract, Diagnostics, LoadedContract},
     naming::to_pascal_case,
     spec::{self, NodeSpec, SpecOptions},
+    validate::references::{self, CONSUMED_CONTRACT},
 };
+
+/// The node crate's folder of consumed contracts, which its build script
+/// compiles beside `contract.yaml`.
+pub const CONSUMED_DIR: &str = "consumed";
 
 /// Everything the node crate's templates read. The [`NodeSpec`]'s fields
 /// appear at the top level (`node.node_struct`, `node.operations`, ...).
@@ -29,6 +36,10 @@ pub struct NodeModel {
     /// The business-logic type that `src/handler.rs` declares and
     /// `src/main.rs` builds, `{Name}Handler`, e.g. `PostgresWriterHandler`.
     pub handler_struct: String,
+    /// The contracts this node consumes, copied into the node crate.
+    pub consumed: Vec<ConsumedModel>,
+    /// Other nodes' events, each with its typed reaction.
+    pub reactions: Vec<ReactionRoute>,
     /// Commands of this node that run an operation.
     pub commands: Vec<CommandRoute>,
     /// Other nodes' topics that run an operation.
@@ -60,6 +71,47 @@ pub struct StepRoute {
     pub input: Option<String>,
 }
 
+/// A consumed contract, as the node crate keeps a copy of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumedModel {
+    /// The consumed node's name, which names its module,
+    /// `crate::consumed::{name}`.
+    pub name: String,
+    /// The copy's path in the node crate, `consumed/{file name}`.
+    pub file: String,
+    /// The consumed contract's file name.
+    pub contract_file: String,
+    /// Its text.
+    pub source: String,
+    /// Where it was found.
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// The hash of the file's bytes, which the manifest records so that a
+    /// changed consumed contract regenerates the node crate.
+    #[serde(skip)]
+    pub source_hash: u64,
+}
+
+/// An `event:` subscription: another node's event and the handler method
+/// that reacts to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionRoute {
+    /// The handler method, `on_{node}_{event}`.
+    pub method: String,
+    /// The consumed node, whose module holds the event's type.
+    pub node: String,
+    /// The event's name in the consumed contract.
+    pub event_name: String,
+    /// The event's struct in the consumed node's module.
+    pub event: String,
+    /// Its event type.
+    pub event_type: String,
+    /// Its version.
+    pub version: String,
+    /// Doc text of the reaction.
+    pub doc: String,
+}
+
 /// A command of this node whose payload carries an operation's input.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandRoute {
@@ -82,9 +134,75 @@ pub struct SubscriptionRoute {
     pub input: String,
 }
 
-/// Builds the model of a parsed contract.
+/// Builds the model of a parsed contract whose consumed contracts lie
+/// beside it.
 pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> {
+    build_contract_with(loaded, &[])
+}
+
+/// Builds the model of a parsed contract, looking for consumed contracts
+/// beside it, then in each folder of `contract_path`.
+pub fn build_contract_with(
+    loaded: &LoadedContract,
+    contract_path: &[PathBuf],
+) -> Result<NodeModel, StageError> {
     let spec = spec::build(loaded, &SpecOptions::default()).map_err(StageError::Contract)?;
+    let resolved = references::resolve(loaded, contract_path)
+        .map_err(|ds| StageError::Contract(Diagnostics(ds)))?;
+    let mut consumed: Vec<ConsumedModel> = Vec::new();
+    for c in &resolved.consumed {
+        let contract_file = c
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{}.yaml", c.spec.name));
+        let file = format!("{CONSUMED_DIR}/{contract_file}");
+        if let Some(first) = consumed.iter().find(|m| m.file == file) {
+            let d = loaded
+                .diagnostic(
+                    CONSUMED_CONTRACT,
+                    format!("consumes[{}].contract", c.index),
+                    format!(
+                        "`{}` and `{}` would both be copied to `{file}` in the node crate",
+                        first.path.display(),
+                        c.path.display()
+                    ),
+                )
+                .expected("consumed contracts with different file names")
+                .found(format!("`{contract_file}` twice"))
+                .help("rename one of the contract files");
+            return Err(StageError::Contract(d.into()));
+        }
+        consumed.push(ConsumedModel {
+            name: c.spec.name.clone(),
+            file,
+            contract_file,
+            source: c.loaded.source.clone(),
+            // The file was read a moment ago; should it be gone now, the
+            // text read then stands in for it.
+            source_hash: std::fs::read(&c.path)
+                .map_or_else(|_| file_hash(c.loaded.source.as_bytes()), |b| file_hash(&b)),
+            path: c.path.clone(),
+        });
+    }
+    let reactions = resolved
+        .reactions
+        .iter()
+        .map(|r| ReactionRoute {
+            method: r.method.clone(),
+            node: r.node.clone(),
+            event_name: r.event_name.clone(),
+            event: r.event.struct_name.clone(),
+            event_type: r.event.event_type.clone(),
+            version: r.event.version.clone(),
+            doc: r.description.clone().unwrap_or_else(|| {
+                format!(
+                    "Reacts to `{}.{}` (`{}`, version {}), which the `{}` node publishes.",
+                    r.node, r.event_name, r.event.event_type, r.event.version, r.node
+                )
+            }),
+        })
+        .collect();
     let contract = &loaded.contract;
     // A command runs the first operation whose input type is the type of
     // one of its payload fields; an orchestrator's commands start its
@@ -162,6 +280,8 @@ pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> 
         crate_name: spec.name.replace('_', "-"),
         lib_name: spec.name.clone(),
         handler_struct: format!("{}Handler", spec.pascal_name),
+        consumed,
+        reactions,
         commands,
         subscription_routes,
         steps,
@@ -200,12 +320,13 @@ fn routing_warnings(
     for sub in contract
         .subscriptions
         .iter()
-        .filter(|s| s.operation.is_none() && !folded)
+        .filter(|s| s.event.is_none() && s.operation.is_none() && !folded)
     {
         warnings.push(format!(
             "the subscription to `{}` names no operation: the node refuses its messages \
-             (retried, then dead-lettered); add `operation:`",
-            sub.topic
+             (retried, then dead-lettered); add `operation:`, or subscribe to a consumed \
+             contract's `event:`",
+            sub.topic.as_deref().unwrap_or_default()
         ));
     }
     for op in &contract.operations {

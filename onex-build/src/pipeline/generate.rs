@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{
     GENERATOR_VERSION, NodeModel, RenderedFiles, StageError,
+    build_contract::ConsumedModel,
     files::{FileKind, Ownership},
     paths,
     templates::{FileSpec, NodeTemplates},
@@ -168,16 +169,30 @@ const FILES: &[FileSpec<'static>] = &[
     },
 ];
 
-/// Renders the node crate's core files.
+/// Renders the node crate's core files, and a copy of each consumed
+/// contract.
 pub fn generate(
     templates: &NodeTemplates,
     context: &tera::Context,
     contract: &Path,
+    consumed: &[ConsumedModel],
 ) -> Result<RenderedFiles, StageError> {
-    FILES
+    let mut files = FILES
         .iter()
         .map(|spec| templates.render(*spec, context, contract))
-        .collect()
+        .collect::<Result<RenderedFiles, StageError>>()?;
+    for c in consumed {
+        let mut context = context.clone();
+        context.insert("consumed", c);
+        let spec = FileSpec {
+            path: &c.file,
+            template: "node/consumed.yaml.tera",
+            kind: FileKind::Text,
+            ownership: Ownership::Generated,
+        };
+        files.push(templates.render(spec, &context, contract)?);
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! input 9f3c0d7a61b2e4f8
 //! # Regenerate, in this folder: cargo onex generate ../../contracts/postgres_writer.yaml --out ..
 //! contract ../../contracts/postgres_writer.yaml
+//! consumed ../../contracts/storefront.yaml 5d6e7f8091a2b3c4
 //! generated src/lib.rs 0a1b2c3d4e5f6071
 //! scaffold src/handler.rs
 //! ```
@@ -18,7 +19,9 @@
 //! node crate's folder and `/`-separated (percent-encoded where it holds a
 //! `%`, a line break or a space), so that `cargo onex generate` run inside
 //! the node crate finds its way back: [`recorded_contract`] reads it and
-//! [`regenerate_command`] spells the command.
+//! [`regenerate_command`] spells the command. A `consumed` line records a
+//! contract the node consumes, the same way, with the hash of its bytes: a
+//! changed consumed contract regenerates the node crate.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -90,6 +93,9 @@ pub struct Manifest {
     /// The contract's path relative to the node crate's folder,
     /// `/`-separated; `None` in manifests written before it was recorded.
     pub contract: Option<String>,
+    /// The consumed contracts' paths relative to the node crate's folder,
+    /// with the hash of their bytes when the node crate was generated.
+    pub consumed: Vec<(String, u64)>,
 }
 
 impl Manifest {
@@ -125,6 +131,9 @@ impl Manifest {
             ));
             out.push_str(&format!("contract {}\n", encode_path(contract)));
         }
+        for (path, hash) in &self.consumed {
+            out.push_str(&format!("consumed {} {hash:016x}\n", encode_path(path)));
+        }
         for (path, hash) in &self.generated {
             out.push_str(&format!("generated {path} {hash:016x}\n"));
         }
@@ -156,6 +165,10 @@ impl Manifest {
                 (Some("scaffold"), Some(path), None) => manifest.scaffold.push(path.to_owned()),
                 (Some("contract"), Some(path), None) => {
                     manifest.contract = Some(decode_path(path)?)
+                }
+                (Some("consumed"), Some(path), Some(hex)) => {
+                    let hash = u64::from_str_radix(hex, 16).ok()?;
+                    manifest.consumed.push((decode_path(path)?, hash));
                 }
                 _ => return None,
             }

@@ -2,6 +2,8 @@
 //! the contract as written, plus the gate that keeps the node crate inside
 //! the output directory; any error stops the pipeline for that contract.
 
+use std::path::PathBuf;
+
 use super::{StageError, report::GateResult};
 use crate::{
     contract::{Diagnostic, Diagnostics, LoadedContract},
@@ -12,9 +14,19 @@ use crate::{
 /// The gate that keeps the node crate inside the output directory.
 pub const OUTPUT_PATH_GATE: &str = "OUT-001";
 
-/// Runs the gates; returns every gate's result, or every error.
+/// Runs the gates; returns every gate's result, or every error. Consumed
+/// contracts are looked for beside the contract.
 pub fn pre_validate(loaded: &LoadedContract) -> Result<Vec<GateResult>, StageError> {
-    let mut errors = match validate::validate(loaded) {
+    pre_validate_with(loaded, &[])
+}
+
+/// [`pre_validate`], looking for consumed contracts beside the contract,
+/// then in each folder of `contract_path`.
+pub fn pre_validate_with(
+    loaded: &LoadedContract,
+    contract_path: &[PathBuf],
+) -> Result<Vec<GateResult>, StageError> {
+    let mut errors = match validate::validate_with(loaded, contract_path) {
         Ok(()) => Vec::new(),
         Err(diagnostics) => diagnostics.0,
     };

@@ -11,15 +11,15 @@ pub use super::generate::RuntimeDependency;
 use super::{
     ContractReport, GateResult, NodeFiles, NodeOutcome, PipelineError, PipelineReport, Stage,
     StageError,
-    build_contract::build_contract,
+    build_contract::build_contract_with,
     compile_check::compile_check,
     event_bus::event_bus,
     files::{NodeFile, Ownership},
     generate::{TemplateContext, generate},
-    manifest::{MANIFEST_FILE, Manifest, input_fingerprint},
+    manifest::{MANIFEST_FILE, Manifest, file_hash, input_fingerprint},
     parse::parse,
     post_validate::post_validate,
-    pre_validate::pre_validate,
+    pre_validate::pre_validate_with,
     refine::refine,
     templates::{NodeTemplates, templates_fingerprint},
     write::OutputDir,
@@ -52,6 +52,9 @@ pub struct Request {
     pub compile_check: bool,
     /// The target directory stage 7 builds in (shared by the node crates).
     pub target_dir: Option<PathBuf>,
+    /// Folders where consumed contracts are looked for when they are not
+    /// beside the contract that consumes them (`--contract-path`).
+    pub contract_path: Vec<PathBuf>,
 }
 
 /// A stage of a contract started or finished, for progress reporting.
@@ -105,7 +108,13 @@ pub fn run_with_progress(
         templates_fingerprint: templates_fingerprint(),
         runtime_toml: {
             let (onex, onex_build) = request.runtime.toml();
-            format!("{onex}\n{onex_build}")
+            // The search path decides which contracts a node consumes.
+            let search: Vec<String> = request
+                .contract_path
+                .iter()
+                .map(|dir| dir.display().to_string())
+                .collect();
+            format!("{onex}\n{onex_build}\n{}", search.join("\n"))
         },
         known_nodes: OnceLock::new(),
         progress,
@@ -255,7 +264,14 @@ impl Shared<'_> {
         // A contract that moved regenerates the README and manifest that
         // record its path.
         let same_place = manifest.contract.as_deref() == Some(&*contract_relative_to(dir, path));
-        Some((dir.clone(), same_place && manifest.is_intact(dir)))
+        // A consumed contract that changed changes the node's copy of it.
+        let consumed_same = manifest.consumed.iter().all(|(relative, hash)| {
+            std::fs::read(dir.join(relative)).is_ok_and(|bytes| file_hash(&bytes) == *hash)
+        });
+        Some((
+            dir.clone(),
+            same_place && consumed_same && manifest.is_intact(dir),
+        ))
     }
 
     fn known_nodes(&self) -> &HashMap<u64, (PathBuf, Manifest)> {
@@ -287,16 +303,24 @@ impl Shared<'_> {
 
         // The gates read the contract as written, with its positions, so
         // they run before the build stage, which assumes they passed.
-        let mut gates = self.stage(timings, path, Stage::PreValidate, || pre_validate(&loaded))?;
+        let search = &request.contract_path;
+        let mut gates = self.stage(timings, path, Stage::PreValidate, || {
+            pre_validate_with(&loaded, search)
+        })?;
         let model = self.stage(timings, path, Stage::BuildContract, || {
-            build_contract(&loaded)
+            build_contract_with(&loaded, search)
         })?;
         let contract_path = contract_relative_to(&node_dir, path);
         let context =
             TemplateContext::new(&model, &request.runtime).contract_path(contract_path.clone());
         let (mut rendered, tera_context) = self.stage(timings, path, Stage::Generate, || {
             let tera_context = context.to_tera()?;
-            let files = generate(&NodeTemplates::load()?, &tera_context, path)?;
+            let files = generate(
+                &NodeTemplates::load()?,
+                &tera_context,
+                path,
+                &model.consumed,
+            )?;
             Ok((files, tera_context))
         })?;
         rendered.extend(self.stage(timings, path, Stage::EventBus, || {
@@ -317,6 +341,12 @@ impl Shared<'_> {
         let mut files = self.stage(timings, path, Stage::Refine, || Ok(refine(parsed)))?;
         let mut manifest = Manifest::new(fingerprint, &files);
         manifest.contract = Some(contract_path);
+        for consumed in &model.consumed {
+            manifest.consumed.push((
+                contract_relative_to(&node_dir, &consumed.path),
+                consumed.source_hash,
+            ));
+        }
         files.push(NodeFile {
             path: MANIFEST_FILE.to_owned(),
             ownership: Ownership::Generated,
@@ -647,6 +677,7 @@ mod tests {
             runtime: RuntimeDependency::Version("0.1.0".to_owned()),
             compile_check: false,
             target_dir: None,
+            contract_path: Vec::new(),
         }
     }
 

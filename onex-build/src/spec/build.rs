@@ -280,13 +280,18 @@ impl SpecBuilder<'_> {
         let states = self.states();
         self.check_collisions(&types, &events, &event_enum, states.is_some());
 
+        // Raw topics only: an `event:` subscription's topic is its
+        // producer's, which a node crate reads from the consumed contract.
         let subscriptions = c
             .subscriptions
             .iter()
-            .map(|s| SubscriptionSpec {
-                topic: s.topic.clone(),
-                operation: s.operation.clone(),
-                doc: doc_or(&s.description, || format!("Consumes `{}`.", s.topic)),
+            .filter_map(|s| {
+                let topic = s.topic.as_ref()?;
+                Some(SubscriptionSpec {
+                    topic: topic.clone(),
+                    operation: s.operation.clone(),
+                    doc: doc_or(&s.description, || format!("Consumes `{topic}`.")),
+                })
             })
             .collect();
 

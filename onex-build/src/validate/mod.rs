@@ -32,12 +32,17 @@
 //! | FV-003 | event types | an explicit `event_type` is dotted snake_case without a version suffix |
 //! | FV-004 | runtime settings | the health endpoint starts with `/`; intervals, windows and timeouts are positive; the consumer group is a valid Kafka group id |
 //! | FV-005 | topic length | every topic the node uses fits Kafka's 249 characters behind the longest environment the runtime accepts (64 characters and a dot): at most 184 characters |
+//! | XR-001 | consumed contracts | every contract under `consumes` is found (beside the contract, else on the search path), loads, passes its gates, and names a node other than this one, once |
+//! | XR-002 | event nodes | an `event:` subscription is `{node}.{event}` and names a consumed node |
+//! | XR-003 | consumed events | the consumed node publishes the event (custom or derived) |
+//! | XR-004 | event versions | an expected `version` is the published event's major version |
+//! | XR-005 | subscription shape | a subscription has `event` or `topic`, not both; `operation` only with `topic`, `version` only with `event`; one reaction per event, named unlike any operation |
 //!
 //! Loading errors (YAML syntax, wrong types, unknown keys) have the code
 //! [`PARSE`](crate::contract::PARSE); `SV-003` is the post-validation gate
 //! of generated code (stage 5).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::contract::{self, Contract, Diagnostic, Diagnostics, LoadedContract};
 
@@ -45,6 +50,7 @@ mod fsm;
 mod names;
 mod node;
 mod package;
+pub mod references;
 mod topics;
 pub mod types;
 mod versions;
@@ -181,11 +187,64 @@ pub const GATES: &[Gate] = &[
         name: "topic length",
         checks: "every topic fits Kafka's 249 characters behind the longest environment",
     },
+    Gate {
+        id: "XR-001",
+        name: "consumed contracts",
+        checks: "every consumed contract is found, loads, passes its gates and is another node",
+    },
+    Gate {
+        id: "XR-002",
+        name: "event nodes",
+        checks: "an `event:` subscription names a consumed node",
+    },
+    Gate {
+        id: "XR-003",
+        name: "consumed events",
+        checks: "the consumed node publishes the subscribed event",
+    },
+    Gate {
+        id: "XR-004",
+        name: "event versions",
+        checks: "an expected version is the published event's major version",
+    },
+    Gate {
+        id: "XR-005",
+        name: "subscription shape",
+        checks: "a subscription has `event` or `topic`; `operation` only with `topic`",
+    },
 ];
 
 /// Runs every gate on a loaded contract; `Err` holds every failure, in
-/// source order.
+/// source order. Consumed contracts are looked for beside the contract
+/// only; [`validate_with`] adds a search path.
 pub fn validate(loaded: &LoadedContract) -> Result<(), Diagnostics> {
+    validate_with(loaded, &[])
+}
+
+/// [`validate`], looking for consumed contracts beside the contract, then
+/// in each folder of `contract_path`.
+pub fn validate_with(
+    loaded: &LoadedContract,
+    contract_path: &[PathBuf],
+) -> Result<(), Diagnostics> {
+    let mut out = match validate_own(loaded) {
+        Ok(()) => Vec::new(),
+        Err(Diagnostics(ds)) => ds,
+    };
+    if let Err(ds) = references::resolve(loaded, contract_path) {
+        out.extend(ds);
+        out.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(out))
+    }
+}
+
+/// The gates of the contract alone, its references unresolved: what a
+/// consumed contract must pass.
+pub fn validate_own(loaded: &LoadedContract) -> Result<(), Diagnostics> {
     let mut ctx = Ctx {
         loaded,
         contract: &loaded.contract,

@@ -119,7 +119,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
 
     // FV-002
     for (i, s) in c.subscriptions.iter().enumerate() {
-        check_topic(ctx, format!("subscriptions[{i}].topic"), &s.topic);
+        if let Some(topic) = &s.topic {
+            check_topic(ctx, format!("subscriptions[{i}].topic"), topic);
+        }
     }
     for (i, t) in c
         .aggregation
@@ -348,8 +350,10 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
     own.extend(named);
     let mut foreign = Vec::new();
     for (i, s) in c.subscriptions.iter().enumerate() {
+        // An event's topic is its producer's, checked in that contract.
+        let Some(topic) = &s.topic else { continue };
         foreign.push(TopicUse {
-            topic: s.topic.clone(),
+            topic: topic.clone(),
             path: format!("subscriptions[{i}].topic"),
             fix: "subscribe to a shorter topic, which the publishing node can have in every environment".to_owned(),
             has_service: false,
