@@ -258,6 +258,9 @@ fn check_mode_lists_stale_files_and_writes_nothing() {
 fn generated_nodes_compile_without_warnings() {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let out_dir = base.join("generated-nodes");
+    // A `Cargo.toml` is written once: one left by another checkout sharing
+    // this target directory would build against that checkout's runtime.
+    let _ = std::fs::remove_dir_all(&out_dir);
     let target_dir = base.join("node-target");
     let root = workspace();
     let runtime =

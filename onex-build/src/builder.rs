@@ -386,6 +386,14 @@ impl Builder {
             for file in self.contract_files()? {
                 let _ = writeln!(out, "cargo:rerun-if-changed={}", file.display());
             }
+            // The gates read the contracts a contract consumes: a change
+            // there must run them again.
+            for folder in &self.contract_path {
+                let _ = writeln!(out, "cargo:rerun-if-changed={}", folder.display());
+            }
+            for file in self.consumed_beside_contracts()? {
+                let _ = writeln!(out, "cargo:rerun-if-changed={}", file.display());
+            }
         }
         let out_dir = match &self.out_dir {
             Some(dir) => dir.clone(),
@@ -422,6 +430,28 @@ impl Builder {
             eprintln!("{}", exit_report(&e));
             std::process::exit(1);
         }
+    }
+
+    /// The contracts that the compiled contracts consume and that lie
+    /// beside them (the search path's folders are watched whole).
+    fn consumed_beside_contracts(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut out = Vec::new();
+        for file in self.contract_files()? {
+            if self.consumed.contains(&file) && !self.files.contains(&file) {
+                continue;
+            }
+            let Ok(loaded) = load_file(&file) else {
+                continue;
+            };
+            let base = file.parent().unwrap_or(Path::new(""));
+            for consumed in &loaded.contract.consumes {
+                let path = base.join(&consumed.contract);
+                if path.is_file() && !out.contains(&path) {
+                    out.push(path);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn check_settings(&self) -> Result<(), Error> {
@@ -881,5 +911,39 @@ operations:
         if std::env::var_os("OUT_DIR").is_none() {
             assert!(matches!(builder.compile(), Err(Error::OutDir)));
         }
+    }
+
+    #[test]
+    fn consumed_contracts_are_found_on_the_search_path_and_compiled_for_their_types() {
+        let shared = folder_with(&[(
+            "tiny.yaml",
+            // A consumed contract whose own `consumes` is nowhere to be found.
+            &format!("{CONTRACT}consumes:\n  - contract: elsewhere.yaml\n"),
+        )]);
+        let consumer = folder_with(&[(
+            "watcher.yaml",
+            "contract_version: 1\n\
+             node: { name: watcher, node_type: compute, version: 1.0.0, domain: test }\n\
+             consumes:\n  - contract: tiny.yaml\n\
+             subscriptions:\n  - event: tiny.double_completed\n",
+        )]);
+        let watcher = consumer.path().join("watcher.yaml");
+        let tiny = shared.path().join("tiny.yaml");
+
+        let alone = Builder::new().contract(&watcher).generate();
+        let Err(Error::Contract(ds)) = alone else {
+            panic!("tiny.yaml is not beside watcher.yaml: {alone:?}");
+        };
+        assert_eq!(ds.iter().map(|d| d.code).collect::<Vec<_>>(), ["XR-001"]);
+
+        let files = Builder::new()
+            .contract(&watcher)
+            .contract_path(shared.path())
+            .consumed_contract(&tiny)
+            .generate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
+        assert_eq!(names, ["tiny.rs", "watcher.rs"]);
+        assert!(files[0].content.contains("pub struct DoubleCompleted"));
     }
 }
