@@ -481,7 +481,8 @@ impl<R: Event, F: Event> Requester<R, F> {
     /// every reply, so no two share a group), and returns once the bus
     /// subscribed: on Kafka, once the consumer got its partitions or the
     /// bus's timeout passed (the bus then warns; the consumer keeps
-    /// joining).
+    /// joining). On the Kafka bus prefer [`Requester::start_on_kafka`],
+    /// which also makes sure the first reply is not missed.
     ///
     /// Errors: the bus's, when it refuses the subscription (for instance
     /// [`BusError::Shutdown`]); [`BusError::TopicTooLong`] for a reply topic
@@ -549,7 +550,10 @@ impl<R: Event, F: Event> Requester<R, F> {
     ///   between is skipped; with `earliest`, the requester would read every
     ///   old reply first.
     ///
-    /// Prefer it to [`Requester::start`] on Kafka.
+    /// Prefer it to [`Requester::start`] on Kafka. Errors as
+    /// [`Requester::start`], and [`BusError::Unavailable`] when the broker
+    /// does not answer within `KAFKA_TIMEOUT_SECONDS` (a command-line tool
+    /// may then fall back to calling the work directly).
     #[cfg(feature = "kafka")]
     pub async fn start_on_kafka(
         bus: Arc<crate::KafkaBus>,
