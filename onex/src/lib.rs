@@ -12,6 +12,8 @@
 //! - [`bus`]: the [`EventBus`] trait, with the [`memory`] bus and (feature
 //!   `kafka`) the Kafka bus;
 //! - [`publisher`]: typed publishing that builds envelopes, headers and keys;
+//! - [`request`]: request and reply: send a command, await its completed or
+//!   failed event by correlation id;
 //! - [`retry`] and [`circuit`]: the resilience policies the buses share;
 //! - [`spool`]: a durable, ordered, bounded file queue for messages that
 //!   could not be delivered yet;
@@ -40,6 +42,7 @@ pub mod memory;
 pub mod operation;
 pub mod publisher;
 pub mod reaction;
+pub mod request;
 pub mod retry;
 pub mod spool;
 pub mod topic;
@@ -58,6 +61,7 @@ pub use kafka::KafkaBus;
 pub use memory::InMemoryBus;
 pub use operation::OperationError;
 pub use publisher::{Published, Publisher};
+pub use request::{PendingReply, RequestError, Requester, RequesterStats};
 
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;

@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Reads from the results folder (each optional): `pipeline.json`,
-//! `codegen.json`, `kafka.json`, `memory_peak.json`, `criterion/` (the
-//! criterion output folder), `settings.json`; and `{part}.skipped` files
+//! `codegen.json`, `kafka.json`, `memory_peak.json`, `request_reply.json`,
+//! `criterion/` (the criterion output folder), `settings.json`; and `{part}.skipped` files
 //! whose text says why a part was not measured.
 
 use std::{
@@ -713,12 +713,91 @@ fn peak_section(r: &Path, md: &mut String) {
     );
 }
 
+/// A latency in µs with sensible precision, or in ms from 10 ms up.
+fn micros(v: &Value) -> String {
+    match num(v) {
+        Some(x) if x >= 10_000.0 => format!("{} ms", ms(&Value::from(x / 1000.0))),
+        Some(x) if x >= 100.0 => format!("{} µs", thousands(x)),
+        Some(x) => format!("{x:.1} µs"),
+        None => "–".to_owned(),
+    }
+}
+
+const RR_KAFKA: &str = "request and reply over loopback Tansu, p50 < 5 ms";
+const RR_MEMORY: &str = "request and reply on the in-memory bus, p50 < 50 µs";
+
+fn request_reply_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str(
+        "## 8. Request and reply
+
+",
+    );
+    let Some(rr) = read_json(&r.join("request_reply.json")) else {
+        let why = skipped(r, "request_reply");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        for what in [RR_KAFKA, RR_MEMORY] {
+            targets.push(target(what, None, "not measured yet"));
+        }
+        return;
+    };
+    let s = &rr["settings"];
+    let _ = writeln!(
+        md,
+        "`onex::request::Requester` sends a command and awaits its completed event, which \
+         a responder subscribed to the command topic publishes under the command's \
+         correlation id. {} round trips one after another (after {} not counted), each \
+         timed from the call of `request` to its result. Kafka: one Tansu broker on \
+         loopback, the bus's defaults (`acks={}`, idempotence, `linger.ms={}`, \
+         `auto_offset_reset=latest`), so a round trip is two acknowledged publishes and \
+         two consumer fetches; the requester started with `Requester::start_on_kafka`.\n",
+        thousands(num(&s["requests"]).unwrap_or(0.0)),
+        thousands(num(&s["warmup"]).unwrap_or(0.0)),
+        s["acks"].as_str().unwrap_or("all"),
+        s["linger_ms"],
+    );
+    md.push_str("| bus | p50 | p90 | p99 | min | max |\n|---|---:|---:|---:|---:|---:|\n");
+    for (key, label) in [
+        ("memory", "in-memory bus"),
+        ("kafka", "Kafka bus, loopback Tansu"),
+    ] {
+        let row = &rr[key];
+        if row.is_null() {
+            let _ = writeln!(md, "| {label} | not measured | | | | |");
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} | {} |",
+            micros(&row["p50_us"]),
+            micros(&row["p90_us"]),
+            micros(&row["p99_us"]),
+            micros(&row["min_us"]),
+            micros(&row["max_us"]),
+        );
+    }
+    md.push('\n');
+    for (key, what, limit_us) in [("kafka", RR_KAFKA, 5_000.0), ("memory", RR_MEMORY, 50.0)] {
+        let p50 = num(&rr[key]["p50_us"]);
+        targets.push(target(
+            what,
+            p50.map(|x| x < limit_us),
+            p50.map_or("not measured".to_owned(), |_| {
+                format!(
+                    "p50 {}, p99 {}",
+                    micros(&rr[key]["p50_us"]),
+                    micros(&rr[key]["p99_us"])
+                )
+            }),
+        ));
+    }
+}
+
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let r = &args.results;
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
-    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, and the in-memory bus. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
+    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, and request/reply round trips. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
     if let Some(s) = read_json(&r.join("settings.json")) {
         let _ = writeln!(
             md,
@@ -742,6 +821,7 @@ fn main() -> Result<(), BoxError> {
     kafka_section(r, &mut body, &mut targets);
     memory_section(r, &mut body, &mut targets);
     peak_section(r, &mut body);
+    request_reply_section(r, &mut body, &mut targets);
 
     md.push_str("## Targets\n\n");
     for t in &targets {
