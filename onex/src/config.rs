@@ -31,6 +31,11 @@
 //! | `KAFKA_LINGER_MS` | `linger_ms` | `1` | `0..=1000` |
 //! | `KAFKA_SESSION_TIMEOUT_MS` | `session_timeout_ms` | `6000` | `1000..=3600000` |
 //! | `KAFKA_PUBLISH_BUFFER_CAPACITY` | `publish_buffer_capacity` | `10000` | `1..=10000000` |
+//! | `KAFKA_SPOOL_DIR` | `spool_dir` | `.onex/spool` | a directory, or `off` |
+//! | `KAFKA_SPOOL_CAPACITY_BYTES` | `spool_capacity_bytes` | `268435456` | `1048576..=1099511627776` |
+//! | `KAFKA_MAX_POLL_INTERVAL_MS` | `max_poll_interval_ms` | `300000` | `1000..=86400000` |
+//! | `KAFKA_COMMIT_INTERVAL_MS` | `commit_interval_ms` | `1000` | `10..=60000` |
+//! | `KAFKA_FETCH_WAIT_MAX_MS` | `fetch_wait_max_ms` | `100` | `1..=5000` |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`, in
 //! any case. An empty variable counts as unset.
@@ -230,6 +235,15 @@ const MAX_POLL: Setting = setting(
     "A consumer that does not poll for this long leaves its group; the bus \
      keeps polling while handlers run and retry.",
 );
+const FETCH_WAIT: Setting = setting(
+    "KAFKA_FETCH_WAIT_MAX_MS",
+    "fetch_wait_max_ms",
+    "100",
+    "1..=5000",
+    "Longest time a broker may hold a consumer's fetch while no record is \
+     ready; a broker that answers only when it runs out (Tansu) adds up to \
+     this much latency per message.",
+);
 const COMMIT_INTERVAL: Setting = setting(
     "KAFKA_COMMIT_INTERVAL_MS",
     "commit_interval_ms",
@@ -262,6 +276,7 @@ pub const SETTINGS: &[Setting] = &[
     SPOOL_CAPACITY,
     MAX_POLL,
     COMMIT_INTERVAL,
+    FETCH_WAIT,
 ];
 
 /// Broker acknowledgements a delivery waits for (`KAFKA_ACKS`).
@@ -445,6 +460,10 @@ pub struct KafkaConfig {
     /// Longest delay before a handled message's offset is committed,
     /// milliseconds (`KAFKA_COMMIT_INTERVAL_MS`).
     pub commit_interval_ms: u64,
+    /// Longest time a broker may hold a fetch with nothing to return,
+    /// milliseconds (`KAFKA_FETCH_WAIT_MAX_MS`; librdkafka's
+    /// `fetch.wait.max.ms`, 500 there).
+    pub fetch_wait_max_ms: u64,
     /// The name of the spool file, `{environment}.{spool_name}.spool`: a
     /// node sets its service name. Not a variable; `None` uses the
     /// consumer group.
@@ -477,6 +496,7 @@ impl Default for KafkaConfig {
             spool_capacity_bytes: 256 * 1024 * 1024,
             max_poll_interval_ms: 300_000,
             commit_interval_ms: 1000,
+            fetch_wait_max_ms: 100,
             spool_name: None,
         }
     }
@@ -692,6 +712,9 @@ impl KafkaConfig {
         if let Some(v) = get(&COMMIT_INTERVAL) {
             c.commit_interval_ms = parse_num(n, &COMMIT_INTERVAL, &v, "an integer")?;
         }
+        if let Some(v) = get(&FETCH_WAIT) {
+            c.fetch_wait_max_ms = parse_num(n, &FETCH_WAIT, &v, "an integer")?;
+        }
         c.check(n)?;
         Ok(c)
     }
@@ -828,6 +851,7 @@ impl KafkaConfig {
         )?;
         check_range(n, &MAX_POLL, self.max_poll_interval_ms, 1_000, 86_400_000)?;
         check_range(n, &COMMIT_INTERVAL, self.commit_interval_ms, 10, 60_000)?;
+        check_range(n, &FETCH_WAIT, self.fetch_wait_max_ms, 1, 5000)?;
         Ok(())
     }
 

@@ -265,6 +265,9 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
         // Offsets are stored by the bus after the handler, never before.
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        // A broker that holds every empty fetch for the whole wait (Tansu
+        // does) would add up to librdkafka's 500 ms to each message.
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         .set("allow.auto.create.topics", "true")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "1000");
@@ -1081,10 +1084,12 @@ mod tests {
         let config = KafkaConfig {
             max_poll_interval_ms: 45_000,
             commit_interval_ms: 250,
+            fetch_wait_max_ms: 7,
             ..KafkaConfig::default()
         };
         let c = consumer_config(&config, "g");
         assert_eq!(c.get("max.poll.interval.ms"), Some("45000"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("7"));
         assert_eq!(c.get("auto.commit.interval.ms"), Some("250"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
     }
