@@ -617,7 +617,7 @@ impl KafkaConfig {
     /// The configuration from the process environment (`KAFKA_*`
     /// variables), defaults for those unset, validated.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_map(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+        Self::from_env_over(KafkaConfig::default())
     }
 
     /// The configuration from a variable lookup, so that tests need not

@@ -234,11 +234,7 @@ impl NodeRuntime {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<(), BusError> {
-        // A topic Kafka would refuse fails here, at start-up, with its name
-        // and length, rather than as a broker error on the first poll.
-        for topic in &subscription.topics {
-            crate::topic::check(topic)?;
-        }
+        check_topics(&subscription)?;
         let handle = self.bus.subscribe(subscription, handler).await?;
         self.keep_subscription(handle);
         Ok(())
@@ -254,9 +250,7 @@ impl NodeRuntime {
         options: BatchOptions,
         handler: Arc<dyn BatchHandler>,
     ) -> Result<(), BusError> {
-        for topic in &subscription.topics {
-            crate::topic::check(topic)?;
-        }
+        check_topics(&subscription)?;
         let handle = self
             .bus
             .subscribe_batches(subscription, options, handler)
@@ -353,6 +347,15 @@ impl NodeRuntime {
             .map_err(LifecycleError::Shutdown)?;
         Ok(signal)
     }
+}
+
+/// A topic Kafka would refuse fails at start-up, with its name and length,
+/// rather than as a broker error on the first poll.
+fn check_topics(subscription: &Subscription) -> Result<(), BusError> {
+    for topic in &subscription.topics {
+        crate::topic::check(topic)?;
+    }
+    Ok(())
 }
 
 /// How long an expedited shutdown may still take before it is given up.

@@ -161,10 +161,7 @@ impl Spool {
         fs::create_dir_all(dir).map_err(|e| io_error(dir, "create the directory", e))?;
         let name = sanitize(name);
         for number in 0..=MAX_NUMBERED_FILES {
-            let path = match number {
-                0 => dir.join(format!("{name}.spool")),
-                n => dir.join(format!("{name}.{n}.spool")),
-            };
+            let path = numbered_path(dir, &name, number);
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -197,10 +194,7 @@ impl Spool {
     /// removed from the orphan once durable here.
     fn adopt_orphans(&mut self, dir: &Path, name: &str) -> Result<(), SpoolError> {
         for number in 0..=MAX_NUMBERED_FILES {
-            let path = match number {
-                0 => dir.join(format!("{name}.spool")),
-                n => dir.join(format!("{name}.{n}.spool")),
-            };
+            let path = numbered_path(dir, name, number);
             if path == self.path || !path.exists() {
                 continue;
             }
@@ -651,6 +645,15 @@ fn decode(payload: &[u8]) -> Option<SpoolRecord> {
         value,
         headers,
     })
+}
+
+/// The `number`th file of the spool `name`: `{name}.spool`, then
+/// `{name}.1.spool`, `{name}.2.spool`, ...
+fn numbered_path(dir: &Path, name: &str, number: u32) -> PathBuf {
+    match number {
+        0 => dir.join(format!("{name}.spool")),
+        n => dir.join(format!("{name}.{n}.spool")),
+    }
 }
 
 #[cfg(test)]

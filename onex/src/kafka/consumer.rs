@@ -453,15 +453,21 @@ impl ConsumerTask {
         self.finish().await;
     }
 
-    async fn consume(&self, handler: &dyn Handler, stop: &mut StopSignal) {
-        let mut bus_stop = self.inner.shutdown.subscribe();
+    /// The subscriber's breaker (see [`SubscriberBreaker`]), from the
+    /// configuration.
+    fn subscriber_breaker(&self) -> SubscriberBreaker {
         let config = &self.inner.config;
-        let mut breaker = SubscriberBreaker::new(
+        SubscriberBreaker::new(
             config.circuit_breaker_threshold,
             config.circuit_breaker_reset(),
             &self.group,
-        );
-        let mut commits = Commits::new(config.commit_interval());
+        )
+    }
+
+    async fn consume(&self, handler: &dyn Handler, stop: &mut StopSignal) {
+        let mut bus_stop = self.inner.shutdown.subscribe();
+        let mut breaker = self.subscriber_breaker();
+        let mut commits = Commits::new(self.inner.config.commit_interval());
         let mut kept = Kept::new();
         loop {
             if stop.is_stopped() || *bus_stop.borrow() {
@@ -500,13 +506,8 @@ impl ConsumerTask {
         stop: &mut StopSignal,
     ) {
         let mut bus_stop = self.inner.shutdown.subscribe();
-        let config = &self.inner.config;
-        let mut breaker = SubscriberBreaker::new(
-            config.circuit_breaker_threshold,
-            config.circuit_breaker_reset(),
-            &self.group,
-        );
-        let mut commits = Commits::new(config.commit_interval());
+        let mut breaker = self.subscriber_breaker();
+        let mut commits = Commits::new(self.inner.config.commit_interval());
         let mut kept = Kept::new();
         let max = options.max_messages.max(1);
         loop {

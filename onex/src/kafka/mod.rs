@@ -151,7 +151,7 @@ struct Inner {
     degraded: AtomicBool,
     degraded_reason: Mutex<String>,
     /// The durable spool; `None` when it is turned off.
-    spool: Option<SpoolSlot>,
+    spool: Option<Arc<SpoolSlot>>,
     /// The in-memory buffer, used when there is no spool.
     buffer: Mutex<Buffer>,
     /// Buffer entries (queued + sending); read on the hot path.
@@ -309,7 +309,7 @@ impl KafkaBus {
 
     /// The spool file, when the spool is on.
     pub fn spool_path(&self) -> Option<&std::path::Path> {
-        self.inner.spool.as_ref().map(SpoolSlot::path)
+        self.inner.spool.as_deref().map(SpoolSlot::path)
     }
 
     /// Takes the messages that could not be delivered within the timeout
@@ -327,7 +327,7 @@ impl KafkaBus {
             delivered: i.delivered.load(Ordering::Relaxed),
             buffered: i.buffered_total.load(Ordering::Relaxed),
             buffer_len: buffer.waiting(),
-            spooled: i.spool.as_ref().map_or(0, SpoolSlot::len),
+            spooled: i.spool.as_deref().map_or(0, SpoolSlot::len),
             undelivered: buffer.undelivered.len(),
             producer_rebuilds: i.rebuilds.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
@@ -346,7 +346,7 @@ impl KafkaBus {
 
 /// Opens the spool the configuration asks for and says what an earlier run
 /// left in it.
-async fn open_spool(config: &KafkaConfig) -> Result<Option<SpoolSlot>, BusError> {
+async fn open_spool(config: &KafkaConfig) -> Result<Option<Arc<SpoolSlot>>, BusError> {
     let Some(dir) = config.spool_path() else {
         return Ok(None);
     };
@@ -364,7 +364,7 @@ async fn open_spool(config: &KafkaConfig) -> Result<Option<SpoolSlot>, BusError>
             "messages an earlier run could not deliver wait in the spool; they go out first"
         );
     }
-    Ok(Some(SpoolSlot::new(spool)))
+    Ok(Some(Arc::new(SpoolSlot::new(spool))))
 }
 
 /// The record of a bus message: topic, key, envelope JSON and headers.

@@ -87,6 +87,25 @@ impl SpoolSlot {
     pub(super) fn path(&self) -> &std::path::Path {
         &self.path
     }
+
+    /// Runs `work` on the spool off the async runtime (its file I/O
+    /// blocks), then records how many records wait.
+    async fn with<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &str,
+        work: impl FnOnce(&mut Spool) -> Result<T, crate::spool::SpoolError> + Send + 'static,
+    ) -> Result<T, BusError> {
+        let slot = Arc::clone(self);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut spool = lock(&slot.spool);
+            let done = work(&mut spool);
+            slot.len.store(spool.len(), Ordering::Release);
+            done
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("{what} the spool: {e}")))?;
+        Ok(done?)
+    }
 }
 
 fn spool_record(record: &Record) -> SpoolRecord {
@@ -131,27 +150,18 @@ impl Inner {
     /// Keeps a message the broker cannot take now: durably in the spool
     /// (`Spooled`), or without a spool in memory (`Buffered`).
     pub(super) async fn hold(
-        self: &Arc<Self>,
+        &self,
         message: Arc<BusMessage>,
         record: Record,
     ) -> Result<Delivery, BusError> {
-        if self.spool.is_none() {
+        let Some(slot) = &self.spool else {
             return self.enqueue(message, record);
-        }
-        let inner = Arc::clone(self);
+        };
         let spooled = spool_record(&record);
-        let appended = tokio::task::spawn_blocking(move || {
-            let Some(slot) = &inner.spool else {
-                return Ok(());
-            };
-            let mut spool = lock(&slot.spool);
-            spool.append(std::slice::from_ref(&spooled))?;
-            slot.len.store(spool.len(), Ordering::Release);
-            Ok::<_, crate::spool::SpoolError>(())
+        slot.with("writing", move |spool| {
+            spool.append(std::slice::from_ref(&spooled))
         })
-        .await
-        .map_err(|e| BusError::Other(format!("writing the spool: {e}")))?;
-        appended?;
+        .await?;
         self.buffered_total.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(Delivery::Spooled)
@@ -258,41 +268,27 @@ impl Inner {
 
     /// Delivers a batch from the front of the spool; the delivered prefix
     /// is removed from it. Returns whether the whole batch went out.
-    async fn drain_spool(self: &Arc<Self>) -> Result<bool, BusError> {
+    async fn drain_spool(&self) -> Result<bool, BusError> {
         let Some(slot) = &self.spool else {
             return Ok(true);
         };
         if slot.len() == 0 {
             return Ok(true);
         }
-        let inner = Arc::clone(self);
-        let batch: Vec<Record> = tokio::task::spawn_blocking(move || match &inner.spool {
-            Some(slot) => lock(&slot.spool).peek(BATCH),
-            None => Ok(Vec::new()),
-        })
-        .await
-        .map_err(|e| BusError::Other(format!("reading the spool: {e}")))??
-        .into_iter()
-        .map(record_of_spooled)
-        .collect();
+        let batch: Vec<Record> = slot
+            .with("reading", |spool| spool.peek(BATCH))
+            .await?
+            .into_iter()
+            .map(record_of_spooled)
+            .collect();
         if batch.is_empty() {
             return Ok(true);
         }
         let refs: Vec<&Record> = batch.iter().collect();
         let (prefix, error) = self.send_in_order(&refs).await;
         if prefix > 0 {
-            let inner = Arc::clone(self);
-            tokio::task::spawn_blocking(move || {
-                let Some(slot) = &inner.spool else {
-                    return Ok(());
-                };
-                let mut spool = lock(&slot.spool);
-                spool.acknowledge(prefix)?;
-                slot.len.store(spool.len(), Ordering::Release);
-                Ok::<_, crate::spool::SpoolError>(())
-            })
-            .await
-            .map_err(|e| BusError::Other(format!("updating the spool: {e}")))??;
+            slot.with("updating", move |spool| spool.acknowledge(prefix))
+                .await?;
             tracing::debug!(delivered = prefix, "delivered spooled messages");
         }
         Ok(error.is_none() && prefix == batch.len())
@@ -327,7 +323,7 @@ impl Inner {
 
     /// Delivers what is held, spool first (it is older). Returns whether
     /// everything attempted went out.
-    pub(super) async fn drain(self: &Arc<Self>) -> bool {
+    pub(super) async fn drain(&self) -> bool {
         match self.drain_spool().await {
             Ok(true) => {}
             Ok(false) => return false,
@@ -399,7 +395,7 @@ impl Inner {
     }
 
     /// Delivers what is held, for up to `timeout`, saying what it waits for.
-    pub(super) async fn deliver_held(self: &Arc<Self>, timeout: Duration) {
+    pub(super) async fn deliver_held(&self, timeout: Duration) {
         let held = self.held();
         if held == 0 {
             return;
