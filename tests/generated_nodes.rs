@@ -379,31 +379,31 @@ impl Mock {
 }
 
 impl bridge::Handler for Mock {
-    async fn validate_input(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn validate_input(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("validate_input", input)
     }
-    async fn persist(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn persist(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("persist", input)
     }
-    async fn complete_workflow(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn complete_workflow(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("complete_workflow", input)
     }
-    async fn shutdown(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn shutdown(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("shutdown", input)
     }
-    async fn initialize(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn initialize(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("initialize", input)
     }
-    async fn runtime(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn runtime(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("runtime", input)
     }
-    async fn dispatch(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn dispatch(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("dispatch", input)
     }
-    async fn operations(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn operations(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("operations", input)
     }
-    async fn new(&self, input: events::Payload) -> Result<events::Payload, OperationError> {
+    async fn new(&self, input: events::Payload, _context: bridge::Context<'_>) -> Result<events::Payload, OperationError> {
         self.called("new", input)
     }
 }
@@ -610,8 +610,8 @@ fn the_bridge_node_builds_mocks_and_names_a_new_operation() {
     let readme = std::fs::read_to_string(node_dir.join("README.md")).expect("README");
     assert!(
         readme.contains(
-            "async fn archive(&self, input: crate::events::Payload) \
-             -> Result<crate::events::Payload, crate::OperationError>;"
+            "async fn archive(&self, input: crate::events::Payload, \
+             context: crate::Context<'_>) -> Result<crate::events::Payload, crate::OperationError>;"
         ),
         "{readme}"
     );
@@ -679,13 +679,14 @@ struct Mock {
 }
 
 impl monitor::Handler for Mock {
-    async fn raise_alert(&self, input: events::Alert) -> Result<events::Alert, OperationError> {
+    async fn raise_alert(&self, input: events::Alert, _context: monitor::Context<'_>) -> Result<events::Alert, OperationError> {
         Ok(input)
     }
     async fn on_sensor_reading_taken(
         &self,
         event: sensor::ReadingTaken,
         context: ReactionContext,
+        _run: monitor::Context<'_>,
     ) -> Result<(), OperationError> {
         self.readings.lock().unwrap().push((event.celsius, event.station, context));
         Ok(())
@@ -694,6 +695,7 @@ impl monitor::Handler for Mock {
         &self,
         event: sensor::SampleStarted,
         context: ReactionContext,
+        _run: monitor::Context<'_>,
     ) -> Result<(), OperationError> {
         let _ = (event, context);
         Err(OperationError::new("busy", "cannot take samples now"))

@@ -314,6 +314,13 @@ impl SubscriptionHandle {
         }
     }
 
+    /// Asks the subscription to stop after the message in hand, without
+    /// waiting: a handler that gives up because its node is stopping
+    /// finds its message abandoned (delivered again), not retried.
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops the subscription and waits for its task to finish.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
@@ -405,6 +412,17 @@ pub trait EventBus: Send + Sync + 'static {
         Err(BusError::Other(
             "this event bus does not support batch subscriptions".to_owned(),
         ))
+    }
+
+    /// Prepares a consumer group that is about to subscribe to `topics`
+    /// for replies: it must see every message published from now on, and
+    /// none from before. The Kafka bus creates the missing topics and
+    /// commits the current end of each partition for the new group (see
+    /// [`crate::request::Requester::start`]); the in-memory bus, whose new
+    /// subscriptions see what is published after them, needs nothing.
+    async fn start_group_at_end(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
+        let _ = (group, topics);
+        Ok(())
     }
 
     /// Health of the bus.

@@ -13,7 +13,11 @@
 //!   `kafka`) the Kafka bus;
 //! - [`publisher`]: typed publishing that builds envelopes, headers and keys;
 //! - [`request`]: request and reply: send a command, await its completed or
-//!   failed event by correlation id;
+//!   failed event by correlation id; [`exchange`]: the same as a step of a
+//!   node's run (a workflow step another node performs);
+//! - [`operation`] and [`reaction`]: what every generated node's operations
+//!   and reactions share (the started/completed/failed run, the context of
+//!   a consumed event);
 //! - [`retry`] and [`circuit`]: the resilience policies the buses share;
 //! - [`spool`]: a durable, ordered, bounded file queue for messages that
 //!   could not be delivered yet;
@@ -32,6 +36,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod exchange;
 pub mod fsm;
 pub mod headers;
 #[cfg(feature = "kafka")]

@@ -270,12 +270,18 @@ impl NodeRuntime {
     /// for; [`NodeRuntime::expedite_shutdown`] makes it stop waiting.
     pub async fn shutdown(&self) -> Result<(), BusError> {
         self.shut_down.store(true, Ordering::Release);
-        self.stop.send_replace(true);
         let heartbeats: Vec<_> = lock(&self.heartbeats).drain(..).collect();
         for task in heartbeats {
             task.abort();
         }
         let subscriptions: Vec<_> = lock(&self.subscriptions).drain(..).collect();
+        // The subscriptions first, then the work waiting on other nodes
+        // ([`NodeRuntime::stopping`]): a run that gives up finds its
+        // message abandoned, to be delivered again, rather than retried.
+        for handle in &subscriptions {
+            handle.request_stop();
+        }
+        self.stop.send_replace(true);
         if !subscriptions.is_empty() {
             tracing::info!(
                 subscriptions = subscriptions.len(),
@@ -293,6 +299,16 @@ impl NodeRuntime {
         })
         .await;
         self.bus.shutdown().await
+    }
+
+    /// Resolves once the node's shutdown has begun. Work that waits for
+    /// another node (a workflow step, a request) gives up then, with
+    /// [`crate::OperationError::INTERRUPTED`], so that the shutdown does
+    /// not wait for replies that may never come; its message is delivered
+    /// again after the restart.
+    pub async fn stopping(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
     /// Makes a running [`NodeRuntime::shutdown`] stop waiting: handlers in

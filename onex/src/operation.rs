@@ -25,6 +25,9 @@ pub struct OperationError {
     pub kind: String,
     /// What went wrong.
     pub message: String,
+    /// What the caller may do about it, each a sentence a person can act
+    /// on; published as the failed event's `recovery_suggestions`.
+    pub suggestions: Vec<String>,
 }
 
 impl OperationError {
@@ -34,10 +37,24 @@ impl OperationError {
     /// commit the command, which is delivered again.
     pub const OUTCOME_NOT_DELIVERED: &'static str = "outcome_not_delivered";
 
+    /// The kind of the error of a run cut short because its node is
+    /// shutting down (a workflow step waiting for another node, say). Like
+    /// [`OperationError::OUTCOME_NOT_DELIVERED`], not the business logic's
+    /// failure: the command stays uncommitted and the run starts again on
+    /// the next start of the node (or another replica).
+    pub const INTERRUPTED: &'static str = "interrupted";
+
     /// Whether this is the error of a run whose events were not delivered
     /// ([`OperationError::OUTCOME_NOT_DELIVERED`]).
     pub fn is_outcome_not_delivered(&self) -> bool {
         self.kind == Self::OUTCOME_NOT_DELIVERED
+    }
+
+    /// Whether the run must be done again rather than reported as failed:
+    /// its events were not delivered, or its node interrupted it
+    /// ([`OperationError::INTERRUPTED`]).
+    pub fn is_retried(&self) -> bool {
+        self.kind == Self::OUTCOME_NOT_DELIVERED || self.kind == Self::INTERRUPTED
     }
 
     /// An error of a kind with a message.
@@ -45,7 +62,15 @@ impl OperationError {
         OperationError {
             kind: kind.into(),
             message: message.into(),
+            suggestions: Vec::new(),
         }
+    }
+
+    /// The error with one more recovery suggestion.
+    #[must_use]
+    pub fn with_suggestion(mut self, suggestion: impl Into<String>) -> Self {
+        self.suggestions.push(suggestion.into());
+        self
     }
 
     /// The error of an operation whose business logic is not written yet.
@@ -82,8 +107,22 @@ impl<E: std::error::Error> From<E> for OperationError {
             .next()
             .unwrap_or("error")
             .to_owned();
-        OperationError { kind, message }
+        OperationError {
+            kind,
+            message,
+            suggestions: Vec::new(),
+        }
     }
+}
+
+/// A failed event that reports an [`OperationError`]: every failed event
+/// the generator derives (an operation's, a workflow step's, a workflow's)
+/// carries `error_type`, `error_message` and `recovery_suggestions`. A node
+/// that waits for another node's failed event turns it back into the error
+/// it reports.
+pub trait Failure {
+    /// The error the event reports.
+    fn error(&self) -> OperationError;
 }
 
 /// Runs one operation: publishes `started`, runs `work`, then publishes
@@ -142,8 +181,8 @@ pub async fn publish_durable<E: Event>(
 pub fn settle<O>(what: &str, result: Result<O, OperationError>) -> Result<(), crate::HandlerError> {
     match result {
         Ok(_) => Ok(()),
-        Err(error) if error.is_outcome_not_delivered() => {
-            tracing::warn!(%error, what, "events not delivered; the message stays uncommitted");
+        Err(error) if error.is_retried() => {
+            tracing::warn!(%error, what, "not finished; the message stays uncommitted");
             Err(crate::HandlerError::new(error.kind, error.message))
         }
         Err(error) => {

@@ -65,11 +65,10 @@
 //! - **Subscribed before sending.** [`Requester::start`] returns once the
 //!   bus subscribed the reply topics: the in-memory bus at once, the Kafka
 //!   bus once the consumer got its partitions (up to
-//!   `KAFKA_TIMEOUT_SECONDS`). On Kafka use [`Requester::start_on_kafka`]:
-//!   it also creates missing reply topics and fixes where the new group
-//!   starts reading (the current end of each reply partition) before it
-//!   subscribes, so that a reply to the very first command is never
-//!   skipped, whatever `auto_offset_reset` says.
+//!   `KAFKA_TIMEOUT_SECONDS`). On Kafka it first creates missing reply
+//!   topics and fixes where the new group starts reading (the current end
+//!   of each reply partition), so that a reply to the very first command
+//!   is never skipped, whatever `auto_offset_reset` says.
 //!
 //! A timeout does not mean that the command was not executed: it may still
 //! be handled, and its late reply is then counted and dropped.
@@ -481,13 +480,29 @@ impl<R: Event, F: Event> Requester<R, F> {
     /// every reply, so no two share a group), and returns once the bus
     /// subscribed: on Kafka, once the consumer got its partitions or the
     /// bus's timeout passed (the bus then warns; the consumer keeps
-    /// joining). On the Kafka bus prefer [`Requester::start_on_kafka`],
-    /// which also makes sure the first reply is not missed.
+    /// joining).
+    ///
+    /// Before it subscribes, the bus prepares the new group
+    /// ([`EventBus::start_group_at_end`](crate::EventBus::start_group_at_end)).
+    /// On Kafka that
+    /// - creates the reply topics that do not exist yet
+    ///   ([`create_missing_topics`]): a consumer subscribed to a missing
+    ///   topic learns of it only at its next metadata refresh (librdkafka:
+    ///   every 5 minutes), missing the replies meanwhile;
+    /// - commits the current end of every reply partition for the group, so
+    ///   that its consumer starts exactly there whatever
+    ///   `auto_offset_reset` says: with `latest`, librdkafka looks the end
+    ///   up only after the assignment, and a reply that lands in between is
+    ///   skipped; with `earliest`, the requester would read every old reply
+    ///   first.
     ///
     /// Errors: the bus's, when it refuses the subscription (for instance
-    /// [`BusError::Shutdown`]); [`BusError::TopicTooLong`] for a reply topic
-    /// Kafka would refuse; [`BusError::Other`] when `R` and `F` have the
-    /// same event type, as replies could not be told apart.
+    /// [`BusError::Shutdown`]) or, on Kafka, when the broker does not
+    /// answer within `KAFKA_TIMEOUT_SECONDS` ([`BusError::Unavailable`]: a
+    /// command-line tool may then fall back to calling the work directly);
+    /// [`BusError::TopicTooLong`] for a reply topic Kafka would refuse;
+    /// [`BusError::Other`] when `R` and `F` have the same event type, as
+    /// replies could not be told apart.
     pub async fn start(publisher: Publisher, group: impl Into<String>) -> Result<Self, BusError> {
         if R::EVENT_TYPE == F::EVENT_TYPE {
             return Err(BusError::Other(format!(
@@ -500,6 +515,7 @@ impl<R: Event, F: Event> Requester<R, F> {
             topic::check(t)?;
         }
         let group = Self::own_group(group);
+        publisher.bus().start_group_at_end(&group, &topics).await?;
         Self::subscribe(publisher, topics, group).await
     }
 
@@ -537,41 +553,15 @@ impl<R: Event, F: Event> Requester<R, F> {
         })
     }
 
-    /// [`Requester::start`] on the Kafka bus, made safe for the first
-    /// reply. Before subscribing it
-    /// - creates the reply topics that do not exist yet
-    ///   ([`create_missing_topics`]): a consumer subscribed to a missing
-    ///   topic learns of it only at its next metadata refresh (librdkafka:
-    ///   every 5 minutes), missing the replies meanwhile;
-    /// - commits the current end of every reply partition for the
-    ///   requester's new group, so that its consumer starts exactly there
-    ///   whatever `auto_offset_reset` says: with `latest`, librdkafka looks
-    ///   the end up only after the assignment, and a reply that lands in
-    ///   between is skipped; with `earliest`, the requester would read every
-    ///   old reply first.
-    ///
-    /// Prefer it to [`Requester::start`] on Kafka. Errors as
-    /// [`Requester::start`], and [`BusError::Unavailable`] when the broker
-    /// does not answer within `KAFKA_TIMEOUT_SECONDS` (a command-line tool
-    /// may then fall back to calling the work directly).
+    /// [`Requester::start`] on a Kafka bus, kept for callers that hold
+    /// the bus as a [`crate::KafkaBus`].
     #[cfg(feature = "kafka")]
     pub async fn start_on_kafka(
         bus: Arc<crate::KafkaBus>,
         source: crate::SourceInfo,
         group: impl Into<String>,
     ) -> Result<Self, BusError> {
-        if R::EVENT_TYPE == F::EVENT_TYPE {
-            return Self::start(Publisher::new(bus, source), group).await;
-        }
-        let config = bus.config().clone();
-        let publisher = Publisher::new(bus, source);
-        let topics = Self::topics(&publisher);
-        for t in &topics {
-            topic::check(t)?;
-        }
-        let group = Self::own_group(group);
-        kafka_replies::start_group_at_end(&config, &group, &topics).await?;
-        Self::subscribe(publisher, topics, group).await
+        Self::start(Publisher::new(bus, source), group).await
     }
 
     /// The reply topics: `R`'s, then `F`'s unless it is the same.
@@ -874,7 +864,7 @@ impl<R: Event, F: Event> PendingReply<R, F> {
 /// A Kafka consumer subscribed to a topic that does not exist yet gets no
 /// partitions for it, and learns of the topic only at its next metadata
 /// refresh (librdkafka: every 5 minutes): what is published meanwhile is
-/// missed. [`Requester::start_on_kafka`] calls this for the reply topics; a
+/// missed. [`Requester::start`] does this for the reply topics on Kafka; a
 /// responder does well to call it for its command topic before it
 /// subscribes.
 #[cfg(feature = "kafka")]
@@ -894,7 +884,7 @@ pub async fn create_missing_topics(
 
 /// The Kafka side of starting a requester, on a client of its own.
 #[cfg(feature = "kafka")]
-mod kafka_replies {
+pub(crate) mod kafka_replies {
     use std::time::{Duration, Instant};
 
     use rdkafka::{
@@ -967,7 +957,7 @@ mod kafka_replies {
 
     /// Creates the missing topics, then commits the end of every partition
     /// of them for `group`, a group nobody consumes in yet.
-    pub(super) async fn start_group_at_end(
+    pub(crate) async fn start_group_at_end(
         config: &KafkaConfig,
         group: &str,
         topics: &[String],

@@ -82,7 +82,11 @@ impl FaultProbeHandler {
 
 impl crate::Handler for FaultProbeHandler {
     /// Applies one command, or fails as the environment says.
-    async fn apply(&self, input: ProbeInput) -> Result<ProbeOutput, OperationError> {
+    async fn apply(
+        &self,
+        input: ProbeInput,
+        _context: crate::Context<'_>,
+    ) -> Result<ProbeOutput, OperationError> {
         let earlier = self.earlier_attempts(&input);
         if !self.delay.is_zero() {
             onex::tokio::time::sleep(self.delay).await;

@@ -21,7 +21,11 @@ impl FaultWindowHandler {
 
 impl crate::Handler for FaultWindowHandler {
     /// Not used by the suite.
-    async fn recount(&self, input: Recount) -> Result<WindowState, OperationError> {
+    async fn recount(
+        &self,
+        input: Recount,
+        _context: crate::Context<'_>,
+    ) -> Result<WindowState, OperationError> {
         let _ = input;
         Err(OperationError::not_implemented("recount"))
     }

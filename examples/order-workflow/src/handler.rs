@@ -1,30 +1,21 @@
 //! The business logic of the `order_workflow` node, written by hand: the
-//! workflow's first step validates an order against a small catalogue, the
-//! second stores the valid order, with its total, in the `records` table of
-//! PostgreSQL (the table the postgres-writer node writes).
+//! workflow's first step validates an order against a small catalogue (an
+//! invalid order is announced with `order_rejected` and fails the step, with
+//! suggestions for the customer); the second step has the PostgreSQL writer
+//! store the valid order, with its total, in its `records` table: the step
+//! builds the writer's `write_requested` command, and the workflow waits for
+//! the writer's answer. When the writer announces the stored row
+//! (`record_written`), the node announces the order as accepted.
 //!
 //! `cargo onex generate` wrote the first version of this file and never
 //! overwrites it; everything else in `src/` follows the contract.
-//!
-//! Connection: `DATABASE_URL` (a libpq key/value string or URL), default
-//! `host=127.0.0.1 user=postgres dbname=test`. The table (see
-//! `scripts/postgres.sh` at the repository root):
-//!
-//! ```sql
-//! create table records (
-//!     record_id uuid primary key, table_name text not null,
-//!     payload jsonb not null, tags text[] not null default '{}',
-//!     written_at timestamptz not null default now());
-//! ```
 
-use tokio_postgres::{Client, NoTls};
+use crate::consumed::postgres_writer::{RecordWritten, WriteRecordInput, WriteRequested};
+use crate::events::{Order, OrderAccepted, OrderRejected, ValidationReport};
+use crate::{Context, OperationError, WorkflowRun};
 
-use crate::OperationError;
-use crate::WorkflowRun;
-use crate::events::{Order, OrderStatus, PersistedOrder, ValidationReport};
-
-/// The default connection string.
-pub const DEFAULT_DATABASE_URL: &str = "host=127.0.0.1 user=postgres dbname=test";
+/// The writer's table of orders.
+pub const ORDERS_TABLE: &str = "orders";
 
 /// The SKUs the shop sells.
 pub const CATALOGUE: &[&str] = &["A-1", "B-2", "C-3"];
@@ -32,38 +23,43 @@ pub const CATALOGUE: &[&str] = &["A-1", "B-2", "C-3"];
 /// The most of one SKU a single order may ask for.
 pub const MAX_QUANTITY: u32 = 1_000;
 
-/// Holds the PostgreSQL connection the operations share.
-#[derive(Debug)]
-pub struct OrderWorkflowHandler {
-    client: Client,
-}
+/// The workflow's logic; it holds nothing, as the writer does the storing.
+#[derive(Debug, Default)]
+pub struct OrderWorkflowHandler {}
 
 impl OrderWorkflowHandler {
-    /// Connects to PostgreSQL; an error stops the node before it joins the
-    /// bus.
+    /// The handler.
     pub async fn new() -> Result<Self, OperationError> {
-        let url = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-        onex::tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                onex::tracing::error!(%error, "the PostgreSQL connection ended");
-            }
-        });
-        Ok(OrderWorkflowHandler { client })
+        Ok(OrderWorkflowHandler {})
     }
 }
 
 impl crate::Handler for OrderWorkflowHandler {
     /// Check an order's lines, quantities and prices. An order with
-    /// problems fails the step (error kind `invalid_order`, the problems in
-    /// the message), which fails the workflow before anything is stored.
-    async fn validate_order(&self, input: Order) -> Result<ValidationReport, OperationError> {
+    /// problems is announced with `order_rejected`, then fails the step
+    /// (error kind `invalid_order`, the problems in the message, what to do
+    /// in the suggestions), which fails the workflow before anything is
+    /// stored.
+    async fn validate_order(
+        &self,
+        input: Order,
+        context: Context<'_>,
+    ) -> Result<ValidationReport, OperationError> {
         let problems = problems(&input);
         if !problems.is_empty() {
-            return Err(OperationError::new("invalid_order", problems.join("; ")));
+            let rejected = OrderRejected {
+                order_id: input.order_id,
+                problems: problems.clone(),
+            };
+            context.publish().order_rejected(&rejected).await?;
+            return Err(OperationError::new("invalid_order", problems.join("; "))
+                .with_suggestion(format!(
+                    "order only SKUs of the catalogue: {}",
+                    CATALOGUE.join(", ")
+                ))
+                .with_suggestion(format!(
+                    "order between 1 and {MAX_QUANTITY} of each SKU, at a price above zero"
+                )));
         }
         Ok(ValidationReport {
             order_id: input.order_id,
@@ -72,48 +68,28 @@ impl crate::Handler for OrderWorkflowHandler {
         })
     }
 
-    /// Store a valid order, with its total, as the row `order_id` of the
-    /// `records` table. Storing the same order twice changes nothing.
-    async fn persist_order(&self, input: Order) -> Result<PersistedOrder, OperationError> {
-        let total_cents: u64 = input
-            .lines
-            .iter()
-            .map(|line| u64::from(line.quantity) * line.unit_price_cents)
-            .sum();
-        let payload = onex::serde_json::json!({
-            "order": onex::serde_json::to_value(&input)?,
-            "total_cents": total_cents,
-        });
-        let tags = vec!["order_workflow".to_owned()];
-        self.client
-            .execute(
-                "insert into records (record_id, table_name, payload, tags) \
-                 values ($1, 'orders', $2, $3) on conflict (record_id) do nothing",
-                &[&input.order_id, &payload, &tags],
-            )
-            .await?;
-        Ok(PersistedOrder {
-            order_id: input.order_id,
-            record_id: input.order_id,
-            status: OrderStatus::Accepted,
-        })
-    }
-
-    /// The PostgreSQL writer announced a stored record: logged, with the
-    /// flow it belongs to, so that an order's persistence can be followed
-    /// across both nodes.
+    /// The PostgreSQL writer stored a record. An order's row announces the
+    /// order as accepted, in the flow of the run that placed it.
     async fn on_postgres_writer_record_written(
         &self,
-        event: crate::consumed::postgres_writer::RecordWritten,
-        context: onex::reaction::ReactionContext,
+        event: RecordWritten,
+        origin: onex::reaction::ReactionContext,
+        context: Context<'_>,
     ) -> Result<(), OperationError> {
         onex::tracing::info!(
             record_id = %event.record_id,
             table = %event.table,
-            correlation_id = %context.correlation_id,
-            writer = %context.source_node_id,
+            correlation_id = %context.correlation_id(),
+            writer = %origin.source_node_id,
             "the PostgreSQL writer stored a record"
         );
+        if event.table == ORDERS_TABLE {
+            let accepted = OrderAccepted {
+                order_id: event.record_id,
+                record_id: event.record_id,
+            };
+            context.publish().order_accepted(&accepted).await?;
+        }
         Ok(())
     }
 }
@@ -125,10 +101,28 @@ impl crate::Steps for OrderWorkflowHandler {
         order_of(run)
     }
 
-    /// The input of the `persist_order` step: the same order, which the
-    /// previous step found valid.
-    fn persist_order(&self, run: &WorkflowRun) -> Result<Order, OperationError> {
-        order_of(run)
+    /// The writer's command for the `persist_order` step: the order, with
+    /// its total, as the row `order_id` of the `orders` table (storing the
+    /// same order twice changes nothing).
+    fn persist_order(&self, run: &WorkflowRun) -> Result<WriteRequested, OperationError> {
+        let order = order_of(run)?;
+        let total_cents: u64 = order
+            .lines
+            .iter()
+            .map(|line| u64::from(line.quantity) * line.unit_price_cents)
+            .sum();
+        let payload = onex::serde_json::json!({
+            "order": onex::serde_json::to_value(&order)?,
+            "total_cents": total_cents,
+        });
+        Ok(WriteRequested {
+            record: WriteRecordInput {
+                record_id: order.order_id,
+                table: ORDERS_TABLE.to_owned(),
+                payload,
+                tags: vec!["order_workflow".to_owned()],
+            },
+        })
     }
 }
 

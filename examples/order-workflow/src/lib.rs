@@ -13,8 +13,11 @@
 //!   [`handler`];
 //! - [`Steps`]: one method per workflow step, also yours;
 //! - [`NodeOrderWorkflowOrchestrator`]: the node, generic over your handler. Its
-//!   operations run through [`NodeOrderWorkflowOrchestrator::operations`], so an
-//!   operation's name never meets one of the node's own methods.
+//!   operations run through [`NodeOrderWorkflowOrchestrator::operations`], so
+//!   a contract's name never meets one of the node's own methods.
+//! - [`Context`]: what your operations and reactions get besides their
+//!   input: the run's correlation id and [`Publish`], the node's own
+//!   events.
 //! - the node's lifecycle: `initialize()` announces the node, starts its
 //!   heartbeat and subscribes it to its commands; `shutdown()` stops it.
 /// The contract's types, events and topics, compiled from `contract.yaml`
@@ -66,41 +69,33 @@ pub struct WorkflowRun {
 /// ("not all trait items implemented, missing: `...`"). The methods, in full:
 ///
 /// ```text
-/// async fn validate_order(&self, input: crate::events::Order) -> Result<crate::events::ValidationReport, crate::OperationError>
-/// async fn persist_order(&self, input: crate::events::Order) -> Result<crate::events::PersistedOrder, crate::OperationError>
-/// async fn on_postgres_writer_record_written(&self, event: crate::consumed::postgres_writer::RecordWritten, context: ::onex::reaction::ReactionContext) -> Result<(), crate::OperationError>
+/// async fn validate_order(&self, input: crate::events::Order, context: crate::Context<'_>) -> Result<crate::events::ValidationReport, crate::OperationError>
+/// async fn on_postgres_writer_record_written(&self, event: crate::consumed::postgres_writer::RecordWritten, origin: ::onex::reaction::ReactionContext, context: crate::Context<'_>) -> Result<(), crate::OperationError>
 /// ```
 ///
 /// The `on_*` methods react to other nodes' events, one per `event:`
 /// subscription of the contract: each takes the event as its producer's
-/// contract types it, and where it comes from. An error is retried by the
-/// bus, then the event is dead-lettered.
+/// contract types it, where it comes from (`origin`), and the context of
+/// the reaction, which carries the event's correlation id. An error is
+/// retried by the bus, then the event is dead-lettered.
 pub trait Handler: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// Check an order's lines, quantities and prices.
     fn validate_order(
         &self,
         input: crate::events::Order,
+        context: crate::Context<'_>,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             crate::events::ValidationReport,
             crate::OperationError,
         >,
     > + ::std::marker::Send;
-    /// Store a valid order through the PostgreSQL writer.
-    fn persist_order(
-        &self,
-        input: crate::events::Order,
-    ) -> impl ::std::future::Future<
-        Output = ::std::result::Result<
-            crate::events::PersistedOrder,
-            crate::OperationError,
-        >,
-    > + ::std::marker::Send;
-    /// The PostgreSQL writer stored a record; a persisted order's row is now durable.
+    /// The PostgreSQL writer stored a record; when it is an order, the order is accepted.
     fn on_postgres_writer_record_written(
         &self,
         event: crate::consumed::postgres_writer::RecordWritten,
-        context: ::onex::reaction::ReactionContext,
+        origin: ::onex::reaction::ReactionContext,
+        context: crate::Context<'_>,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<(), crate::OperationError>,
     > + ::std::marker::Send;
@@ -108,12 +103,12 @@ pub trait Handler: ::std::marker::Send + ::std::marker::Sync + 'static {
 /// The workflow's steps: one method per step, named after the step, in a
 /// trait of their own so that a step's name never meets an operation's.
 /// A step that runs an operation builds the operation's input from the run;
-/// any other step does its work and returns its result. The methods, in
-/// full:
+/// a step another node performs builds the command it sends; any other
+/// step does its work and returns its result. The methods, in full:
 ///
 /// ```text
 /// fn validate_order(&self, run: &crate::WorkflowRun) -> Result<crate::events::Order, crate::OperationError>
-/// fn persist_order(&self, run: &crate::WorkflowRun) -> Result<crate::events::Order, crate::OperationError>
+/// fn persist_order(&self, run: &crate::WorkflowRun) -> Result<crate::consumed::postgres_writer::WriteRequested, crate::OperationError>
 /// ```
 pub trait Steps: crate::Handler {
     /// The input of the `validate_order` operation that the step `validate_order` runs, built from what the run carries. An error fails the step.
@@ -121,11 +116,118 @@ pub trait Steps: crate::Handler {
         &self,
         run: &crate::WorkflowRun,
     ) -> ::std::result::Result<crate::events::Order, crate::OperationError>;
-    /// The input of the `persist_order` operation that the step `persist_order` runs, built from what the run carries. An error fails the step.
+    /// The `effect.write_requested` command that has another node perform the step `persist_order`, built from what the run carries; the step ends with `effect.write_record.completed` (its result) or `effect.write_record.failed`, or fails after 5 s. An error fails the step.
     fn persist_order(
         &self,
         run: &crate::WorkflowRun,
-    ) -> ::std::result::Result<crate::events::Order, crate::OperationError>;
+    ) -> ::std::result::Result<
+        crate::consumed::postgres_writer::WriteRequested,
+        crate::OperationError,
+    >;
+}
+/// What an operation or a reaction gets besides its input: the run's
+/// correlation id, and publishers for the node's own events.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    runtime: &'a ::onex::lifecycle::NodeRuntime,
+    correlation_id: ::onex::uuid::Uuid,
+}
+impl<'a> Context<'a> {
+    /// The context of a run with `correlation_id` on `runtime`'s bus.
+    pub fn new(
+        runtime: &'a ::onex::lifecycle::NodeRuntime,
+        correlation_id: ::onex::uuid::Uuid,
+    ) -> Self {
+        Context { runtime, correlation_id }
+    }
+    /// The run's correlation id: what the events the run publishes carry.
+    pub fn correlation_id(&self) -> ::onex::uuid::Uuid {
+        self.correlation_id
+    }
+    /// The node's id.
+    pub fn node_id(&self) -> ::onex::uuid::Uuid {
+        self.runtime.node_id()
+    }
+    /// Publishers for the node's own events, one method per event of the
+    /// contract, kept apart so that any event name works.
+    pub fn publish(&self) -> Publish<'a> {
+        Publish {
+            runtime: self.runtime,
+            correlation_id: self.correlation_id,
+        }
+    }
+}
+/// Publishes the node's own events with the run's correlation id, from
+/// [`Context::publish`]: one method per event of the contract. Each returns
+/// once the event is durable, else fails with the
+/// `outcome_not_delivered` error (`?` then fails the run, whose command is
+/// delivered again).
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    runtime: &'a ::onex::lifecycle::NodeRuntime,
+    correlation_id: ::onex::uuid::Uuid,
+}
+impl Publish<'_> {
+    /// Publishes `orchestrator.place_order`.
+    pub async fn place_order(
+        &self,
+        event: &events::PlaceOrder,
+    ) -> ::std::result::Result<::onex::Published, OperationError> {
+        ::onex::operation::publish_durable(
+                self.runtime.publisher(),
+                event,
+                self.correlation_id,
+            )
+            .await
+    }
+    /// Publishes `orchestrator.order_accepted`.
+    pub async fn order_accepted(
+        &self,
+        event: &events::OrderAccepted,
+    ) -> ::std::result::Result<::onex::Published, OperationError> {
+        ::onex::operation::publish_durable(
+                self.runtime.publisher(),
+                event,
+                self.correlation_id,
+            )
+            .await
+    }
+    /// Publishes `orchestrator.order_rejected`.
+    pub async fn order_rejected(
+        &self,
+        event: &events::OrderRejected,
+    ) -> ::std::result::Result<::onex::Published, OperationError> {
+        ::onex::operation::publish_durable(
+                self.runtime.publisher(),
+                event,
+                self.correlation_id,
+            )
+            .await
+    }
+}
+/// The node's exchanges with other nodes: one requester per workflow step
+/// another node performs and per request, each started on first use (or by
+/// `initialize()`).
+struct Exchanges {
+    step_persist_order: ::onex::exchange::Exchange<
+        crate::consumed::postgres_writer::WriteRecordCompleted,
+        crate::consumed::postgres_writer::WriteRecordFailed,
+    >,
+}
+impl Exchanges {
+    const fn new() -> Self {
+        Exchanges {
+            step_persist_order: ::onex::exchange::Exchange::new("persist_order"),
+        }
+    }
+    /// Starts every requester, so that the first command is answered.
+    async fn start(
+        &self,
+        runtime: &::onex::lifecycle::NodeRuntime,
+    ) -> ::std::result::Result<(), ::onex::BusError> {
+        self.step_persist_order.start(runtime).await?;
+        ::std::result::Result::Ok(())
+    }
 }
 /// Drives an order from submission to persistence, one step at a time.
 ///
@@ -138,12 +240,14 @@ pub struct NodeOrderWorkflowOrchestrator<H> {
     runtime: ::onex::lifecycle::NodeRuntime,
     handler: H,
     machine: ::onex::fsm::StateMachine<events::State>,
+    exchanges: Exchanges,
 }
 impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
     /// A node on `runtime`'s bus that runs `handler`'s business logic.
     pub fn new(runtime: ::onex::lifecycle::NodeRuntime, handler: H) -> Self {
         NodeOrderWorkflowOrchestrator {
             machine: ::onex::fsm::StateMachine::new(),
+            exchanges: Exchanges::new(),
             runtime,
             handler,
         }
@@ -287,12 +391,15 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                 ::std::result::Result::Err((
                     ::std::string::String::from("timeout"),
                     OperationError::new(
-                        "timeout",
-                        ::std::format!(
-                            "the workflow ran longer than {} s",
-                            events::WORKFLOW_TIMEOUT_SECONDS
+                            "timeout",
+                            ::std::format!(
+                                "the workflow ran longer than {} s",
+                                events::WORKFLOW_TIMEOUT_SECONDS
+                            ),
+                        )
+                        .with_suggestion(
+                            "check that the nodes the workflow's steps wait for are running",
                         ),
-                    ),
                 ))
             }
         };
@@ -316,6 +423,9 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     .await?;
                 ::std::result::Result::Ok(run)
             }
+            ::std::result::Result::Err((_, error)) if error.is_retried() => {
+                ::std::result::Result::Err(error)
+            }
             ::std::result::Result::Err((failed_step, error)) => {
                 let event = events::WorkflowFailed {
                     workflow_id: run.workflow_id,
@@ -327,6 +437,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     total_duration_ms,
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
+                    recovery_suggestions: error.suggestions.clone(),
                 };
                 ::onex::operation::publish_durable(
                         self.publisher(),
@@ -393,6 +504,9 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     );
                 run.steps_completed.push("validate_order".to_owned());
             }
+            ::std::result::Result::Err(error) if error.is_retried() => {
+                return ::std::result::Result::Err(("validate_order".to_owned(), error));
+            }
             ::std::result::Result::Err(error) => {
                 let event = events::ValidateOrderStepFailed {
                     workflow_id: run.workflow_id,
@@ -404,6 +518,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     duration_ms: ::onex::operation::elapsed_ms(clock),
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
+                    recovery_suggestions: error.suggestions.clone(),
                 };
                 ::onex::operation::publish_durable(
                         self.publisher(),
@@ -428,14 +543,17 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             .await
             .map_err(|error| ("persist_order".to_owned(), error))?;
         let outcome = match <H as crate::Steps>::persist_order(&self.handler, run) {
-            ::std::result::Result::Ok(input) => {
-                crate::Operations::persist_order(
-                        &self.operations(),
-                        input,
+            ::std::result::Result::Ok(command) => {
+                self.exchanges
+                    .step_persist_order
+                    .perform(
+                        &self.runtime,
+                        &command,
                         run.correlation_id,
+                        ::std::time::Duration::from_secs(5),
                     )
                     .await
-                    .map(|output| ::onex::serde_json::to_value(output).ok())
+                    .map(|reply| ::onex::serde_json::to_value(reply).ok())
             }
             ::std::result::Result::Err(error) => ::std::result::Result::Err(error),
         };
@@ -465,6 +583,9 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     );
                 run.steps_completed.push("persist_order".to_owned());
             }
+            ::std::result::Result::Err(error) if error.is_retried() => {
+                return ::std::result::Result::Err(("persist_order".to_owned(), error));
+            }
             ::std::result::Result::Err(error) => {
                 let event = events::PersistOrderStepFailed {
                     workflow_id: run.workflow_id,
@@ -476,6 +597,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                     duration_ms: ::onex::operation::elapsed_ms(clock),
                     error_message: error.message.clone(),
                     error_type: error.kind.clone(),
+                    recovery_suggestions: error.suggestions.clone(),
                 };
                 ::onex::operation::publish_durable(
                         self.publisher(),
@@ -511,7 +633,11 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
                 node.publisher(),
                 correlation_id,
                 events::ValidateOrderStarted::new(node_id, correlation_id),
-                || <H as crate::Handler>::validate_order(&node.handler, input),
+                || <H as crate::Handler>::validate_order(
+                    &node.handler,
+                    input,
+                    Context::new(&node.runtime, correlation_id),
+                ),
                 |execution_time_ms, output| {
                     events::ValidateOrderCompleted::new(
                         node_id,
@@ -525,43 +651,7 @@ impl<H: crate::Handler + crate::Steps> Operations<'_, H> {
                         node_id,
                         correlation_id,
                         execution_time_ms,
-                        error.message.clone(),
-                        error.kind.clone(),
-                    )
-                },
-            )
-            .await
-    }
-    /// Store a valid order through the PostgreSQL writer.
-    ///
-    /// Publishes `PersistOrderStarted`, runs `Handler::persist_order`, then publishes `PersistOrderCompleted` or `PersistOrderFailed`.
-    pub async fn persist_order(
-        &self,
-        input: crate::events::Order,
-        correlation_id: ::onex::uuid::Uuid,
-    ) -> ::std::result::Result<crate::events::PersistedOrder, OperationError> {
-        let node = self.node;
-        let node_id = node.node_id();
-        ::onex::operation::run_operation(
-                node.publisher(),
-                correlation_id,
-                events::PersistOrderStarted::new(node_id, correlation_id),
-                || <H as crate::Handler>::persist_order(&node.handler, input),
-                |execution_time_ms, output| {
-                    events::PersistOrderCompleted::new(
-                        node_id,
-                        correlation_id,
-                        execution_time_ms,
-                        output,
-                    )
-                },
-                |execution_time_ms, error| {
-                    events::PersistOrderFailed::new(
-                        node_id,
-                        correlation_id,
-                        execution_time_ms,
-                        error.message.clone(),
-                        error.kind.clone(),
+                        error,
                     )
                 },
             )

@@ -93,6 +93,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         }
         self.runtime
             .spawn_heartbeat(settings.heartbeat_interval, events::NODE_STRUCT_NAME);
+        self.exchanges.start(&self.runtime).await?;
         let topics = self.command_topics();
         if !topics.is_empty() {
             let node = Arc::clone(self);
@@ -172,10 +173,12 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
                             ),
                         )
                 })?;
-            let context = ::onex::reaction::ReactionContext::from_message(&message);
+            let origin = ::onex::reaction::ReactionContext::from_message(&message);
+            let context = crate::Context::new(&self.runtime, origin.correlation_id);
             return <H as crate::Handler>::on_postgres_writer_record_written(
                     &self.handler,
                     event,
+                    origin,
                     context,
                 )
                 .await

@@ -1,5 +1,6 @@
 //! The business logic of the `postgres_writer` node, written by hand: it
-//! inserts each record into the `records` table of PostgreSQL.
+//! inserts each record into the `records` table of PostgreSQL and announces
+//! each new row with the node's own `record_written` event.
 //!
 //! `cargo onex generate` wrote the first version of this file and never
 //! overwrites it; everything else in `src/` follows the contract.
@@ -17,8 +18,8 @@
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::OperationError;
-use crate::events::{WriteRecordInput, WriteRecordOutput, WriteStatus};
+use crate::events::{RecordWritten, WriteRecordInput, WriteRecordOutput, WriteStatus};
+use crate::{Context, OperationError};
 
 /// The default connection string.
 pub const DEFAULT_DATABASE_URL: &str = "host=127.0.0.1 user=postgres dbname=test";
@@ -49,11 +50,16 @@ impl PostgresWriterHandler {
 
 impl crate::Handler for PostgresWriterHandler {
     /// Insert one record. Writing the same `record_id` twice changes
-    /// nothing the second time and reports `duplicate`.
+    /// nothing the second time and reports `duplicate`; a new row is
+    /// announced with `record_written`, in the run's flow. A record with no
+    /// table, or whose payload is not a JSON object, fails with
+    /// `invalid_record` and says how to fix it.
     async fn write_record(
         &self,
         input: WriteRecordInput,
+        context: Context<'_>,
     ) -> Result<WriteRecordOutput, OperationError> {
+        check(&input)?;
         let rows_affected = self
             .client
             .execute(
@@ -62,6 +68,14 @@ impl crate::Handler for PostgresWriterHandler {
                 &[&input.record_id, &input.table, &input.payload, &input.tags],
             )
             .await?;
+        if rows_affected == 1 {
+            let written = RecordWritten {
+                record_id: input.record_id,
+                table: input.table.clone(),
+                written_at: onex::chrono::Utc::now(),
+            };
+            context.publish().record_written(&written).await?;
+        }
         Ok(WriteRecordOutput {
             record_id: input.record_id,
             rows_affected,
@@ -72,4 +86,25 @@ impl crate::Handler for PostgresWriterHandler {
             },
         })
     }
+}
+
+/// Refuses a record the `records` table cannot hold, saying how to fix it.
+fn check(input: &WriteRecordInput) -> Result<(), OperationError> {
+    if input.table.trim().is_empty() {
+        return Err(
+            OperationError::new("invalid_record", "the record names no table")
+                .with_suggestion("set `table` to the table the record belongs to, e.g. `orders`"),
+        );
+    }
+    if !input.payload.is_object() {
+        return Err(OperationError::new(
+            "invalid_record",
+            format!(
+                "the payload of a `{}` record is not a JSON object",
+                input.table
+            ),
+        )
+        .with_suggestion("send the row as a JSON object, its columns as keys"));
+    }
+    Ok(())
 }

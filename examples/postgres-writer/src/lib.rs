@@ -12,8 +12,11 @@
 //! - [`Handler`]: one method per operation, implemented by your type in
 //!   [`handler`];
 //! - [`NodePostgresWriterEffect`]: the node, generic over your handler. Its
-//!   operations run through [`NodePostgresWriterEffect::operations`], so an
-//!   operation's name never meets one of the node's own methods.
+//!   operations run through [`NodePostgresWriterEffect::operations`], so
+//!   a contract's name never meets one of the node's own methods.
+//! - [`Context`]: what your operations and reactions get besides their
+//!   input: the run's correlation id and [`Publish`], the node's own
+//!   events.
 //! - the node's lifecycle: `initialize()` announces the node, starts its
 //!   heartbeat and subscribes it to its commands; `shutdown()` stops it.
 /// The contract's types, events and topics, compiled from `contract.yaml`
@@ -38,19 +41,88 @@ pub use ::onex::OperationError;
 /// ("not all trait items implemented, missing: `...`"). The methods, in full:
 ///
 /// ```text
-/// async fn write_record(&self, input: crate::events::WriteRecordInput) -> Result<crate::events::WriteRecordOutput, crate::OperationError>
+/// async fn write_record(&self, input: crate::events::WriteRecordInput, context: crate::Context<'_>) -> Result<crate::events::WriteRecordOutput, crate::OperationError>
 /// ```
 pub trait Handler: ::std::marker::Send + ::std::marker::Sync + 'static {
     /// Insert one record.
     fn write_record(
         &self,
         input: crate::events::WriteRecordInput,
+        context: crate::Context<'_>,
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             crate::events::WriteRecordOutput,
             crate::OperationError,
         >,
     > + ::std::marker::Send;
+}
+/// What an operation or a reaction gets besides its input: the run's
+/// correlation id, and publishers for the node's own events.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    runtime: &'a ::onex::lifecycle::NodeRuntime,
+    correlation_id: ::onex::uuid::Uuid,
+}
+impl<'a> Context<'a> {
+    /// The context of a run with `correlation_id` on `runtime`'s bus.
+    pub fn new(
+        runtime: &'a ::onex::lifecycle::NodeRuntime,
+        correlation_id: ::onex::uuid::Uuid,
+    ) -> Self {
+        Context { runtime, correlation_id }
+    }
+    /// The run's correlation id: what the events the run publishes carry.
+    pub fn correlation_id(&self) -> ::onex::uuid::Uuid {
+        self.correlation_id
+    }
+    /// The node's id.
+    pub fn node_id(&self) -> ::onex::uuid::Uuid {
+        self.runtime.node_id()
+    }
+    /// Publishers for the node's own events, one method per event of the
+    /// contract, kept apart so that any event name works.
+    pub fn publish(&self) -> Publish<'a> {
+        Publish {
+            runtime: self.runtime,
+            correlation_id: self.correlation_id,
+        }
+    }
+}
+/// Publishes the node's own events with the run's correlation id, from
+/// [`Context::publish`]: one method per event of the contract. Each returns
+/// once the event is durable, else fails with the
+/// `outcome_not_delivered` error (`?` then fails the run, whose command is
+/// delivered again).
+#[derive(Debug, Clone, Copy)]
+pub struct Publish<'a> {
+    runtime: &'a ::onex::lifecycle::NodeRuntime,
+    correlation_id: ::onex::uuid::Uuid,
+}
+impl Publish<'_> {
+    /// Publishes `effect.write_requested`.
+    pub async fn write_requested(
+        &self,
+        event: &events::WriteRequested,
+    ) -> ::std::result::Result<::onex::Published, OperationError> {
+        ::onex::operation::publish_durable(
+                self.runtime.publisher(),
+                event,
+                self.correlation_id,
+            )
+            .await
+    }
+    /// Publishes `effect.record_written`.
+    pub async fn record_written(
+        &self,
+        event: &events::RecordWritten,
+    ) -> ::std::result::Result<::onex::Published, OperationError> {
+        ::onex::operation::publish_durable(
+                self.runtime.publisher(),
+                event,
+                self.correlation_id,
+            )
+            .await
+    }
 }
 /// Writes records to PostgreSQL and announces each write.
 ///
@@ -205,7 +277,11 @@ impl<H: crate::Handler> Operations<'_, H> {
                 node.publisher(),
                 correlation_id,
                 events::WriteRecordStarted::new(node_id, correlation_id),
-                || <H as crate::Handler>::write_record(&node.handler, input),
+                || <H as crate::Handler>::write_record(
+                    &node.handler,
+                    input,
+                    Context::new(&node.runtime, correlation_id),
+                ),
                 |execution_time_ms, output| {
                     events::WriteRecordCompleted::new(
                         node_id,
@@ -219,8 +295,7 @@ impl<H: crate::Handler> Operations<'_, H> {
                         node_id,
                         correlation_id,
                         execution_time_ms,
-                        error.message.clone(),
-                        error.kind.clone(),
+                        error,
                     )
                 },
             )

@@ -105,8 +105,12 @@ fn operation_events_carry_the_result_and_a_summary_of_types() {
     assert_eq!(completed.result.margin_cents, None, "summary-only");
     round_trip(completed);
 
-    let failed =
-        pricing::PriceQuoteFailed::new(node_id, correlation_id, 2.0, "no such SKU", "not_found");
+    let failed = pricing::PriceQuoteFailed::new(
+        node_id,
+        correlation_id,
+        2.0,
+        &onex::OperationError::new("not_found", "no such SKU"),
+    );
     let decoded = round_trip(failed);
     assert_eq!(decoded.event_type(), "compute.price_quote.failed");
     assert_eq!(

@@ -31,6 +31,9 @@ pub struct Contract {
     /// Other nodes' events and topics this node consumes.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionDef>,
+    /// Commands this node sends to other nodes, each awaiting its answer.
+    #[serde(default)]
+    pub requests: Vec<RequestDef>,
     /// FSM states of the node.
     #[serde(default)]
     pub states: Option<StateMachine>,
@@ -273,6 +276,30 @@ pub struct SubscriptionDef {
     pub description: Option<String>,
 }
 
+/// A command this node sends to a consumed node, and the events that
+/// answer it: the node's generated `requests()` sends it and awaits the
+/// completed event, the failed event (as a typed error) or the timeout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDef {
+    /// snake_case name of the request, which names its method.
+    pub name: String,
+    /// `{consumed node}.{command}`: the command sent.
+    pub send: String,
+    /// `{consumed node}.{event}`: the event that completes the request.
+    pub completed_by: String,
+    /// `{consumed node}.{event}`: the failed event that fails it; one the
+    /// generator derives (an operation's, a step's or a workflow's), which
+    /// carries the error.
+    pub failed_by: String,
+    /// How long to wait for the answer, in seconds; default 30.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Doc text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
 /// The node's finite state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +349,20 @@ pub struct WorkflowStep {
     /// The operation the step runs, if any.
     #[serde(default)]
     pub operation: Option<String>,
+    /// `{consumed node}.{command}`: the command that has another node
+    /// perform the step; excludes `operation`.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// With `send`: the consumed node's event that completes the step.
+    #[serde(default)]
+    pub completed_by: Option<String>,
+    /// With `send`: the consumed node's failed event that fails the step.
+    #[serde(default)]
+    pub failed_by: Option<String>,
+    /// With `send`: how long to wait for the answer, in seconds; default
+    /// the workflow's timeout.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// A reducer's aggregation.

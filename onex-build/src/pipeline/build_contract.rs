@@ -48,6 +48,10 @@ pub struct NodeModel {
     pub steps: Vec<StepRoute>,
     /// Commands of an orchestrator: each starts a workflow run.
     pub workflow_triggers: Vec<String>,
+    /// Commands sent to other nodes, each awaiting its answer.
+    pub requests: Vec<RequestRoute>,
+    /// The node's own custom events, each with its typed publisher.
+    pub publishers: Vec<PublisherRoute>,
     /// What the contract routes nowhere: commands and subscriptions that
     /// reach no operation, operations nothing triggers. Not errors (an
     /// operation may be called from code), but said by `check` and
@@ -67,9 +71,74 @@ pub struct StepRoute {
     /// The operation it runs, if the contract names one the node has.
     pub operation: Option<String>,
     /// That operation's input type, as the node crate writes it
-    /// ([`crate::spec::OperationSpec::crate_input`]).
+    /// ([`crate::spec::OperationSpec::crate_input`]), or the command's
+    /// type of a step another node performs.
     pub input: Option<String>,
+    /// The exchange of a step another node performs (`send:`).
+    pub remote: Option<ExchangeRoute>,
 }
+
+/// A command sent to a consumed node and the events that answer it, as the
+/// node crate names their types.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeRoute {
+    /// The command's type, `crate::consumed::{node}::{Command}`.
+    pub command: String,
+    /// The completed event's type.
+    pub completed: String,
+    /// The failed event's type.
+    pub failed: String,
+    /// The command's event type, for docs.
+    pub command_type: String,
+    /// The completed event's event type.
+    pub completed_type: String,
+    /// The failed event's event type.
+    pub failed_type: String,
+    /// How long to wait for the answer.
+    pub timeout_seconds: u64,
+}
+
+impl ExchangeRoute {
+    fn new(exchange: &references::Exchange, timeout_seconds: u64) -> Self {
+        let path =
+            |node: &str, struct_name: &str| format!("crate::consumed::{node}::{struct_name}");
+        ExchangeRoute {
+            command: path(&exchange.node, &exchange.command.struct_name),
+            completed: path(&exchange.completed_node, &exchange.completed.struct_name),
+            failed: path(&exchange.failed_node, &exchange.failed.struct_name),
+            command_type: exchange.command.event_type.clone(),
+            completed_type: exchange.completed.event_type.clone(),
+            failed_type: exchange.failed.event_type.clone(),
+            timeout_seconds,
+        }
+    }
+}
+
+/// A request of the contract: a method of the node's `requests()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRoute {
+    /// The method's name.
+    pub name: String,
+    /// Its doc text.
+    pub doc: String,
+    /// What it sends and awaits.
+    pub exchange: ExchangeRoute,
+}
+
+/// One of the node's custom events and the method of the handler's
+/// context that publishes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublisherRoute {
+    /// The method, the event's contract name.
+    pub method: String,
+    /// The event's struct in `events`.
+    pub event: String,
+    /// Its event type.
+    pub event_type: String,
+}
+
+/// How long a request waits for its answer unless the contract says.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 30;
 
 /// A consumed contract, as the node crate keeps a copy of it.
 #[derive(Debug, Clone, Serialize)]
@@ -250,21 +319,68 @@ pub fn build_contract_with(
             })
         })
         .collect();
+    let workflow_timeout = spec.workflow.as_ref().map_or(0, |w| w.timeout_seconds);
     let steps: Vec<StepRoute> = spec
         .workflow
         .iter()
         .flat_map(|w| &w.steps)
-        .map(|step| {
+        .enumerate()
+        .map(|(i, step)| {
             let op = step
                 .operation
                 .as_ref()
                 .and_then(|name| spec.operations.iter().find(|op| &op.name == name));
+            let remote = resolved.steps.iter().find(|(j, _)| *j == i).map(|(_, x)| {
+                let timeout = contract
+                    .workflow
+                    .as_ref()
+                    .and_then(|w| w.steps[i].timeout_seconds);
+                ExchangeRoute::new(x, timeout.unwrap_or(workflow_timeout))
+            });
             StepRoute {
                 name: step.name.clone(),
                 pascal_name: step.pascal_name.clone(),
                 operation: op.map(|op| op.name.clone()),
-                input: op.map(|op| op.crate_input.clone()),
+                input: op
+                    .map(|op| op.crate_input.clone())
+                    .or_else(|| remote.as_ref().map(|r| r.command.clone())),
+                remote,
             }
+        })
+        .collect();
+    let requests: Vec<RequestRoute> = contract
+        .requests
+        .iter()
+        .zip(&resolved.requests)
+        .map(|(request, exchange)| RequestRoute {
+            name: request.name.clone(),
+            doc: request.description.clone().unwrap_or_else(|| {
+                format!(
+                    "Sends `{}` and waits for `{}` or `{}`.",
+                    request.send, request.completed_by, request.failed_by
+                )
+            }),
+            exchange: ExchangeRoute::new(
+                exchange,
+                request
+                    .timeout_seconds
+                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+            ),
+        })
+        .collect();
+    let publishers: Vec<PublisherRoute> = contract
+        .events
+        .iter()
+        .filter_map(|event| {
+            let struct_name = to_pascal_case(&event.name);
+            let spec = spec.events.iter().find(|e| {
+                e.kind == crate::spec::EventKind::Custom && e.struct_name == struct_name
+            })?;
+            Some(PublisherRoute {
+                method: event.name.clone(),
+                event: struct_name,
+                event_type: spec.event_type.clone(),
+            })
         })
         .collect();
     let routing_warnings = routing_warnings(
@@ -286,6 +402,8 @@ pub fn build_contract_with(
         subscription_routes,
         steps,
         workflow_triggers,
+        requests,
+        publishers,
         spec,
     })
 }

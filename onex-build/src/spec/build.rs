@@ -51,6 +51,10 @@ fn attributes_for(list: &[(String, String)], path: &str) -> Vec<String> {
 /// The version of every derived event's payload.
 const DERIVED_VERSION: &str = "1.0";
 
+/// The field of every derived failed event that lists what the caller may
+/// do about the error.
+pub(crate) const RECOVERY_SUGGESTIONS: &str = "recovery_suggestions";
+
 /// Stage 2: normalizes a contract into a [`NodeSpec`].
 ///
 /// Returns every problem found (names that are not identifiers, unknown
@@ -609,10 +613,32 @@ impl SpecBuilder<'_> {
         operation: Option<String>,
     ) -> EventSpec {
         let path = format!("{}.{struct_name}", self.loaded.contract.node.name);
-        let fields: Vec<FieldSpec> = fields
+        let mut fields: Vec<FieldSpec> = fields
             .iter()
             .map(|(name, ty, doc)| self.derived_field(&path, name, ty.clone(), doc))
             .collect();
+        if matches!(
+            kind,
+            EventKind::OperationFailed | EventKind::StepFailed | EventKind::WorkflowFailed
+        ) {
+            // What the caller may do about the error (seed 004); absent
+            // from what producers of an earlier generator sent, hence the
+            // default.
+            let mut suggestions = self.derived_field(
+                &path,
+                RECOVERY_SUGGESTIONS,
+                TypeExpr::List(Box::new(TypeExpr::String)),
+                "What the caller may do about the error, each a sentence a person can act on.",
+            );
+            suggestions
+                .attributes
+                .insert(0, "#[serde(default)]".to_owned());
+            let at = fields
+                .iter()
+                .position(|f| f.name == "error_type")
+                .map_or(fields.len(), |i| i + 1);
+            fields.insert(at, suggestions);
+        }
         EventSpec {
             kind,
             rust_path: struct_name.clone(),

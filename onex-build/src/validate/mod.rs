@@ -37,6 +37,7 @@
 //! | XR-003 | consumed events | the consumed node publishes the event (custom or derived) |
 //! | XR-004 | event versions | an expected `version` is the published event's major version |
 //! | XR-005 | subscription shape | a subscription has `event` or `topic`, not both; `operation` only with `topic`, `version` only with `event`; one reaction per event, named unlike any operation |
+//! | XR-006 | exchanges | a workflow step's or a request's `send` names a consumed node's command, `completed_by` an event and `failed_by` a derived failed event, two different events; a step has `send` or `operation`, not both |
 //!
 //! Loading errors (YAML syntax, wrong types, unknown keys) have the code
 //! [`PARSE`](crate::contract::PARSE); `SV-003` is the post-validation gate
@@ -211,6 +212,11 @@ pub const GATES: &[Gate] = &[
         id: "XR-005",
         name: "subscription shape",
         checks: "a subscription has `event` or `topic`; `operation` only with `topic`",
+    },
+    Gate {
+        id: "XR-006",
+        name: "exchanges",
+        checks: "a step's or request's `send` is a consumed command, `failed_by` a derived failed event",
     },
 ];
 

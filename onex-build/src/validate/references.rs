@@ -1,5 +1,6 @@
-//! Contracts that refer to other contracts: `consumes` and `event:`
-//! subscriptions, gates XR-001 to XR-005.
+//! Contracts that refer to other contracts: `consumes`, `event:`
+//! subscriptions, workflow steps another node performs (`send:`) and
+//! requests, gates XR-001 to XR-006.
 //!
 //! A contract lists the contracts of the nodes whose events it reacts to
 //! under `consumes`; an `event:` subscription names one of their events as
@@ -32,6 +33,10 @@ pub const EVENT_VERSION: &str = "XR-004";
 /// XR-005: a subscription has either `event` or `topic`, and its reaction
 /// has a name of its own.
 pub const SUBSCRIPTION_SHAPE: &str = "XR-005";
+/// XR-006: a workflow step's or a request's `send`, `completed_by` and
+/// `failed_by` name a consumed node's command, the event that completes it
+/// and a derived failed event; a step has `send` or `operation`, not both.
+pub const EXCHANGE: &str = "XR-006";
 
 /// A consumed contract, found, loaded and built.
 #[derive(Debug, Clone)]
@@ -64,6 +69,25 @@ pub struct Reaction {
     pub description: Option<String>,
 }
 
+/// A command sent to a consumed node and the events that answer it: a
+/// workflow step another node performs, or a request.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The consumed node's name, whose module holds the three types.
+    pub node: String,
+    /// The command sent.
+    pub command: EventSpec,
+    /// The event that completes the exchange.
+    pub completed: EventSpec,
+    /// The consumed node whose module holds the failed event (it may
+    /// differ from `node`).
+    pub failed_node: String,
+    /// The failed event that fails it.
+    pub failed: EventSpec,
+    /// The completed event's node, likewise.
+    pub completed_node: String,
+}
+
 /// What a contract's references resolve to.
 #[derive(Debug, Clone, Default)]
 pub struct References {
@@ -71,6 +95,10 @@ pub struct References {
     pub consumed: Vec<ConsumedContract>,
     /// The `event:` subscriptions, in `subscriptions` order.
     pub reactions: Vec<Reaction>,
+    /// The workflow steps that another node performs, by step index.
+    pub steps: Vec<(usize, Exchange)>,
+    /// The requests, in `requests` order.
+    pub requests: Vec<Exchange>,
 }
 
 /// The name of the handler method that reacts to `event` of `node`.
@@ -88,10 +116,13 @@ pub fn resolve(
     let mut out = Vec::new();
     let consumed = consumed_contracts(loaded, contract_path, &mut out);
     let reactions = reactions(loaded, &consumed, &mut out);
+    let (steps, requests) = exchanges(loaded, &consumed, &mut out);
     if out.is_empty() {
         Ok(References {
             consumed,
             reactions,
+            steps,
+            requests,
         })
     } else {
         Err(out)
@@ -292,6 +323,94 @@ fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
 
+/// The consumed node's event that `reference` (`{node}.{event}`, at
+/// `field`) names; `None` after reporting why there is none (XR-002,
+/// XR-003).
+fn lookup<'c>(
+    loaded: &LoadedContract,
+    consumed: &'c [ConsumedContract],
+    field: &str,
+    reference: &str,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(&'c ConsumedContract, Published<'c>)> {
+    let Some((node, event)) = reference
+        .split_once('.')
+        .filter(|(n, e)| is_snake_case(n) && is_snake_case(e))
+    else {
+        out.push(
+            loaded
+                .diagnostic(EVENT_NODE, field, format!("`{reference}` does not name a node's event"))
+                .expected("`{consumed node name}.{event name}`, both snake_case, e.g. `postgres_writer.record_written`")
+                .found(format!("`{reference}`"))
+                .help("write the consumed node's name, a dot, and the event's name as its contract lists it"),
+        );
+        return None;
+    };
+    let Some(other) = consumed.iter().find(|c| c.spec.name == node) else {
+        let names: Vec<&str> = consumed.iter().map(|c| c.spec.name.as_str()).collect();
+        let help = match closest(node, names.iter().copied()) {
+            Some(n) => format!("did you mean `{n}.{event}`?"),
+            None if names.is_empty() => "list the producer's contract under `consumes` (`consumes: [{contract: <file>.yaml}]`)".to_owned(),
+            None => format!(
+                "name one of the consumed nodes ({}), or add the producer's contract under `consumes`",
+                names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        // A consumed contract that is missing was reported already.
+        if loaded.contract.consumes.len() == consumed.len() {
+            out.push(
+                loaded
+                    .diagnostic(
+                        EVENT_NODE,
+                        field,
+                        format!("no consumed contract is node `{node}`"),
+                    )
+                    .expected("the node name of a contract listed under `consumes`")
+                    .found(format!("`{node}`"))
+                    .help(help),
+            );
+        }
+        return None;
+    };
+    let published = published(other);
+    let Some(found) = published.into_iter().find(|p| p.name == event) else {
+        let published = self::published(other);
+        let names: Vec<&str> = published.iter().map(|p| p.name.as_str()).collect();
+        let events_at = if other.loaded.contract.events.is_empty() {
+            format!("its node at {}", place(other, "node"))
+        } else {
+            format!("its `events` at {}", place(other, "events"))
+        };
+        let help = match did_you_mean(event, names.iter().copied()) {
+            Some(d) => d,
+            None => format!(
+                "name one of the events `{node}` publishes: {}",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        out.push(
+            loaded
+                .diagnostic(
+                    EVENT_NAME,
+                    field,
+                    format!("node `{node}` publishes no event `{event}`"),
+                )
+                .expected(format!(
+                    "an event of `{}` ({events_at}), custom or derived",
+                    other.path.display()
+                ))
+                .found(format!("`{event}`"))
+                .help(help),
+        );
+        return None;
+    };
+    Some((other, found))
+}
+
 fn reactions(
     loaded: &LoadedContract,
     consumed: &[ConsumedContract],
@@ -364,80 +483,10 @@ fn reactions(
                     )),
             );
         }
-        let Some((node, event)) = reference
-            .split_once('.')
-            .filter(|(n, e)| is_snake_case(n) && is_snake_case(e))
-        else {
-            out.push(
-                loaded
-                    .diagnostic(EVENT_NODE, &field, format!("`{reference}` does not name a node's event"))
-                    .expected("`{consumed node name}.{event name}`, both snake_case, e.g. `postgres_writer.record_written`")
-                    .found(format!("`{reference}`"))
-                    .help("write the consumed node's name, a dot, and the event's name as its contract lists it"),
-            );
+        let Some((other, found)) = lookup(loaded, consumed, &field, reference, out) else {
             continue;
         };
-        let Some(other) = consumed.iter().find(|c| c.spec.name == node) else {
-            let names: Vec<&str> = consumed.iter().map(|c| c.spec.name.as_str()).collect();
-            let help = match closest(node, names.iter().copied()) {
-                Some(n) => format!("did you mean `{n}.{event}`?"),
-                None if names.is_empty() => "list the producer's contract under `consumes` (`consumes: [{contract: <file>.yaml}]`)".to_owned(),
-                None => format!(
-                    "name one of the consumed nodes ({}), or add the producer's contract under `consumes`",
-                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                ),
-            };
-            // A consumed contract that is missing was reported already.
-            if loaded.contract.consumes.len() == consumed.len() {
-                out.push(
-                    loaded
-                        .diagnostic(
-                            EVENT_NODE,
-                            &field,
-                            format!("no consumed contract is node `{node}`"),
-                        )
-                        .expected("the node name of a contract listed under `consumes`")
-                        .found(format!("`{node}`"))
-                        .help(help),
-                );
-            }
-            continue;
-        };
-        let published = published(other);
-        let Some(found) = published.iter().find(|p| p.name == event) else {
-            let names: Vec<&str> = published.iter().map(|p| p.name.as_str()).collect();
-            let events_at = if other.loaded.contract.events.is_empty() {
-                format!("its node at {}", place(other, "node"))
-            } else {
-                format!("its `events` at {}", place(other, "events"))
-            };
-            let help = match did_you_mean(event, names.iter().copied()) {
-                Some(d) => d,
-                None => format!(
-                    "name one of the events `{node}` publishes: {}",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            out.push(
-                loaded
-                    .diagnostic(
-                        EVENT_NAME,
-                        &field,
-                        format!("node `{node}` publishes no event `{event}`"),
-                    )
-                    .expected(format!(
-                        "an event of `{}` ({events_at}), custom or derived",
-                        other.path.display()
-                    ))
-                    .found(format!("`{event}`"))
-                    .help(help),
-            );
-            continue;
-        };
+        let (node, event) = (other.spec.name.as_str(), found.name.as_str());
         if let Some(version) = &sub.version {
             let published_major = major(&found.event.version);
             let at = if found.event.kind == EventKind::Custom {
@@ -510,6 +559,253 @@ fn reactions(
         });
     }
     reactions
+}
+
+/// The workflow steps another node performs and the requests, each
+/// paired with the consumed node's command and events (XR-006).
+fn exchanges(
+    loaded: &LoadedContract,
+    consumed: &[ConsumedContract],
+    out: &mut Vec<Diagnostic>,
+) -> (Vec<(usize, Exchange)>, Vec<Exchange>) {
+    let contract = &loaded.contract;
+    let mut steps = Vec::new();
+    for (i, step) in contract
+        .workflow
+        .iter()
+        .flat_map(|w| w.steps.iter())
+        .enumerate()
+    {
+        let base = format!("workflow.steps[{i}]");
+        let Some(send) = &step.send else {
+            let stray = [
+                ("completed_by", step.completed_by.is_some()),
+                ("failed_by", step.failed_by.is_some()),
+                ("timeout_seconds", step.timeout_seconds.is_some()),
+            ];
+            for (key, _) in stray.iter().filter(|(_, set)| *set) {
+                out.push(
+                    loaded
+                        .diagnostic(EXCHANGE, format!("{base}.{key}"), format!("`{key}` belongs to a step another node performs"))
+                        .expected(format!("`{key}` only beside `send`"))
+                        .found(format!("`{key}` without `send`"))
+                        .help(format!("add `send: {{node}}.{{command}}` to have another node perform the step, or remove `{key}`")),
+                );
+            }
+            continue;
+        };
+        if let Some(op) = &step.operation {
+            out.push(
+                loaded
+                    .diagnostic(
+                        EXCHANGE,
+                        format!("{base}.operation"),
+                        "a step runs an operation or has another node perform it, not both",
+                    )
+                    .expected("`operation` (done here) or `send` (done by another node)")
+                    .found(format!("`operation: {op}` and `send: {send}`"))
+                    .help("remove one of the two"),
+            );
+            continue;
+        }
+        let (Some(completed_by), Some(failed_by)) = (&step.completed_by, &step.failed_by) else {
+            let missing = if step.completed_by.is_none() {
+                "completed_by"
+            } else {
+                "failed_by"
+            };
+            out.push(
+                loaded
+                    .diagnostic(EXCHANGE, &base, format!("the step sends `{send}` but names no `{missing}`"))
+                    .expected("`completed_by` and `failed_by`: the events that end the step")
+                    .found(format!("no `{missing}`"))
+                    .help(format!("add `{missing}: {{node}}.{{event}}`, e.g. the `_completed` and `_failed` events of the operation the command runs")),
+            );
+            continue;
+        };
+        if let Some(exchange) = exchange(
+            loaded,
+            consumed,
+            &base,
+            send,
+            completed_by,
+            failed_by,
+            step.timeout_seconds,
+            out,
+        ) {
+            steps.push((i, exchange));
+        }
+    }
+    let mut requests = Vec::new();
+    for (i, request) in contract.requests.iter().enumerate() {
+        let base = format!("requests[{i}]");
+        if !is_snake_case(&request.name) {
+            out.push(
+                loaded
+                    .diagnostic(
+                        EXCHANGE,
+                        format!("{base}.name"),
+                        format!("the request name `{}` is not snake_case", request.name),
+                    )
+                    .expected("a snake_case name, which names the request's method")
+                    .found(format!("`{}`", request.name))
+                    .help(format!("write `{}`", to_snake_case(&request.name))),
+            );
+        } else if contract.requests[..i]
+            .iter()
+            .any(|r| r.name == request.name)
+        {
+            out.push(
+                loaded
+                    .diagnostic(
+                        EXCHANGE,
+                        format!("{base}.name"),
+                        format!("two requests are named `{}`", request.name),
+                    )
+                    .expected("one request per name")
+                    .found(format!("`{}` again", request.name))
+                    .help("rename one of them"),
+            );
+        }
+        if let Some(exchange) = exchange(
+            loaded,
+            consumed,
+            &base,
+            &request.send,
+            &request.completed_by,
+            &request.failed_by,
+            request.timeout_seconds,
+            out,
+        ) {
+            requests.push(exchange);
+        }
+    }
+    (steps, requests)
+}
+
+/// Pairs `send`, `completed_by` and `failed_by` (under `base`) with the
+/// consumed nodes' command and events, checking what each must be.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    loaded: &LoadedContract,
+    consumed: &[ConsumedContract],
+    base: &str,
+    send: &str,
+    completed_by: &str,
+    failed_by: &str,
+    timeout_seconds: Option<u64>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Exchange> {
+    let before = out.len();
+    if timeout_seconds == Some(0) {
+        out.push(
+            loaded
+                .diagnostic(
+                    EXCHANGE,
+                    format!("{base}.timeout_seconds"),
+                    "the timeout is zero",
+                )
+                .expected("whole seconds, at least 1")
+                .found("`0`")
+                .help("wait at least one second, or leave `timeout_seconds` out for the default"),
+        );
+    }
+    let command = lookup(loaded, consumed, &format!("{base}.send"), send, out);
+    let completed = lookup(
+        loaded,
+        consumed,
+        &format!("{base}.completed_by"),
+        completed_by,
+        out,
+    );
+    let failed = lookup(
+        loaded,
+        consumed,
+        &format!("{base}.failed_by"),
+        failed_by,
+        out,
+    );
+    let (
+        Some((command_node, command)),
+        Some((completed_node, completed)),
+        Some((failed_node, failed)),
+    ) = (command, completed, failed)
+    else {
+        return None;
+    };
+    if command.event.category == "Event" {
+        let commands: Vec<String> = published(command_node)
+            .iter()
+            .filter(|p| p.event.category != "Event")
+            .map(|p| format!("`{}.{}`", command_node.spec.name, p.name))
+            .collect();
+        out.push(
+            loaded
+                .diagnostic(
+                    EXCHANGE,
+                    format!("{base}.send"),
+                    format!("`{send}` is an event, not a command"),
+                )
+                .expected("a command or intent of the consumed node, which asks it to act")
+                .found(format!("`{send}`, category event"))
+                .help(if commands.is_empty() {
+                    format!(
+                        "`{}` declares no command: add one to its contract (`category: command`)",
+                        command_node.spec.name
+                    )
+                } else {
+                    format!("send one of its commands: {}", commands.join(", "))
+                }),
+        );
+    }
+    let is_failed = matches!(
+        failed.event.kind,
+        EventKind::OperationFailed | EventKind::StepFailed | EventKind::WorkflowFailed
+    );
+    if !is_failed {
+        let candidates: Vec<String> = published(failed_node)
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.event.kind,
+                    EventKind::OperationFailed | EventKind::StepFailed | EventKind::WorkflowFailed
+                )
+            })
+            .map(|p| format!("`{}.{}`", failed_node.spec.name, p.name))
+            .collect();
+        out.push(
+            loaded
+                .diagnostic(EXCHANGE, format!("{base}.failed_by"), format!("`{failed_by}` is not a failed event"))
+                .expected("a failed event the generator derives (an operation's, a workflow step's or the workflow's): it carries the error")
+                .found(format!("`{failed_by}`"))
+                .help(if candidates.is_empty() {
+                    "the consumed node has no operation or workflow, so nothing derives a failed event".to_owned()
+                } else {
+                    format!("name one of: {}", candidates.join(", "))
+                }),
+        );
+    }
+    if completed.event.event_type == failed.event.event_type {
+        out.push(
+            loaded
+                .diagnostic(
+                    EXCHANGE,
+                    format!("{base}.completed_by"),
+                    "the completed and the failed event are the same",
+                )
+                .expected("two different events, so that the answers can be told apart")
+                .found(format!("`{completed_by}` twice"))
+                .help("name the event that says the work succeeded"),
+        );
+    }
+    (out.len() == before).then(|| Exchange {
+        node: command_node.spec.name.clone(),
+        command: command.event.clone(),
+        completed_node: completed_node.spec.name.clone(),
+        completed: completed.event.clone(),
+        failed_node: failed_node.spec.name.clone(),
+        failed: failed.event.clone(),
+    })
 }
 
 #[cfg(test)]

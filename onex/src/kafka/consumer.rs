@@ -287,6 +287,18 @@ pub(super) async fn subscribe(
             "a subscription needs at least one topic".to_owned(),
         ));
     }
+    // A consumer subscribed to a topic that does not exist yet gets no
+    // partition of it until its next metadata refresh (librdkafka: every 5
+    // minutes), and misses what is published meanwhile: a node started
+    // before anyone published its commands would sit idle. So the topics
+    // are created first, as a first publish would create them. A broker
+    // that does not answer leaves this to the consumer's own retries.
+    if !inner.is_degraded()
+        && let Err(error) =
+            crate::request::create_missing_topics(&inner.config, &subscription.topics).await
+    {
+        tracing::warn!(%error, topics = ?subscription.topics, "could not create the subscribed topics");
+    }
     let processed = Arc::new(Mutex::new(Processed::new()));
     let (assigned_tx, mut assigned_rx) = watch::channel(false);
     let callbacks = ConsumerCallbacks {

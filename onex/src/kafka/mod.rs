@@ -615,6 +615,12 @@ impl EventBus for KafkaBus {
         consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
     }
 
+    /// Creates the missing topics and commits their current ends for the
+    /// new group, on a client of its own.
+    async fn start_group_at_end(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
+        crate::request::kafka_replies::start_group_at_end(&self.inner.config, group, topics).await
+    }
+
     fn health(&self) -> BusHealth {
         self.inner.health()
     }
