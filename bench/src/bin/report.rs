@@ -6,8 +6,9 @@
 //!
 //! Reads from the results folder (each optional): `pipeline.json`,
 //! `codegen.json`, `kafka.json`, `memory_peak.json`, `request_reply.json`,
-//! `criterion/` (the criterion output folder), `settings.json`; and `{part}.skipped` files
-//! whose text says why a part was not measured.
+//! `workflow.json`, `criterion/` (the criterion output folder),
+//! `settings.json`; and `{part}.skipped` files whose text says why a part
+//! was not measured.
 
 use std::{
     error::Error,
@@ -140,15 +141,40 @@ fn machine() -> Vec<(&'static str, String)> {
 /// A target line: met or missed, with the number.
 struct Target {
     what: String,
-    met: Option<bool>,
+    verdict: Verdict,
     number: String,
+}
+
+/// How a target line ends.
+enum Verdict {
+    Met,
+    Missed,
+    NotMeasured,
+    /// Measured, against no numeric target: the figure alone.
+    Shown,
 }
 
 fn target(what: impl Into<String>, met: Option<bool>, number: impl Into<String>) -> Target {
     Target {
         what: what.into(),
-        met,
+        verdict: match met {
+            Some(true) => Verdict::Met,
+            Some(false) => Verdict::Missed,
+            None => Verdict::NotMeasured,
+        },
         number: number.into(),
+    }
+}
+
+/// A line for a figure the issue asks for without a number to reach.
+fn figure(what: impl Into<String>, number: Option<String>) -> Target {
+    match number {
+        Some(number) => Target {
+            what: what.into(),
+            verdict: Verdict::Shown,
+            number,
+        },
+        None => target(what, None, "not measured yet"),
     }
 }
 
@@ -792,12 +818,127 @@ fn request_reply_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     }
 }
 
+const WORKFLOW_THROUGHPUT: &str =
+    "workflow throughput (workflows per second with a step on another node)";
+
+/// Workflows per second of a measurement, or `–`.
+fn per_second(v: &Value) -> String {
+    num(v).map_or("–".to_owned(), |x| {
+        if x >= 100.0 {
+            thousands(x)
+        } else {
+            format!("{x:.1}")
+        }
+    })
+}
+
+fn workflow_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str("## 9. Workflows through generated nodes\n\n");
+    let Some(wf) = read_json(&r.join("workflow.json")) else {
+        let why = skipped(r, "workflow");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(figure(WORKFLOW_THROUGHPUT, None));
+        return;
+    };
+    let s = &wf["settings"];
+    let in_flight = thousands(num(&s["in_flight"]).unwrap_or(0.0));
+    let _ = writeln!(
+        md,
+        "The nodes of `examples/`, each on its own `NodeRuntime`: `order_cli` places an \
+         order with its generated `requests().place_order(..)`; `order_workflow` (its own \
+         handler) runs the step `validate_order` in process, then `persist_order`, which \
+         sends the PostgreSQL writer's `write_requested` and waits for \
+         `write_record_completed`, then publishes `workflow_completed`, which answers the \
+         request. The writer runs {}, so the figures measure the messaging and the \
+         nodes' generated code, not PostgreSQL. A workflow is timed from the call of \
+         `place_order` to its `WorkflowCompleted`, which must carry the writer's answer \
+         for the order. One at a time: {} workflows (after {} not counted); in flight: \
+         {in_flight} tasks share the adapter node, each placing one order after another, \
+         {} workflows in all; workflows per second are the workflows over their wall \
+         time. In memory the three nodes share one bus; over Kafka each node has its own \
+         connection to one Tansu broker on loopback, with `acks={}`, idempotence, \
+         `linger.ms={}` and `fetch.wait.max.ms={}` (`bench/run` keeps the bus's \
+         defaults), on topics new to the run (read from the earliest offset).\n",
+        s["writer"]
+            .as_str()
+            .unwrap_or("a handler that does no database work"),
+        thousands(num(&s["workflows"]).unwrap_or(0.0)),
+        thousands(num(&s["warmup"]).unwrap_or(0.0)),
+        thousands(num(&s["workflows"]).unwrap_or(0.0)),
+        s["acks"].as_str().unwrap_or("all"),
+        s["linger_ms"],
+        s["fetch_wait_max_ms"],
+    );
+    md.push_str(
+        "| bus | workflows | workflows/s | p50 | p90 | p99 | mean |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (key, label) in [
+        ("memory", "in-memory bus"),
+        ("kafka", "Kafka bus, loopback Tansu"),
+    ] {
+        for (how, what) in [
+            ("sequential", "one at a time".to_owned()),
+            ("concurrent", format!("{in_flight} in flight")),
+        ] {
+            let row = &wf[key][how];
+            if row.is_null() {
+                let _ = writeln!(md, "| {label} | {what} | not measured | | | | |");
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {label} | {what} | {} | {} | {} | {} | {} |",
+                per_second(&row["workflows_per_s"]),
+                micros(&row["p50_us"]),
+                micros(&row["p90_us"]),
+                micros(&row["p99_us"]),
+                micros(&row["mean_us"]),
+            );
+        }
+    }
+    md.push('\n');
+    if let Some(types) = wf["memory"]["message_types"].as_array() {
+        let names: Vec<String> = types
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| format!("`{t}`"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "One workflow publishes {} messages with its correlation id, in this order on \
+             the in-memory bus: {}.\n",
+            names.len(),
+            names.join(", "),
+        );
+    }
+    let bus_figures = |key: &str, label: &str| {
+        let row = &wf[key];
+        (!row.is_null()).then(|| {
+            format!(
+                "{label} {} workflows/s one at a time (p50 {}), {} with {in_flight} in flight",
+                per_second(&row["sequential"]["workflows_per_s"]),
+                micros(&row["sequential"]["p50_us"]),
+                per_second(&row["concurrent"]["workflows_per_s"]),
+            )
+        })
+    };
+    let figures: Vec<String> = [("memory", "in memory"), ("kafka", "over Kafka")]
+        .into_iter()
+        .filter_map(|(key, label)| bus_figures(key, label))
+        .collect();
+    targets.push(figure(
+        WORKFLOW_THROUGHPUT,
+        (!figures.is_empty()).then(|| figures.join("; ")),
+    ));
+}
+
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let r = &args.results;
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
-    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, and request/reply round trips. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
+    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, request/reply round trips, and workflows through generated nodes. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
     if let Some(s) = read_json(&r.join("settings.json")) {
         let _ = writeln!(
             md,
@@ -822,13 +963,15 @@ fn main() -> Result<(), BoxError> {
     memory_section(r, &mut body, &mut targets);
     peak_section(r, &mut body);
     request_reply_section(r, &mut body, &mut targets);
+    workflow_section(r, &mut body, &mut targets);
 
     md.push_str("## Targets\n\n");
     for t in &targets {
-        let verdict = match t.met {
-            Some(true) => "**met**",
-            Some(false) => "**missed**",
-            None => "not measured yet",
+        let verdict = match t.verdict {
+            Verdict::Met => "**met**",
+            Verdict::Missed => "**missed**",
+            Verdict::NotMeasured => "not measured yet",
+            Verdict::Shown => "measured, no numeric target",
         };
         let _ = writeln!(md, "- {}: {verdict} ({})", t.what, t.number);
     }
