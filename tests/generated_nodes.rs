@@ -265,9 +265,13 @@ fn generated_nodes_compile_without_warnings() {
     let root = workspace();
     let runtime =
         RuntimeDependency::from_crate_dirs(&out_dir, &root.join("onex"), &root.join("onex-build"));
+    // Beside the repository's contracts, a node named like the module its
+    // `main.rs` imports, which once shadowed the node's own crate.
+    let mut contracts = contracts();
+    contracts.push(root.join("tests/hostile_contracts/node_named_events.yaml"));
     let report = pipeline::run(&Request {
         runtime,
-        ..request(contracts(), &out_dir, Mode::Write)
+        ..request(contracts, &out_dir, Mode::Write)
     })
     .unwrap_or_else(|e| panic!("{e}"));
     for node in &report.contracts {

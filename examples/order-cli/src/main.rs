@@ -10,7 +10,7 @@
 //! the spool, `KAFKA_SPOOL_DIR`, for the next start).
 //! The business logic is `OrderCliHandler` of `src/handler.rs`.
 use ::std::{process::ExitCode, sync::Arc};
-use order_cli::{NodeOrderCliEffect, Settings, events, handler::OrderCliHandler};
+use ::order_cli::{NodeOrderCliEffect, Settings, events, handler::OrderCliHandler};
 use ::onex::{
     KafkaConfig, SourceInfo, connect::BusKind,
     lifecycle::{NodeRuntime, ShutdownSignals, unless_signalled},

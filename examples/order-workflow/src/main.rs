@@ -10,7 +10,7 @@
 //! the spool, `KAFKA_SPOOL_DIR`, for the next start).
 //! The business logic is `OrderWorkflowHandler` of `src/handler.rs`.
 use ::std::{process::ExitCode, sync::Arc};
-use order_workflow::{
+use ::order_workflow::{
     NodeOrderWorkflowOrchestrator, Settings, events, handler::OrderWorkflowHandler,
 };
 use ::onex::{

@@ -10,7 +10,7 @@
 //! the spool, `KAFKA_SPOOL_DIR`, for the next start).
 //! The business logic is `PostgresWriterHandler` of `src/handler.rs`.
 use ::std::{process::ExitCode, sync::Arc};
-use postgres_writer::{
+use ::postgres_writer::{
     NodePostgresWriterEffect, Settings, events, handler::PostgresWriterHandler,
 };
 use ::onex::{
