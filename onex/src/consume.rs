@@ -1,7 +1,8 @@
 //! How both buses handle a consumed message, so that a node behaves the
 //! same on either: the handler is called with panics caught, retried per
 //! the [`RetryPolicy`], and abandoned (left uncommitted, so it is delivered
-//! again) when the subscription stops during a retry delay. A
+//! again) when the subscription stops during a retry delay, or before a
+//! last failed attempt would dead-letter it. A
 //! [`SubscriberBreaker`] pauses a subscriber whose messages keep failing.
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -83,6 +84,14 @@ where
         match attempt().await {
             Ok(()) => return Verdict::Handled,
             Err(error) if retries >= policy.max_retries => {
+                // A failure once stop was requested may be the stop's own
+                // doing (a run that gave up as its node shuts down): the
+                // message is delivered again rather than dead-lettered.
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return Verdict::Abandoned,
+                    () = std::future::ready(()) => {}
+                }
                 return Verdict::DeadLetter { error, retries };
             }
             Err(error) => {
@@ -211,5 +220,13 @@ mod tests {
         assert!(matches!(verdict, Verdict::Abandoned));
         let verdict = run_attempts(&policy, async {}, || async { Ok(()) }).await;
         assert!(matches!(verdict, Verdict::Handled));
+        // Without retries left, a failure once stop was requested is
+        // abandoned too, not dead-lettered.
+        let no_retries = RetryPolicy::new(0, Duration::from_millis(10));
+        let verdict = run_attempts(&no_retries, async {}, || async {
+            Err(HandlerError::new("interrupted", "stopping"))
+        })
+        .await;
+        assert!(matches!(verdict, Verdict::Abandoned));
     }
 }
