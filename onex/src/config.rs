@@ -36,6 +36,7 @@
 //! | `KAFKA_MAX_POLL_INTERVAL_MS` | `max_poll_interval_ms` | `300000` | `1000..=86400000` |
 //! | `KAFKA_COMMIT_INTERVAL_MS` | `commit_interval_ms` | `1000` | `10..=60000` |
 //! | `KAFKA_FETCH_WAIT_MAX_MS` | `fetch_wait_max_ms` | `100` | `1..=5000` |
+//! | `KAFKA_MAX_IN_FLIGHT` | `max_in_flight` | `1` | `1..=10000` |
 //!
 //! Booleans accept `true`/`false`, `1`/`0`, `yes`/`no` and `on`/`off`, in
 //! any case. An empty variable counts as unset.
@@ -253,6 +254,16 @@ const COMMIT_INTERVAL: Setting = setting(
      bounds what a crash replays.",
 );
 
+const MAX_IN_FLIGHT: Setting = setting(
+    "KAFKA_MAX_IN_FLIGHT",
+    "max_in_flight",
+    "1",
+    "1..=10000",
+    "Most messages one subscriber handles at once: messages of one key one \
+     after the other, in order; offsets committed in order; 1 handles one \
+     message at a time.",
+);
+
 /// Every setting of [`KafkaConfig`], in declaration order.
 pub const SETTINGS: &[Setting] = &[
     BOOTSTRAP,
@@ -277,6 +288,7 @@ pub const SETTINGS: &[Setting] = &[
     MAX_POLL,
     COMMIT_INTERVAL,
     FETCH_WAIT,
+    MAX_IN_FLIGHT,
 ];
 
 /// Broker acknowledgements a delivery waits for (`KAFKA_ACKS`).
@@ -464,6 +476,12 @@ pub struct KafkaConfig {
     /// milliseconds (`KAFKA_FETCH_WAIT_MAX_MS`; librdkafka's
     /// `fetch.wait.max.ms`, 500 there).
     pub fetch_wait_max_ms: u64,
+    /// Most messages one subscriber handles at once
+    /// (`KAFKA_MAX_IN_FLIGHT`): messages of one key one after the other,
+    /// in order, messages of different keys side by side; a message's
+    /// offset is committed only once every message before it in its
+    /// partition is done. `1`, the default, handles one at a time.
+    pub max_in_flight: usize,
     /// The name of the spool file, `{environment}.{spool_name}.spool`: a
     /// node sets its service name. Not a variable; `None` uses the
     /// consumer group.
@@ -497,6 +515,7 @@ impl Default for KafkaConfig {
             max_poll_interval_ms: 300_000,
             commit_interval_ms: 1000,
             fetch_wait_max_ms: 100,
+            max_in_flight: 1,
             spool_name: None,
         }
     }
@@ -712,6 +731,9 @@ impl KafkaConfig {
         if let Some(v) = get(&COMMIT_INTERVAL) {
             c.commit_interval_ms = parse_num(n, &COMMIT_INTERVAL, &v, "an integer")?;
         }
+        if let Some(v) = get(&MAX_IN_FLIGHT) {
+            c.max_in_flight = parse_num(n, &MAX_IN_FLIGHT, &v, "an integer")?;
+        }
         if let Some(v) = get(&FETCH_WAIT) {
             c.fetch_wait_max_ms = parse_num(n, &FETCH_WAIT, &v, "an integer")?;
         }
@@ -852,6 +874,7 @@ impl KafkaConfig {
         check_range(n, &MAX_POLL, self.max_poll_interval_ms, 1_000, 86_400_000)?;
         check_range(n, &COMMIT_INTERVAL, self.commit_interval_ms, 10, 60_000)?;
         check_range(n, &FETCH_WAIT, self.fetch_wait_max_ms, 1, 5000)?;
+        check_range(n, &MAX_IN_FLIGHT, self.max_in_flight, 1, 10_000)?;
         Ok(())
     }
 

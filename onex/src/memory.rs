@@ -58,7 +58,7 @@
 //! ```
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, MutexGuard, RwLock, Weak,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
@@ -68,6 +68,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
@@ -111,6 +112,11 @@ pub struct MemoryBusOptions {
     /// `retry_count` in its headers. `None` (the default) means
     /// `{environment}.dlq.v1`, the Kafka bus's default.
     pub dead_letter_topic: Option<String>,
+    /// Most messages one subscriber handles at once (default 1): messages
+    /// of one key (`BusMessage::key`) one after the other, in order,
+    /// messages of different keys side by side, as on the Kafka bus
+    /// (`KAFKA_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
 }
 
 impl Default for MemoryBusOptions {
@@ -123,6 +129,7 @@ impl Default for MemoryBusOptions {
             circuit_breaker_reset_timeout: Duration::from_secs(30),
             dead_letter_capacity: 10_000,
             dead_letter_topic: None,
+            max_in_flight: 1,
         }
     }
 }
@@ -136,6 +143,7 @@ impl MemoryBusOptions {
             circuit_breaker_threshold: config.circuit_breaker_threshold,
             circuit_breaker_reset_timeout: config.circuit_breaker_reset(),
             dead_letter_topic: Some(config.qualified_dead_letter_topic()),
+            max_in_flight: config.max_in_flight,
             ..MemoryBusOptions::default()
         }
     }
@@ -814,6 +822,12 @@ impl Worker {
             };
             let Some(message) = next else { break };
             match self.handling.clone() {
+                Handling::One(handler) if self.core.options.max_in_flight > 1 => {
+                    let limit = self.core.options.max_in_flight;
+                    self.run_concurrently(&*handler, message, &mut rx, &mut stop, stopping, limit)
+                        .await;
+                    break;
+                }
                 Handling::One(handler) => {
                     self.deliver(&*handler, &message).await;
                     self.done(1);
@@ -912,6 +926,85 @@ impl Worker {
             self.dead_letter(message, error.clone(), *retries).await;
         }
         self.breaker.record(&verdict);
+    }
+
+    /// The rest of [`Worker::run`] with up to `limit` messages in hand at
+    /// once, from `first`: messages of one key one after the other, in
+    /// order; others side by side. Ends when the queue is closed and
+    /// everything taken is done.
+    async fn run_concurrently(
+        &mut self,
+        handler: &dyn Handler,
+        first: Arc<BusMessage>,
+        rx: &mut mpsc::UnboundedReceiver<Arc<BusMessage>>,
+        stop: &mut StopSignal,
+        mut stopping: bool,
+        limit: usize,
+    ) {
+        // The worker ends with this loop: its breaker moves in, shared by
+        // the messages in hand.
+        let breaker = Mutex::new(std::mem::replace(
+            &mut self.breaker,
+            SubscriberBreaker::new(1, Duration::ZERO, &self.group),
+        ));
+        let this = &*self;
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut waiting: VecDeque<Arc<BusMessage>> = VecDeque::from([first]);
+        let mut running = FuturesUnordered::new();
+        let mut closed = false;
+        loop {
+            let pause = lock(&breaker).pause_left();
+            if pause.is_none() {
+                while running.len() < limit {
+                    let Some(index) = waiting.iter().position(|m| !busy.contains(&m.key)) else {
+                        break;
+                    };
+                    let Some(message) = waiting.remove(index) else {
+                        break;
+                    };
+                    busy.insert(message.key.clone());
+                    let breaker = &breaker;
+                    running.push(async move {
+                        let verdict = handle_message(
+                            handler,
+                            &message,
+                            &this.core.options.retry,
+                            std::future::pending(),
+                        )
+                        .await;
+                        if let Verdict::DeadLetter { error, retries } = &verdict {
+                            this.dead_letter(&message, error.clone(), *retries).await;
+                        }
+                        lock(breaker).record(&verdict);
+                        message
+                    });
+                }
+            }
+            if closed && running.is_empty() && waiting.is_empty() {
+                break;
+            }
+            let full = running.len() + waiting.len() >= limit;
+            tokio::select! {
+                biased;
+                Some(message) = running.next(), if !running.is_empty() => {
+                    busy.remove(&message.key);
+                    this.done(1);
+                }
+                () = stop.stopped(), if !stopping => {
+                    // Leave the routing table; what is queued is still
+                    // handled, then the closed queue ends the loop.
+                    stopping = true;
+                    if let Some(bus) = this.bus.upgrade() {
+                        bus.unregister(this.id);
+                    }
+                }
+                next = rx.recv(), if !full && !closed => match next {
+                    Some(message) => waiting.push_back(message),
+                    None => closed = true,
+                },
+                () = tokio::time::sleep(pause.unwrap_or_default()), if pause.is_some() => {}
+            }
+        }
     }
 
     async fn dead_letter(&self, message: &BusMessage, error: HandlerError, retry_count: u32) {

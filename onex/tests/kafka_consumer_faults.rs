@@ -361,3 +361,136 @@ async fn a_batchs_offsets_are_committed_only_once_its_handler_returned_ok() {
     handle.stop().await;
     bus.shutdown().await.expect("shutdown");
 }
+
+/// A handler that records, per key, the order numbers in the order it
+/// finished them, how many messages it held at once at most, and holds
+/// order 0 while `hold` is set.
+#[derive(Default)]
+struct Lanes {
+    by_key: Mutex<std::collections::BTreeMap<String, Vec<u64>>>,
+    in_hand: std::sync::atomic::AtomicUsize,
+    most_in_hand: std::sync::atomic::AtomicUsize,
+    hold: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Handler for Lanes {
+    async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError> {
+        let now = self.in_hand.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_hand.fetch_max(now, Ordering::SeqCst);
+        let n = message.envelope.payload["order_no"]
+            .as_u64()
+            .expect("order_no");
+        // Keys finish at different paces, so that order could break.
+        tokio::time::sleep(Duration::from_millis(if n.is_multiple_of(4) {
+            30
+        } else {
+            3
+        }))
+        .await;
+        while n == 0 && self.hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.by_key
+            .lock()
+            .expect("lock")
+            .entry(message.key.clone())
+            .or_default()
+            .push(n);
+        self.in_hand.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let env = unique("inflight");
+    let topic = format!("{env}.orders.v1");
+    let group = format!("{env}-group");
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    let mut config = test_config(&mock.bootstrap_servers(), &env);
+    config.max_in_flight = 8;
+    config.commit_interval_ms = 100;
+    let bus = Arc::new(KafkaBus::connect(config).await.expect("connect"));
+    let lanes = Arc::new(Lanes::default());
+    lanes.hold.store(true, Ordering::SeqCst);
+    let handle = bus
+        .subscribe(
+            Subscription {
+                topics: vec![topic.clone()],
+                group: group.clone(),
+            },
+            lanes.clone(),
+        )
+        .await
+        .expect("subscribe");
+    let publisher = publisher(bus.clone(), &env);
+    const N: u64 = 40;
+    for n in 0..N {
+        let mut m = BusMessage::clone(&message(&publisher, &topic, n));
+        m.key = format!("key-{}", n % 4);
+        bus.publish(Arc::new(m)).await.expect("publish");
+    }
+    let handled = |lanes: &Lanes| {
+        lanes
+            .by_key
+            .lock()
+            .expect("lock")
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+    };
+    // Order 0 is held: other keys go on beside it (until the messages of
+    // key 0 waiting behind it fill the window of 8), and nothing is
+    // committed past it.
+    assert!(
+        wait_until(Duration::from_secs(30), || handled(&lanes) >= 3).await,
+        "other keys were handled beside the held message: {:?}",
+        lanes.by_key.lock().expect("lock")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !lanes.by_key.lock().expect("lock").contains_key("key-0"),
+        "key 0 waits behind its first message"
+    );
+    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.clone(), topic.clone());
+    let committed = tokio::task::spawn_blocking(move || committed_offset(&bootstrap, &g, &t))
+        .await
+        .expect("reader");
+    assert!(
+        committed.is_none_or(|c| c <= 0),
+        "committed past the open message: {committed:?}"
+    );
+    lanes.hold.store(false, Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(30), || handled(&lanes) == N as usize).await);
+    for (key, numbers) in lanes.by_key.lock().expect("lock").iter() {
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {numbers:?}"
+        );
+        assert_eq!(numbers.len(), 10, "{key}: {numbers:?}");
+    }
+    let most = lanes.most_in_hand.load(Ordering::SeqCst);
+    assert!((2..=8).contains(&most), "{most} messages in hand at once");
+    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.clone(), topic.clone());
+    let committed = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let committed = committed_offset(&bootstrap, &g, &t);
+            if committed == Some(N as i64) || std::time::Instant::now() >= deadline {
+                return committed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("reader");
+    assert_eq!(
+        committed,
+        Some(N as i64),
+        "every offset committed once all are done"
+    );
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+}

@@ -1071,3 +1071,59 @@ async fn a_stopping_batch_subscription_hands_over_its_partial_batch() {
     assert!(before.elapsed() < Duration::from_secs(60));
     assert_eq!(*seen.lock().unwrap(), vec![vec![0, 1]]);
 }
+
+/// With `max_in_flight` above 1, a subscriber handles messages of different
+/// keys side by side and those of one key in order, as the Kafka bus does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_messages_in_flight_keep_order_per_key() {
+    let options = onex::memory::MemoryBusOptions {
+        max_in_flight: 8,
+        ..Default::default()
+    };
+    let bus = InMemoryBus::with_options("dev", options);
+    let by_key: Arc<Mutex<std::collections::BTreeMap<String, Vec<u64>>>> = Arc::default();
+    let in_hand = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (b, h, m) = (by_key.clone(), in_hand.clone(), most.clone());
+    let handler = handler_fn(move |msg| {
+        let (b, h, m) = (b.clone(), h.clone(), m.clone());
+        async move {
+            let now = h.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            let tick = tick_of(&msg)?;
+            // Keys finish at different paces, so that order could break.
+            let pause = if tick.n.is_multiple_of(4) { 20 } else { 2 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            b.lock()
+                .unwrap()
+                .entry(msg.key.clone())
+                .or_default()
+                .push(tick.n);
+            h.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    bus.subscribe(sub(TICKS, "lanes"), handler)
+        .await
+        .expect("subscribe");
+    let publisher = publisher(&bus);
+    for n in 0..40u64 {
+        let mut message = publisher
+            .message(&Tick { n, from: 0 }, None, Default::default())
+            .expect("message");
+        message.key = format!("key-{}", n % 4);
+        bus.publish(Arc::new(message)).await.expect("publish");
+    }
+    bus.wait_until_idle().await;
+    let by_key = by_key.lock().unwrap();
+    assert_eq!(by_key.len(), 4);
+    for (key, numbers) in by_key.iter() {
+        assert_eq!(numbers.len(), 10, "{key}: {numbers:?}");
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {numbers:?}"
+        );
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!((2..=8).contains(&most), "{most} messages in hand at once");
+}

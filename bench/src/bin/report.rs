@@ -855,7 +855,8 @@ fn workflow_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
          for the order. One at a time: {} workflows (after {} not counted); in flight: \
          {in_flight} tasks share the adapter node, each placing one order after another, \
          {} workflows in all; workflows per second are the workflows over their wall \
-         time. In memory the three nodes share one bus; over Kafka each node has its own \
+         time. Each node's subscriptions handle up to {} messages at once \
+         (`KAFKA_MAX_IN_FLIGHT`; one key at a time, in order). In memory the three nodes share one bus; over Kafka each node has its own \
          connection to one Tansu broker on loopback, with `acks={}`, idempotence, \
          `linger.ms={}` and `fetch.wait.max.ms={}` (`bench/run` keeps the bus's \
          defaults), on topics new to the run (read from the earliest offset).\n",
@@ -865,6 +866,7 @@ fn workflow_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
         thousands(num(&s["workflows"]).unwrap_or(0.0)),
         thousands(num(&s["warmup"]).unwrap_or(0.0)),
         thousands(num(&s["workflows"]).unwrap_or(0.0)),
+        thousands(num(&s["node_max_in_flight"]).unwrap_or(1.0)),
         s["acks"].as_str().unwrap_or("all"),
         s["linger_ms"],
         s["fetch_wait_max_ms"],

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! onex-bench-workflow [--brokers 127.0.0.1:19092] --workflows 1000 \
-//!     --warmup 100 --in-flight 64 [--fetch-wait-max-ms 100] --out workflow.json
+//!     --warmup 100 --in-flight 64 [--node-max-in-flight 64] \
+//!     [--fetch-wait-max-ms 100] --out workflow.json
 //! ```
 //!
 //! Three nodes of `examples/`, each on its own `NodeRuntime` with its own
@@ -36,7 +37,11 @@
 //! history). With `--brokers`, each node connects its own `KafkaBus`, on an
 //! environment new to each run so that every topic is new;
 //! `--fetch-wait-max-ms` sets the nodes' `KafkaConfig::fetch_wait_max_ms`
-//! (default: the bus's default).
+//! (default: the bus's default). `--node-max-in-flight` (default 64) is
+//! how many messages each node's subscriptions handle at once
+//! (`KAFKA_MAX_IN_FLIGHT`, on both buses): with 1, the orchestrator runs
+//! one workflow at a time, each holding its command while the writer
+//! answers.
 
 use std::{
     error::Error,
@@ -101,6 +106,7 @@ struct Args {
     workflows: usize,
     warmup: usize,
     in_flight: usize,
+    node_max_in_flight: usize,
     fetch_wait_max_ms: u64,
     out: Option<String>,
 }
@@ -111,6 +117,7 @@ fn parse_args() -> Result<Args, BoxError> {
         workflows: 1_000,
         warmup: 100,
         in_flight: 64,
+        node_max_in_flight: 64,
         fetch_wait_max_ms: KafkaConfig::default().fetch_wait_max_ms,
         out: None,
     };
@@ -122,13 +129,14 @@ fn parse_args() -> Result<Args, BoxError> {
             "--workflows" => args.workflows = value()?.parse()?,
             "--warmup" => args.warmup = value()?.parse()?,
             "--in-flight" => args.in_flight = value()?.parse()?,
+            "--node-max-in-flight" => args.node_max_in_flight = value()?.parse()?,
             "--fetch-wait-max-ms" => args.fetch_wait_max_ms = value()?.parse()?,
             "--out" => args.out = Some(value()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
-    if args.workflows == 0 || args.in_flight == 0 {
-        return Err("--workflows and --in-flight must be at least 1".into());
+    if args.workflows == 0 || args.in_flight == 0 || args.node_max_in_flight == 0 {
+        return Err("--workflows, --in-flight and --node-max-in-flight must be at least 1".into());
     }
     Ok(args)
 }
@@ -402,7 +410,11 @@ async fn messages_of_one_workflow(
 
 async fn in_memory(args: &Args) -> Result<Value, BoxError> {
     let environment = "bench";
-    let bus = Arc::new(InMemoryBus::new(environment));
+    let options = onex::memory::MemoryBusOptions {
+        max_in_flight: args.node_max_in_flight,
+        ..Default::default()
+    };
+    let bus = Arc::new(InMemoryBus::with_options(environment, options));
     let shared: Arc<dyn EventBus> = bus.clone();
     let buses = Buses {
         adapter: shared.clone(),
@@ -441,6 +453,7 @@ fn kafka_config(
         spool_dir: "off".to_owned(),
         spool_name: Some(service.to_owned()),
         fetch_wait_max_ms: args.fetch_wait_max_ms,
+        max_in_flight: args.node_max_in_flight,
         ..KafkaConfig::default()
     };
     config.validate()?;
@@ -507,6 +520,7 @@ async fn main() -> Result<(), BoxError> {
             "workflows": args.workflows,
             "warmup": args.warmup,
             "in_flight": args.in_flight,
+            "node_max_in_flight": args.node_max_in_flight,
             "brokers": args.brokers.as_ref().map(|_| "Tansu on loopback"),
             "acks": defaults.acks.as_str(),
             "linger_ms": defaults.linger_ms,

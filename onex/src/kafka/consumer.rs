@@ -38,6 +38,8 @@ use rdkafka::{
 use tokio::sync::{oneshot, watch};
 
 use super::{Inner, SendError, dlq_headers, lock, producer::Record};
+
+mod in_flight;
 use crate::{
     bus::{
         BatchHandler, BatchOptions, BusMessage, Handler, HandlerError, StopSignal, Subscription,
@@ -456,6 +458,11 @@ enum Next<'c> {
 impl ConsumerTask {
     async fn run(self, mut stop: StopSignal) {
         match &self.handling {
+            Handling::One(handler) if self.inner.config.max_in_flight > 1 => {
+                let limit = self.inner.config.max_in_flight;
+                self.consume_concurrently(handler.as_ref(), &mut stop, limit)
+                    .await
+            }
             Handling::One(handler) => self.consume(handler.as_ref(), &mut stop).await,
             Handling::Batches(handler, options) => {
                 self.consume_batches(handler.as_ref(), *options, &mut stop)
@@ -788,8 +795,13 @@ impl ConsumerTask {
     /// Stores the offset after the handler and remembers it for the commit
     /// before a rebalance and on stop.
     fn mark_processed(&self, record: &BorrowedMessage<'_>) {
-        let (topic, partition) = (record.topic(), record.partition());
-        let next = record.offset() + 1;
+        self.mark_processed_up_to(record.topic(), record.partition(), record.offset());
+    }
+
+    /// Stores `offset + 1` of a partition, the next to read: every record
+    /// up to `offset` is done.
+    fn mark_processed_up_to(&self, topic: &str, partition: i32, offset: i64) {
+        let next = offset + 1;
         {
             let mut processed = lock(&self.processed);
             match processed.get_mut(topic) {
@@ -802,7 +814,7 @@ impl ConsumerTask {
             }
         }
         // Stores `offset + 1`, the next one to read.
-        if let Err(e) = self.consumer.store_offset_from_message(record) {
+        if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
             // The partition was revoked meanwhile; its new owner reads the
             // message again (at-least-once).
             tracing::debug!("cannot store offset {next} of {topic}/{partition}: {e}");
@@ -843,6 +855,24 @@ impl ConsumerTask {
         stop: &mut StopSignal,
         bus_stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
+        let (outcome, verdict) = self.handle_record(handler, record, stop, bus_stop).await;
+        if let (Outcome::Done, Some(verdict)) = (&outcome, &verdict) {
+            breaker.record(verdict);
+        }
+        outcome
+    }
+
+    /// Handles one record: decoded, handed to the handler with retries,
+    /// dead-lettered when they are spent. Also returns the handler's
+    /// verdict, for the subscriber's breaker (none for a record that does
+    /// not decode).
+    async fn handle_record(
+        &self,
+        handler: &dyn Handler,
+        record: &BorrowedMessage<'_>,
+        stop: &mut StopSignal,
+        bus_stop: &mut watch::Receiver<bool>,
+    ) -> (Outcome, Option<Verdict>) {
         let message = match decode(record) {
             Ok(m) => m,
             Err(reason) => {
@@ -852,7 +882,9 @@ impl ConsumerTask {
                 );
                 let error = HandlerError::new("decode_error", reason);
                 let raw = detach(record);
-                return Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await;
+                let outcome =
+                    Box::pin(self.dead_letter(&raw, None, &error, 0, stop, bus_stop)).await;
+                return (outcome, None);
             }
         };
         let verdict = handle_message(
@@ -864,7 +896,7 @@ impl ConsumerTask {
         .await;
         let outcome = match &verdict {
             Verdict::Handled => Outcome::Done,
-            Verdict::Abandoned => return Outcome::Abandoned,
+            Verdict::Abandoned => return (Outcome::Abandoned, None),
             Verdict::DeadLetter { error, retries } => {
                 tracing::error!(
                     topic = %record.topic(), offset = record.offset(), retries,
@@ -875,10 +907,7 @@ impl ConsumerTask {
                     .await
             }
         };
-        if let Outcome::Done = outcome {
-            breaker.record(&verdict);
-        }
-        outcome
+        (outcome, Some(verdict))
     }
 
     /// Publishes the original record to the dead-letter topic with failure

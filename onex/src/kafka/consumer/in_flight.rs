@@ -1,0 +1,332 @@
+//! Several messages in hand at once (`KAFKA_MAX_IN_FLIGHT` above 1), without
+//! giving up order per key or at-least-once:
+//!
+//! - messages of one key (in one partition) are handled one after the
+//!   other, in order; messages of different keys side by side; messages
+//!   without a key have no order to keep;
+//! - a message's offset is stored only once every message before it in its
+//!   partition is done, so a crash replays whatever was not finished (and
+//!   perhaps some that were), never skips one;
+//! - at most `limit` messages are in hand or waiting for their key; when
+//!   that many are, the consumer pauses its partitions and goes on polling,
+//!   so that it stays in its group; likewise while the subscriber's
+//!   breaker pauses it.
+//!
+//! The messages are futures of the subscription's own task, so a handler
+//! that awaits I/O (a database, another node's answer) lets the others
+//! run.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    sync::Mutex,
+};
+
+use futures_util::{StreamExt, stream::FuturesUnordered};
+use rdkafka::{Message, TopicPartitionList, consumer::Consumer, message::BorrowedMessage};
+
+use super::{ConsumerTask, Outcome, stopped};
+use crate::{
+    bus::{Handler, StopSignal},
+    consume::SubscriberBreaker,
+};
+
+/// Where a message in hand came from, to settle it when it is done.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Slot {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+}
+
+impl Slot {
+    fn of(record: &BorrowedMessage<'_>) -> Self {
+        Slot {
+            topic: record.topic().to_owned(),
+            partition: record.partition(),
+            offset: record.offset(),
+            key: record.key().map(<[u8]>::to_vec),
+        }
+    }
+
+    /// The lane its key orders it in: `None` for a message without a key.
+    fn lane(&self) -> Option<(String, i32, Vec<u8>)> {
+        self.key
+            .as_ref()
+            .map(|key| (self.topic.clone(), self.partition, key.clone()))
+    }
+}
+
+/// A partition's messages taken and not yet done, and how far it is done.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Offsets taken (in hand or waiting) and not done.
+    open: BTreeSet<i64>,
+    /// The lowest offset taken: nothing below it is this consumer's to
+    /// store.
+    first_taken: Option<i64>,
+    /// The highest offset done.
+    highest_done: Option<i64>,
+    /// The highest offset whose successor was stored.
+    stored: Option<i64>,
+}
+
+/// The order the messages in hand must keep.
+#[derive(Default)]
+pub(super) struct Lanes<'c> {
+    /// Keys with a message in hand.
+    busy: HashSet<(String, i32, Vec<u8>)>,
+    /// Taken messages not in hand yet, in arrival order.
+    waiting: VecDeque<BorrowedMessage<'c>>,
+    partitions: HashMap<(String, i32), Progress>,
+}
+
+impl<'c> Lanes<'c> {
+    /// A message from the consumer, to be handled in its turn.
+    fn take(&mut self, record: BorrowedMessage<'c>) {
+        let progress = self
+            .partitions
+            .entry((record.topic().to_owned(), record.partition()))
+            .or_default();
+        progress.open.insert(record.offset());
+        progress.first_taken = Some(
+            progress
+                .first_taken
+                .map_or(record.offset(), |first| first.min(record.offset())),
+        );
+        self.waiting.push_back(record);
+    }
+
+    /// The first waiting message whose key has none in hand; its key is
+    /// then in hand. An earlier waiting message of the same key would have
+    /// gone first, so the order of a key holds.
+    fn next_ready(&mut self) -> Option<BorrowedMessage<'c>> {
+        let index = self.waiting.iter().position(|record| {
+            Slot::of(record)
+                .lane()
+                .is_none_or(|lane| !self.busy.contains(&lane))
+        })?;
+        let record = self.waiting.remove(index)?;
+        if let Some(lane) = Slot::of(&record).lane() {
+            self.busy.insert(lane);
+        }
+        Some(record)
+    }
+
+    /// Settles a message that is done; returns the offset of its partition
+    /// up to which every message is done, when that moved.
+    fn done(&mut self, slot: &Slot) -> Option<i64> {
+        if let Some(lane) = slot.lane() {
+            self.busy.remove(&lane);
+        }
+        let progress = self
+            .partitions
+            .get_mut(&(slot.topic.clone(), slot.partition))?;
+        progress.open.remove(&slot.offset);
+        progress.highest_done = progress.highest_done.max(Some(slot.offset));
+        let done_up_to = match progress.open.first() {
+            Some(first_open) => first_open - 1,
+            None => progress.highest_done?,
+        };
+        let ours = progress
+            .first_taken
+            .is_some_and(|first| done_up_to >= first);
+        (ours && progress.stored < Some(done_up_to)).then(|| {
+            progress.stored = Some(done_up_to);
+            done_up_to
+        })
+    }
+
+    /// Frees the key of a message given up (stop was requested): it stays
+    /// open, so that nothing after it in its partition is stored.
+    fn abandoned(&mut self, slot: &Slot) {
+        if let Some(lane) = slot.lane() {
+            self.busy.remove(&lane);
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+impl ConsumerTask {
+    /// Like [`ConsumerTask::consume`], with up to `limit` messages in hand
+    /// at once: see the [module documentation](self).
+    pub(super) async fn consume_concurrently(
+        &self,
+        handler: &dyn Handler,
+        stop: &mut StopSignal,
+        limit: usize,
+    ) {
+        let mut bus_stop = self.inner.shutdown.subscribe();
+        let breaker = Mutex::new(self.subscriber_breaker());
+        let mut commits = super::Commits::new(self.inner.config.commit_interval());
+        let mut lanes = Lanes::default();
+        let mut running = FuturesUnordered::new();
+        let mut paused = TopicPartitionList::new();
+        let mut stopping = false;
+        loop {
+            // An open breaker takes nothing new until its pause is over.
+            let pause = super::lock(&breaker).pause_left();
+            if !stopping && pause.is_none() {
+                while running.len() < limit {
+                    let Some(record) = lanes.next_ready() else {
+                        break;
+                    };
+                    let (stop, bus_stop) = (stop.clone(), bus_stop.clone());
+                    running.push(self.settle_one(handler, record, &breaker, stop, bus_stop));
+                }
+            }
+            if stopping && running.is_empty() {
+                break;
+            }
+            let hold = running.len() + lanes.waiting() >= limit || pause.is_some();
+            self.hold_partitions(hold, &mut paused);
+            tokio::select! {
+                biased;
+                Some((slot, outcome)) = running.next(), if !running.is_empty() => match outcome {
+                    Outcome::Done => {
+                        if let Some(offset) = lanes.done(&slot) {
+                            self.mark_processed_up_to(&slot.topic, slot.partition, offset);
+                            commits.stored(&self.consumer);
+                        }
+                    }
+                    // Not stored: delivered again, and nothing after it in
+                    // its partition is stored either.
+                    Outcome::Abandoned => {
+                        lanes.abandoned(&slot);
+                        stopping = true;
+                    }
+                },
+                () = stopped(stop, &mut bus_stop), if !stopping => stopping = true,
+                received = self.consumer.recv(), if !stopping => match received {
+                    // While holding, only a partition assigned meanwhile
+                    // delivers: it is held too.
+                    Ok(record) => {
+                        if hold {
+                            let mut partition = TopicPartitionList::new();
+                            partition.add_partition(record.topic(), record.partition());
+                            self.pause(&partition);
+                            paused.add_partition(record.topic(), record.partition());
+                        }
+                        lanes.take(record);
+                    }
+                    Err(e) => self.consumer.context().report(&e, "receiving a message"),
+                },
+                () = tokio::time::sleep(pause.unwrap_or(self.poll_tick)) => {
+                    commits.commit(&self.consumer);
+                }
+            }
+            if running.is_empty() && lanes.waiting() == 0 {
+                commits.commit(&self.consumer);
+            }
+        }
+        // Waiting messages were never handed over: not stored, delivered
+        // again.
+        self.hold_partitions(false, &mut paused);
+    }
+
+    /// Hands one message to the handler; returns where it came from and
+    /// what became of it.
+    async fn settle_one<'c>(
+        &'c self,
+        handler: &'c dyn Handler,
+        record: BorrowedMessage<'c>,
+        breaker: &'c Mutex<SubscriberBreaker>,
+        mut stop: StopSignal,
+        mut bus_stop: tokio::sync::watch::Receiver<bool>,
+    ) -> (Slot, Outcome) {
+        let slot = Slot::of(&record);
+        let (outcome, verdict) = self
+            .handle_record(handler, &record, &mut stop, &mut bus_stop)
+            .await;
+        if let (Outcome::Done, Some(verdict)) = (&outcome, &verdict) {
+            super::lock(breaker).record(verdict);
+        }
+        (slot, outcome)
+    }
+
+    /// Pauses the assigned partitions (`hold`) or resumes those paused.
+    fn hold_partitions(&self, hold: bool, paused: &mut TopicPartitionList) {
+        if hold && paused.count() == 0 {
+            match self.consumer.assignment() {
+                Ok(assignment) => {
+                    self.pause(&assignment);
+                    *paused = assignment;
+                }
+                Err(e) => tracing::debug!(group = %self.group, "cannot read the assignment: {e}"),
+            }
+        } else if !hold && paused.count() > 0 {
+            if let Err(e) = self.consumer.resume(paused) {
+                tracing::debug!(group = %self.group, "cannot resume partitions: {e}");
+            }
+            *paused = TopicPartitionList::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(partition: i32, offset: i64, key: Option<&str>) -> Slot {
+        Slot {
+            topic: "t".to_owned(),
+            partition,
+            offset,
+            key: key.map(|k| k.as_bytes().to_vec()),
+        }
+    }
+
+    /// `Lanes::take` needs a record from a consumer; the progress it
+    /// records is the same as this.
+    fn open(lanes: &mut Lanes<'_>, slot: &Slot) {
+        let progress = lanes
+            .partitions
+            .entry((slot.topic.clone(), slot.partition))
+            .or_default();
+        progress.open.insert(slot.offset);
+        progress.first_taken = Some(
+            progress
+                .first_taken
+                .map_or(slot.offset, |f| f.min(slot.offset)),
+        );
+        if let Some(lane) = slot.lane() {
+            lanes.busy.insert(lane);
+        }
+    }
+
+    #[test]
+    fn offsets_are_stored_only_up_to_the_first_open_message() {
+        let mut lanes = Lanes::default();
+        let (a, b, c) = (
+            slot(0, 10, Some("a")),
+            slot(0, 11, Some("b")),
+            slot(0, 12, None),
+        );
+        for s in [&a, &b, &c] {
+            open(&mut lanes, s);
+        }
+        assert_eq!(lanes.done(&b), None, "10 is still open");
+        assert_eq!(lanes.done(&c), None, "10 is still open");
+        assert_eq!(lanes.done(&a), Some(12), "10 to 12 are done");
+        let d = slot(0, 13, Some("a"));
+        open(&mut lanes, &d);
+        assert_eq!(lanes.done(&d), Some(13));
+    }
+
+    #[test]
+    fn an_abandoned_message_holds_its_partition_but_frees_its_key() {
+        let mut lanes = Lanes::default();
+        let (a, b) = (slot(1, 5, Some("a")), slot(1, 6, Some("b")));
+        open(&mut lanes, &a);
+        open(&mut lanes, &b);
+        lanes.abandoned(&a);
+        assert!(!lanes.busy.contains(&a.lane().unwrap()));
+        assert_eq!(lanes.done(&b), None, "5 was not done: nothing is stored");
+        let other = slot(2, 0, Some("a"));
+        open(&mut lanes, &other);
+        assert_eq!(lanes.done(&other), Some(0), "partitions are independent");
+    }
+}
