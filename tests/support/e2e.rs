@@ -228,11 +228,19 @@ impl Drop for NodeProcess {
 
 /// Starts a node binary on the broker in `environment`, reading from the
 /// earliest offset, with a heartbeat every second and one quick retry of a
-/// message its handler refuses; its log goes to `log`.
+/// message its handler refuses; its log goes to `log`. Its consumer group
+/// is the environment's own (`{environment}-{binary}`): consumer groups are
+/// cluster-wide, and runs that share a broker must not rebalance each
+/// other's nodes.
 pub fn start_node(binary: &Path, bootstrap: &str, environment: &str, log: &Path) -> NodeProcess {
+    let name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let child = Command::new(binary)
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("KAFKA_ENVIRONMENT", environment)
+        .env("KAFKA_GROUP", format!("{environment}-{name}"))
         .env("KAFKA_AUTO_OFFSET_RESET", "earliest")
         .env("HEARTBEAT_INTERVAL_SECONDS", "1")
         .env("KAFKA_MAX_RETRY_ATTEMPTS", "1")
