@@ -913,6 +913,13 @@ impl Worker {
     }
 
     async fn deliver(&mut self, handler: &dyn Handler, message: &BusMessage) {
+        let verdict = self.handle(handler, message).await;
+        self.breaker.record(&verdict);
+    }
+
+    /// Hands a message to the handler with retries and dead-letters it when
+    /// they are spent; the verdict is for the subscriber's breaker.
+    async fn handle(&self, handler: &dyn Handler, message: &BusMessage) -> Verdict {
         // The in-memory bus has no redelivery: a stopping subscriber
         // finishes its retries instead of abandoning the message.
         let verdict = handle_message(
@@ -925,7 +932,7 @@ impl Worker {
         if let Verdict::DeadLetter { error, retries } = &verdict {
             self.dead_letter(message, error.clone(), *retries).await;
         }
-        self.breaker.record(&verdict);
+        verdict
     }
 
     /// The rest of [`Worker::run`] with up to `limit` messages in hand at
@@ -965,16 +972,7 @@ impl Worker {
                     busy.insert(message.key.clone());
                     let breaker = &breaker;
                     running.push(async move {
-                        let verdict = handle_message(
-                            handler,
-                            &message,
-                            &this.core.options.retry,
-                            std::future::pending(),
-                        )
-                        .await;
-                        if let Verdict::DeadLetter { error, retries } = &verdict {
-                            this.dead_letter(&message, error.clone(), *retries).await;
-                        }
+                        let verdict = this.handle(handler, &message).await;
                         lock(breaker).record(&verdict);
                         message
                     });

@@ -124,52 +124,53 @@ pub fn read_records(bootstrap: &str, topic: &str, expect: Option<usize>) -> Vec<
 /// them: `topic`, `partition`, `offset`, `key`, `headers` (name to value)
 /// and `value` (text).
 pub fn read_raw(bootstrap: &str, topic: &str, expect: Option<usize>) -> Vec<Value> {
-    let mut command = Command::new("python3");
-    command
-        .arg(root().join("onex/tests/support/kafka_read.py"))
-        .args([
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--timeout",
-            "60",
-        ]);
-    if let Some(expect) = expect {
-        command.args(["--expect", &expect.to_string()]);
-    }
-    let output = command.output().expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "reading {topic} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect()
+    let (output, stderr) = run_reader(bootstrap, topic, expect, 60);
+    assert!(output.is_some(), "reading {topic} failed: {stderr}");
+    output.unwrap_or_default()
 }
 
 /// The envelopes a topic holds now, none when the topic does not exist
 /// within a few seconds (nothing was published to it).
 pub fn read_if_any(bootstrap: &str, topic: &str) -> Vec<Value> {
-    let output = Command::new("python3")
-        .arg(root().join("onex/tests/support/kafka_read.py"))
-        .args(["--bootstrap", bootstrap, "--topic", topic, "--timeout", "3"])
-        .output()
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() && stderr.contains("not found") {
-        return Vec::new();
-    }
-    assert!(output.status.success(), "reading {topic} failed: {stderr}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let record: Value = serde_json::from_str(line).expect("a JSON line");
+    let (output, stderr) = run_reader(bootstrap, topic, None, 3);
+    let records = match output {
+        Some(records) => records,
+        None if stderr.contains("not found") => return Vec::new(),
+        None => panic!("reading {topic} failed: {stderr}"),
+    };
+    records
+        .iter()
+        .map(|record| {
             serde_json::from_str(record["value"].as_str().expect("a value")).expect("an envelope")
         })
         .collect()
+}
+
+/// Runs the confluent-kafka reader on a topic for up to `timeout_seconds`:
+/// its records when it succeeded, and its stderr.
+fn run_reader(
+    bootstrap: &str,
+    topic: &str,
+    expect: Option<usize>,
+    timeout_seconds: u32,
+) -> (Option<Vec<Value>>, String) {
+    let mut command = Command::new("python3");
+    command
+        .arg(root().join("onex/tests/support/kafka_read.py"))
+        .args(["--bootstrap", bootstrap, "--topic", topic, "--timeout"])
+        .arg(timeout_seconds.to_string());
+    if let Some(expect) = expect {
+        command.args(["--expect", &expect.to_string()]);
+    }
+    let output = command.output().expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let records = output.status.success().then(|| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    });
+    (records, stderr)
 }
 
 /// Reads `expect` records of a topic (see [`read_records`]).
