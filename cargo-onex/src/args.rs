@@ -48,6 +48,12 @@ pub enum Command {
     /// Parse and validate contracts and render their code (stages 1 to 5);
     /// write nothing.
     Check(CheckArgs),
+    /// Run the generator as a node on the bus: generate node crates for the
+    /// requests `cargo onex generate --via-bus` sends.
+    Serve(crate::serve::ServeArgs),
+    /// List the nodes on the bus, from their introspection and heartbeat
+    /// events.
+    Nodes(crate::nodes::NodesArgs),
 }
 
 /// `cargo onex generate`.
@@ -79,6 +85,31 @@ pub struct GenerateArgs {
     /// searched in order.
     #[arg(long, value_name = "DIR")]
     pub contract_path: Vec<PathBuf>,
+    /// The bus the pipeline's progress is published on (nothing is
+    /// published when no broker is configured).
+    #[command(flatten)]
+    pub bus: crate::bus::BusArgs,
+    /// Send the contracts to a generator service (`cargo onex serve`) and
+    /// show its progress; generate here when none answers in time.
+    #[arg(long, conflicts_with = "check")]
+    pub via_bus: bool,
+    /// With --via-bus: seconds to wait for a generator's first sign of life
+    /// before generating here.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        requires = "via_bus"
+    )]
+    pub answer_timeout: u64,
+    /// With --via-bus: seconds to wait for each contract's outcome.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        requires = "via_bus"
+    )]
+    pub bus_timeout: u64,
 }
 
 /// `cargo onex check`.

@@ -3,14 +3,21 @@
 #![deny(missing_docs)]
 
 mod args;
+mod bus;
+pub mod events;
+mod nodes;
+mod progress;
 mod report;
 pub mod runtime;
+mod serve;
+mod via_bus;
 mod workspace;
 
 use std::{
     ffi::OsString,
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -59,6 +66,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     let result = match cli.command {
         Command::Generate(args) => generate(&workspace, &mut shell, &options, args),
         Command::Check(args) => check(&workspace, &mut shell, &options, args),
+        Command::Serve(args) => serve_command(&workspace, args),
+        Command::Nodes(args) => nodes::run(&args),
     };
     match result {
         Ok(code) => Ok(code),
@@ -164,7 +173,33 @@ fn generate(
         compile_check: args.compile_check,
         contract_path: args.contract_path.clone(),
     };
-    let Some(report) = run_pipeline(shell, &request) else {
+    if args.via_bus {
+        let Some(config) = args.bus.configured()? else {
+            bail!(
+                "--via-bus needs a broker\n\
+                 help: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers HOST:PORT"
+            );
+        };
+        let waits = via_bus::Waits {
+            answer: Duration::from_secs(args.answer_timeout),
+            outcome: Duration::from_secs(args.bus_timeout),
+        };
+        let contracts: Vec<PathBuf> = request.contracts.iter().map(|c| absolute(c)).collect();
+        match via_bus::generate(
+            config,
+            &contracts,
+            &absolute(&request.out_dir),
+            args.compile_check,
+            &waits,
+        )? {
+            Some(outcomes) => return Ok(report_remote(shell, &outcomes)),
+            None => shell.warning(&format!(
+                "no generator answered on the bus within {} s; generating here instead",
+                args.answer_timeout
+            )),
+        }
+    }
+    let Some(report) = run_pipeline_published(shell, &request, &args.bus)? else {
         return Ok(ExitCode::FAILURE);
     };
     shell.report(&report, options.timings);
@@ -223,6 +258,129 @@ fn regenerate_command(typed: &[OsString]) -> String {
             .map(|arg| pipeline::manifest::shell_word(&arg.to_string_lossy())),
     );
     words.join(" ")
+}
+
+/// A path made absolute against the current directory.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Prints what the generator service did; the exit code says whether every
+/// contract was generated.
+fn report_remote(shell: &Shell, outcomes: &[(PathBuf, via_bus::Outcome)]) -> ExitCode {
+    let mut failed = false;
+    for (contract, outcome) in outcomes {
+        match outcome {
+            via_bus::Outcome::Completed(done) => {
+                let result = &done.result;
+                shell.status(
+                    "Generated",
+                    &format!(
+                        "{} in {} by the generator service ({} file{} written, {:.0} ms)",
+                        result.node_name,
+                        shell.path(Path::new(&result.output_path)),
+                        result.files_written.len(),
+                        if result.files_written.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        result.total_duration_ms
+                    ),
+                );
+            }
+            via_bus::Outcome::Failed(failure) => {
+                failed = true;
+                let at = failure
+                    .location
+                    .as_deref()
+                    .map(|l| format!("\n  --> {l}"))
+                    .unwrap_or_default();
+                shell.error(&format!(
+                    "{} failed for {} [{}]: {}{at}",
+                    failure.failed_stage,
+                    shell.path(contract),
+                    failure.error_code,
+                    failure.error_message
+                ));
+                for suggestion in &failure.recovery_suggestions {
+                    shell.help(suggestion);
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// [`run_pipeline`], publishing its progress when a broker is configured
+/// (`KAFKA_BOOTSTRAP_SERVERS` or `--bootstrap-servers`); without one it
+/// costs nothing: no runtime, no channel, no events.
+fn run_pipeline_published(
+    shell: &Shell,
+    request: &Request,
+    bus_args: &bus::BusArgs,
+) -> anyhow::Result<Option<PipelineReport>> {
+    let Some(config) = bus_args.configured()? else {
+        return Ok(run_pipeline(shell, request));
+    };
+    let environment = config.environment.clone();
+    let runtime = bus::runtime()?;
+    let publisher = runtime.block_on(bus::join(config, events::pipeline::SERVICE))?;
+    let correlation = request
+        .contracts
+        .iter()
+        .map(|c| (c.clone(), onex::uuid::Uuid::new_v4()))
+        .collect();
+    let progress = progress::BusProgress::start(runtime.handle(), publisher.clone(), correlation);
+    let result = pipeline::run_with_progress(request, &|p| progress.note(p));
+    let delivered = runtime.block_on(async {
+        let delivered = progress.finish(result.as_ref().map(|_| ())).await;
+        let _ = publisher.bus().shutdown().await;
+        delivered
+    });
+    if delivered.failed > 0 {
+        shell.warning(&format!(
+            "{} of {} progress events were not delivered: {}",
+            delivered.failed,
+            delivered.failed + delivered.published,
+            delivered.first_error.as_deref().unwrap_or("unknown reason")
+        ));
+    } else {
+        shell.verbose_status(
+            "Published",
+            &format!("{} progress events in `{environment}`", delivered.published),
+        );
+    }
+    Ok(match result {
+        Ok(report) => Some(report),
+        Err(error) => {
+            shell.pipeline_error(&error);
+            None
+        }
+    })
+}
+
+/// `cargo onex serve`: the roots default to the current directory.
+fn serve_command(workspace: &Workspace, args: serve::ServeArgs) -> anyhow::Result<ExitCode> {
+    let roots = serve::Roots::new(
+        args.contract_root.as_deref().unwrap_or(&workspace.cwd),
+        args.out_root.as_deref().unwrap_or(&workspace.cwd),
+    )?;
+    // Each request's node crates find the runtime as `generate`'s would.
+    let project = std::sync::Mutex::new(workspace.clone());
+    let onex_path = args.onex_path.clone();
+    let runtime_dependency = Box::new(move |out_dir: &Path| {
+        project
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .runtime_dependency(out_dir, onex_path.as_deref())
+    });
+    serve::serve(&args, roots, runtime_dependency)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the pipeline; on failure prints the error (every diagnostic with

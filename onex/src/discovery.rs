@@ -59,6 +59,10 @@ pub struct NodeHeartbeatEvent {
     pub uptime_seconds: u64,
     /// When the heartbeat was sent.
     pub timestamp: DateTime<Utc>,
+    /// Seconds until the next heartbeat, so that a registry can tell a
+    /// late node from a live one; absent from nodes that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
 }
 
 impl Event for NodeHeartbeatEvent {

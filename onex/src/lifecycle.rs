@@ -42,6 +42,10 @@ use crate::{
     publisher::{Published, Publisher},
 };
 
+/// The status of the last heartbeat a node sends, when it shuts down: a
+/// registry counts it gone at once rather than after missed heartbeats.
+pub const STOPPED_STATUS: &str = "stopped";
+
 /// The heartbeat status of a bus health: `healthy`, or `degraded` when the
 /// bus runs without its broker. `None` once the bus is stopped.
 pub fn heartbeat_status(health: &BusHealth) -> Option<&'static str> {
@@ -64,6 +68,9 @@ pub struct NodeRuntime {
     /// Set by [`NodeRuntime::expedite_shutdown`].
     expedite: watch::Sender<bool>,
     heartbeats: Mutex<Vec<JoinHandle<()>>>,
+    /// The name and interval of the heartbeats, once started: the last one
+    /// says the node stopped.
+    beating: Mutex<Option<(String, Duration)>>,
     subscriptions: Mutex<Vec<SubscriptionHandle>>,
     shut_down: AtomicBool,
     rejected: AtomicU64,
@@ -95,6 +102,7 @@ impl NodeRuntime {
             stop: watch::channel(false).0,
             expedite: watch::channel(false).0,
             heartbeats: Mutex::new(Vec::new()),
+            beating: Mutex::new(None),
             subscriptions: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
@@ -179,6 +187,9 @@ impl NodeRuntime {
             status: status.to_owned(),
             uptime_seconds: self.uptime().as_secs(),
             timestamp: Utc::now(),
+            interval_seconds: lock(&self.beating)
+                .as_ref()
+                .map(|(_, i)| i.as_secs().max(1)),
         })
     }
 
@@ -195,6 +206,8 @@ impl NodeRuntime {
         let started = self.started;
         let mut stop = self.stop.subscribe();
         let interval = interval.max(Duration::from_millis(1));
+        *lock(&self.beating) = Some((node_name.clone(), interval));
+        let interval_seconds = Some(interval.as_secs().max(1));
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,6 +226,7 @@ impl NodeRuntime {
                     status: status.to_owned(),
                     uptime_seconds: started.elapsed().as_secs(),
                     timestamp: Utc::now(),
+                    interval_seconds,
                 };
                 if let Err(e) = publisher.publish(&event, None).await {
                     tracing::warn!(error = %e, node = %node_name, "heartbeat not published");
@@ -274,6 +288,7 @@ impl NodeRuntime {
         for task in heartbeats {
             task.abort();
         }
+        self.say_stopped().await;
         let subscriptions: Vec<_> = lock(&self.subscriptions).drain(..).collect();
         // The subscriptions first, then the work waiting on other nodes
         // ([`NodeRuntime::stopping`]): a run that gives up finds its
@@ -299,6 +314,28 @@ impl NodeRuntime {
         })
         .await;
         self.bus.shutdown().await
+    }
+
+    /// The last heartbeat, on the first shutdown of a node that sent
+    /// heartbeats: status [`STOPPED_STATUS`].
+    async fn say_stopped(&self) {
+        let Some((node_name, interval)) = lock(&self.beating).take() else {
+            return;
+        };
+        if self.bus.health() == BusHealth::Stopped {
+            return;
+        }
+        let event = NodeHeartbeatEvent {
+            node_id: self.node_id(),
+            node_name,
+            status: STOPPED_STATUS.to_owned(),
+            uptime_seconds: self.uptime().as_secs(),
+            timestamp: Utc::now(),
+            interval_seconds: Some(interval.as_secs().max(1)),
+        };
+        if let Err(e) = self.publisher.publish(&event, None).await {
+            tracing::warn!(error = %e, "the last heartbeat was not published");
+        }
     }
 
     /// Resolves once the node's shutdown has begun. Work that waits for

@@ -247,6 +247,7 @@ fn heartbeat_like(rt: &NodeRuntime) -> NodeHeartbeatEvent {
         status: "healthy".into(),
         uptime_seconds: 0,
         timestamp: chrono::Utc::now(),
+        interval_seconds: None,
     }
 }
 

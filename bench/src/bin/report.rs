@@ -6,7 +6,7 @@
 //!
 //! Reads from the results folder (each optional): `pipeline.json`,
 //! `codegen.json`, `kafka.json`, `memory_peak.json`, `request_reply.json`,
-//! `workflow.json`, `criterion/` (the criterion output folder),
+//! `workflow.json`, `generator.json`, `criterion/` (the criterion output folder),
 //! `settings.json`; and `{part}.skipped` files whose text says why a part
 //! was not measured.
 
@@ -955,12 +955,88 @@ fn workflow_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     ));
 }
 
+const PROGRESS_TARGET: &str =
+    "publishing the pipeline's progress adds < 5% to `cargo onex generate` on 1,000 contracts";
+
+fn generator_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str(
+        "## 10. The generator on the bus
+
+",
+    );
+    let Some(g) = read_json(&r.join("generator.json")) else {
+        let why = skipped(r, "generator");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(target(PROGRESS_TARGET, None, "not measured yet"));
+        targets.push(figure(
+            "`generate --via-bus` round trip for one contract",
+            None,
+        ));
+        return;
+    };
+    md.push_str(
+        "With a broker configured, `cargo onex generate` publishes every stage's started and \
+         completed event and each contract's outcome (17 events per contract) on Tansu, and \
+         waits until the broker acknowledged them before it exits. The CLI generates synthetic \
+         contracts into a fresh folder, alternately without a broker and with one; medians of \
+         the wall times.\n\n\
+         | contracts | events | without a bus | publishing progress | overhead |\n\
+         |---:|---:|---:|---:|---:|\n",
+    );
+    let rows = g["progress"].as_array().cloned().unwrap_or_default();
+    for row in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            thousands(num(&row["contracts"]).unwrap_or(0.0)),
+            thousands(num(&row["events"]).unwrap_or(0.0)),
+            ms(&row["without_bus_ms"]),
+            ms(&row["with_bus_ms"]),
+            pct(num(&row["overhead_pct"]).map(|p| p / 100.0)),
+        );
+    }
+    let large = rows
+        .iter()
+        .find(|row| num(&row["contracts"]) == Some(1000.0));
+    let overhead = large.and_then(|row| num(&row["overhead_pct"]));
+    targets.push(target(
+        PROGRESS_TARGET,
+        overhead.map(|p| p < 5.0),
+        overhead.map_or("not measured".to_owned(), |p| format!("{p:+.1}%")),
+    ));
+    let rt = &g["round_trip"];
+    let _ = writeln!(
+        md,
+        "\n`cargo onex generate --via-bus` for one contract, with `cargo onex serve` running, \
+         from start to exit: joining the bus, sending the request, the service's run with its \
+         progress, the outcome. Beside it, the same command run locally without a broker. {} \
+         runs each.\n\n\
+         | | p50 | p90 |\n|---|---:|---:|\n\
+         | `generate --via-bus` | {} | {} |\n\
+         | `generate`, local | {} | |\n",
+        num(&rt["runs"]).unwrap_or(0.0),
+        ms(&rt["via_bus_ms"]),
+        ms(&rt["via_bus_p90_ms"]),
+        ms(&rt["local_ms"]),
+    );
+    targets.push(figure(
+        "`generate --via-bus` round trip for one contract",
+        num(&rt["via_bus_ms"]).map(|_| {
+            format!(
+                "{} (local run {})",
+                ms(&rt["via_bus_ms"]),
+                ms(&rt["local_ms"])
+            )
+        }),
+    ));
+}
+
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let r = &args.results;
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
-    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, request/reply round trips, and workflows through generated nodes. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
+    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, request/reply round trips, workflows through generated nodes, and the generator's own events on the bus. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
     if let Some(s) = read_json(&r.join("settings.json")) {
         let _ = writeln!(
             md,
@@ -986,6 +1062,7 @@ fn main() -> Result<(), BoxError> {
     peak_section(r, &mut body);
     request_reply_section(r, &mut body, &mut targets);
     workflow_section(r, &mut body, &mut targets);
+    generator_section(r, &mut body, &mut targets);
 
     md.push_str("## Targets\n\n");
     for t in &targets {

@@ -116,3 +116,108 @@ impl StageError {
         }
     }
 }
+
+impl StageError {
+    /// A stable code for what went wrong: the first diagnostic's gate id
+    /// (`SV-003`, `PARSE`, ...) for an invalid contract, else the kind of
+    /// error (`RENDER`, `SYNTAX`, `USER-FILE`, `OUTSIDE-OUTPUT`, `IO`,
+    /// `COMPILE`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StageError::Contract(diagnostics) => {
+                diagnostics.0.first().map_or("CONTRACT", |d| d.code)
+            }
+            StageError::Render(_) | StageError::Template { .. } => "RENDER",
+            StageError::Syntax { .. } => "SYNTAX",
+            StageError::UserFile { .. } => "USER-FILE",
+            StageError::OutsideOutput { .. } => "OUTSIDE-OUTPUT",
+            StageError::Io { .. } => "IO",
+            StageError::Compile { .. } => "COMPILE",
+        }
+    }
+
+    /// The first problem's message alone, without the help.
+    pub fn summary(&self) -> String {
+        match self {
+            StageError::Contract(diagnostics) => diagnostics
+                .0
+                .first()
+                .map_or_else(|| diagnostics.to_string(), |d| d.message.clone()),
+            other => other
+                .to_string()
+                .split("\n   = help: ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// Where the first problem is: `file:line:column` (and the field path),
+    /// when known.
+    pub fn location(&self) -> Option<String> {
+        let StageError::Contract(diagnostics) = self else {
+            return None;
+        };
+        let d = diagnostics.0.first()?;
+        let mut at = d.file.display().to_string();
+        if let Some(line) = d.line {
+            at.push_str(&format!(":{line}"));
+            if let Some(column) = d.column {
+                at.push_str(&format!(":{column}"));
+            }
+        }
+        if !d.field_path.is_empty() {
+            at.push_str(&format!(" ({})", d.field_path));
+        }
+        Some(at)
+    }
+
+    /// What the user can do about it, most likely fix first: the help of
+    /// every diagnostic for an invalid contract, else the error's own help.
+    pub fn suggestions(&self) -> Vec<String> {
+        match self {
+            StageError::Contract(diagnostics) => {
+                let mut out: Vec<String> = Vec::new();
+                for help in diagnostics.0.iter().filter_map(|d| d.help.clone()) {
+                    if !out.contains(&help) {
+                        out.push(help);
+                    }
+                }
+                if out.is_empty() {
+                    out.push(
+                        "fix the contract where the message points, then run again".to_owned(),
+                    );
+                }
+                out
+            }
+            other => other
+                .to_string()
+                .split("\n   = help: ")
+                .skip(1)
+                .map(|help| help.trim().to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl PipelineError {
+    /// [`StageError::code`] of the error.
+    pub fn code(&self) -> &'static str {
+        self.error.code()
+    }
+
+    /// [`StageError::summary`] of the error.
+    pub fn summary(&self) -> String {
+        self.error.summary()
+    }
+
+    /// [`StageError::location`] of the error.
+    pub fn location(&self) -> Option<String> {
+        self.error.location()
+    }
+
+    /// [`StageError::suggestions`] of the error.
+    pub fn suggestions(&self) -> Vec<String> {
+        self.error.suggestions()
+    }
+}

@@ -52,6 +52,11 @@ pub enum NodeOutcome {
 pub struct ContractReport {
     /// The contract file.
     pub contract: PathBuf,
+    /// The contract's node name.
+    pub node_name: String,
+    /// The node type (`effect`, ...); `None` when the node crate was
+    /// unchanged and the contract was not read again.
+    pub node_type: Option<String>,
     /// The node crate's folder.
     pub node_dir: PathBuf,
     /// What happened.

@@ -75,6 +75,18 @@ pub enum Progress<'a> {
         stage: Stage,
         /// How long it took.
         elapsed: Duration,
+        /// Why it failed; `None` when it succeeded.
+        error: Option<&'a StageError>,
+    },
+    /// Every stage of the contract succeeded: its node crate is written
+    /// (or found up to date, or compared), and compile-checked when asked.
+    Done {
+        /// The contract.
+        contract: &'a Path,
+        /// What happened to it.
+        report: &'a ContractReport,
+        /// Stage 7 ran (and passed).
+        compile_checked: bool,
     },
 }
 
@@ -177,12 +189,14 @@ enum Prepared {
     Unchanged { node_dir: PathBuf },
     /// `Mode::Validate`: the gates passed.
     Validated {
+        node: (String, &'static str),
         node_dir: PathBuf,
         gates: Vec<GateResult>,
         warnings: Vec<String>,
     },
     /// The files to write (or compare), manifest included.
     Files {
+        node: (String, &'static str),
         node_dir: PathBuf,
         gates: Vec<GateResult>,
         warnings: Vec<String>,
@@ -217,6 +231,7 @@ impl Shared<'_> {
             contract,
             stage,
             elapsed,
+            error: result.as_ref().err(),
         });
         result.map_err(|error| PipelineError {
             stage,
@@ -333,6 +348,7 @@ impl Shared<'_> {
         let warnings = model.routing_warnings.clone();
         if request.mode == Mode::Validate {
             return Ok(Prepared::Validated {
+                node: (name.clone(), loaded.contract.node.node_type.as_str()),
                 node_dir,
                 gates,
                 warnings,
@@ -353,6 +369,10 @@ impl Shared<'_> {
             contents: manifest.render(),
         });
         Ok(Prepared::Files {
+            node: (
+                loaded.contract.node.name.clone(),
+                loaded.contract.node.node_type.as_str(),
+            ),
             node_dir,
             gates,
             warnings,
@@ -392,7 +412,8 @@ impl Writer<'_, '_> {
             self.add_times(outcome.timings);
             let result = self.recheck(contract, outcome.known, outcome.result)?;
             let report = self.finish(contract, result)?;
-            if request.compile_check && request.mode == Mode::Write {
+            let compile_checked = request.compile_check && request.mode == Mode::Write;
+            if compile_checked {
                 let mut timings = Timings::default();
                 let checked =
                     self.shared
@@ -402,6 +423,11 @@ impl Writer<'_, '_> {
                 self.add_times(timings);
                 checked?;
             }
+            (self.shared.progress)(Progress::Done {
+                contract,
+                report: &report,
+                compile_checked,
+            });
             self.report.contracts.push(report);
         }
         Ok(self.report)
@@ -455,16 +481,27 @@ impl Writer<'_, '_> {
         prepared: Prepared,
     ) -> Result<ContractReport, PipelineError> {
         let request = self.shared.request;
-        let report = |node_dir, outcome, gates, warnings| ContractReport {
-            contract: contract.to_path_buf(),
-            node_dir,
-            outcome,
-            gates,
-            warnings,
-        };
-        let (node_dir, gates, warnings, files) = match prepared {
+        let report =
+            |(node_name, node_type): (String, Option<&str>), node_dir, outcome, gates, warnings| {
+                ContractReport {
+                    contract: contract.to_path_buf(),
+                    node_name,
+                    node_type: node_type.map(str::to_owned),
+                    node_dir,
+                    outcome,
+                    gates,
+                    warnings,
+                }
+            };
+        let (node, node_dir, gates, warnings, files) = match prepared {
             Prepared::Unchanged { node_dir } => {
+                // Not parsed again: the name is the crate folder's.
+                let name = node_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().replace('-', "_"))
+                    .unwrap_or_default();
                 return Ok(report(
+                    (name, None),
                     node_dir,
                     NodeOutcome::Unchanged,
                     Vec::new(),
@@ -472,18 +509,26 @@ impl Writer<'_, '_> {
                 ));
             }
             Prepared::Validated {
+                node: (name, node_type),
                 node_dir,
                 gates,
                 warnings,
             } => {
-                return Ok(report(node_dir, NodeOutcome::Validated, gates, warnings));
+                return Ok(report(
+                    (name, Some(node_type)),
+                    node_dir,
+                    NodeOutcome::Validated,
+                    gates,
+                    warnings,
+                ));
             }
             Prepared::Files {
+                node,
                 node_dir,
                 gates,
                 warnings,
                 files,
-            } => (node_dir, gates, warnings, files),
+            } => (node, node_dir, gates, warnings, files),
         };
         let check = request.mode == Mode::Check;
         let mut timings = Timings::default();
@@ -511,7 +556,13 @@ impl Writer<'_, '_> {
                 files: sorted(written.changed),
             },
         };
-        Ok(report(node_dir, outcome, gates, warnings))
+        Ok(report(
+            (node.0, Some(node.1)),
+            node_dir,
+            outcome,
+            gates,
+            warnings,
+        ))
     }
 }
 
@@ -706,10 +757,15 @@ mod tests {
             .collect();
         let started = AtomicUsize::new(0);
         let finished = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
         let first = run_with_progress(&request(contracts.clone(), &out, Mode::Write), &|event| {
             match event {
                 Progress::Started { .. } => started.fetch_add(1, Ordering::Relaxed),
-                Progress::Finished { .. } => finished.fetch_add(1, Ordering::Relaxed),
+                Progress::Finished { error, .. } => {
+                    assert!(error.is_none());
+                    finished.fetch_add(1, Ordering::Relaxed)
+                }
+                Progress::Done { .. } => done.fetch_add(1, Ordering::Relaxed),
             };
         })
         .unwrap();
@@ -722,6 +778,7 @@ mod tests {
         // Per contract: the unchanged check, stages 1 to 5.5 and the write.
         assert_eq!(started.load(Ordering::Relaxed), 40 * 9);
         assert_eq!(finished.load(Ordering::Relaxed), 40 * 9);
+        assert_eq!(done.load(Ordering::Relaxed), 40);
         for stage in [
             Stage::Parse,
             Stage::PostValidate,

@@ -1,0 +1,541 @@
+//! The pipeline's progress on the bus, as the generator's own typed events
+//! (`contracts/generation_pipeline.yaml`): for each contract, with one
+//! correlation id, every stage's started and completed (or failed) event,
+//! then the pipeline's completed or failed event.
+//!
+//! The pipeline calls [`BusProgress::note`] from its threads; a note is
+//! only a channel send, so the pipeline never waits for the bus. One task
+//! turns the notes into events in the order they came (a contract's notes
+//! come from one thread at a time, in stage order) and publishes them,
+//! several in flight at once; [`BusProgress::finish`] ends each contract's
+//! run with its outcome and waits until every event is delivered or the
+//! bus gave up on it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use onex::{
+    BusError, EventBus, Publisher,
+    chrono::{DateTime, Utc},
+    tokio::{self, sync::mpsc, task::JoinHandle},
+    uuid::Uuid,
+};
+use onex_build::pipeline::{
+    ContractReport, NodeOutcome, PipelineError, Progress, Stage, StageError,
+};
+
+use crate::events::pipeline::{
+    self as events, GenerationResult, PipelineCompleted, PipelineFailed,
+};
+
+/// Runs `$body` with `$started`, `$completed` and `$failed` naming the step
+/// events of `$stage`: one generated type per step and kind.
+macro_rules! with_step_events {
+    ($stage:expr, $started:ident, $completed:ident, $failed:ident => $body:expr) => {{
+        use crate::events::pipeline as e;
+        match $stage {
+            Stage::Parse => {
+                type $started = e::ParseStepStarted;
+                type $completed = e::ParseStepCompleted;
+                type $failed = e::ParseStepFailed;
+                $body
+            }
+            Stage::PreValidate => {
+                type $started = e::PreValidateStepStarted;
+                type $completed = e::PreValidateStepCompleted;
+                type $failed = e::PreValidateStepFailed;
+                $body
+            }
+            Stage::BuildContract => {
+                type $started = e::BuildContractStepStarted;
+                type $completed = e::BuildContractStepCompleted;
+                type $failed = e::BuildContractStepFailed;
+                $body
+            }
+            Stage::Generate => {
+                type $started = e::GenerateStepStarted;
+                type $completed = e::GenerateStepCompleted;
+                type $failed = e::GenerateStepFailed;
+                $body
+            }
+            Stage::EventBus => {
+                type $started = e::EventBusIntegrationStepStarted;
+                type $completed = e::EventBusIntegrationStepCompleted;
+                type $failed = e::EventBusIntegrationStepFailed;
+                $body
+            }
+            Stage::PostValidate => {
+                type $started = e::PostValidateStepStarted;
+                type $completed = e::PostValidateStepCompleted;
+                type $failed = e::PostValidateStepFailed;
+                $body
+            }
+            Stage::Refine => {
+                type $started = e::RefineStepStarted;
+                type $completed = e::RefineStepCompleted;
+                type $failed = e::RefineStepFailed;
+                $body
+            }
+            Stage::Write => {
+                type $started = e::WriteStepStarted;
+                type $completed = e::WriteStepCompleted;
+                type $failed = e::WriteStepFailed;
+                $body
+            }
+            Stage::CompileCheck => {
+                type $started = e::CompileCheckStepStarted;
+                type $completed = e::CompileCheckStepCompleted;
+                type $failed = e::CompileCheckStepFailed;
+                $body
+            }
+        }
+    }};
+}
+
+/// How many events may wait for the broker's acknowledgement at once.
+const IN_FLIGHT: usize = 1024;
+
+/// The workflow step of a stage, as the contract names it.
+pub fn step_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Parse => "parse",
+        Stage::PreValidate => "pre_validate",
+        Stage::BuildContract => "build_contract",
+        Stage::Generate => "generate",
+        Stage::EventBus => "event_bus_integration",
+        Stage::PostValidate => "post_validate",
+        Stage::Refine => "refine",
+        Stage::Write => "write",
+        Stage::CompileCheck => "compile_check",
+    }
+}
+
+/// What went wrong in a stage, as the failed events carry it.
+#[derive(Debug, Clone)]
+struct Failure {
+    stage: Stage,
+    code: String,
+    message: String,
+    location: Option<String>,
+    suggestions: Vec<String>,
+}
+
+impl Failure {
+    fn of(stage: Stage, error: &StageError) -> Self {
+        Failure {
+            stage,
+            code: error.code().to_owned(),
+            message: error.summary(),
+            location: error.location(),
+            suggestions: error.suggestions(),
+        }
+    }
+}
+
+/// One thing the pipeline told us, owned so that it can cross to the task.
+enum Note {
+    Started {
+        contract: PathBuf,
+        stage: Stage,
+        at: DateTime<Utc>,
+    },
+    Finished {
+        contract: PathBuf,
+        stage: Stage,
+        elapsed: Duration,
+        at: DateTime<Utc>,
+        failure: Option<Failure>,
+    },
+    Done {
+        contract: PathBuf,
+        report: Box<ContractReport>,
+        compile_checked: bool,
+    },
+    /// The run is over: every contract with events but no outcome gets its
+    /// failed event.
+    End {
+        error: Option<Failure>,
+        failed_contract: Option<PathBuf>,
+    },
+}
+
+/// A contract's run, as the task follows it.
+struct Run {
+    correlation_id: Uuid,
+    workflow_id: Uuid,
+    /// Stages 1 to 5.5 ran: a `write` stage after this is the write, not
+    /// the check that the node crate is unchanged.
+    rendered: bool,
+    stage_ms: BTreeMap<String, f64>,
+    failure: Option<Failure>,
+    /// Some event of the run was published.
+    begun: bool,
+    /// Its completed or failed pipeline event was published.
+    ended: bool,
+}
+
+/// What [`BusProgress::finish`] reports.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Events published.
+    pub published: u64,
+    /// Events the bus refused or could not deliver, and the first reason.
+    pub failed: u64,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+}
+
+/// Publishes a pipeline run's progress; see the [module documentation](self).
+pub struct BusProgress {
+    notes: mpsc::UnboundedSender<Note>,
+    task: JoinHandle<Delivered>,
+}
+
+impl BusProgress {
+    /// Starts the task that publishes on `publisher`'s bus, on `runtime`.
+    /// Each contract's events carry the correlation id `correlation` gives
+    /// it (a fresh one for a contract it does not name).
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        publisher: Publisher,
+        correlation: HashMap<PathBuf, Uuid>,
+    ) -> Self {
+        let (notes, rx) = mpsc::unbounded_channel();
+        let task = runtime.spawn(Task::new(publisher, correlation).run(rx));
+        BusProgress { notes, task }
+    }
+
+    /// Hands one progress report of the pipeline to the task; never waits.
+    pub fn note(&self, progress: Progress<'_>) {
+        let note = match progress {
+            Progress::Started { contract, stage } => Note::Started {
+                contract: contract.to_path_buf(),
+                stage,
+                at: Utc::now(),
+            },
+            Progress::Finished {
+                contract,
+                stage,
+                elapsed,
+                error,
+            } => Note::Finished {
+                contract: contract.to_path_buf(),
+                stage,
+                elapsed,
+                at: Utc::now(),
+                failure: error.map(|e| Failure::of(stage, e)),
+            },
+            Progress::Done {
+                contract,
+                report,
+                compile_checked,
+            } => Note::Done {
+                contract: contract.to_path_buf(),
+                report: Box::new(report.clone()),
+                compile_checked,
+            },
+        };
+        // The task ends only after `finish`, which consumes `self`.
+        let _ = self.notes.send(note);
+    }
+
+    /// Ends the run (its outcome: the pipeline's result) and waits until
+    /// every event is delivered.
+    pub async fn finish(self, result: Result<(), &PipelineError>) -> Delivered {
+        let (error, failed_contract) = match result {
+            Ok(()) => (None, None),
+            Err(e) => (
+                Some(Failure::of(e.stage, &e.error)),
+                Some(e.contract.clone()),
+            ),
+        };
+        let _ = self.notes.send(Note::End {
+            error,
+            failed_contract,
+        });
+        drop(self.notes);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The publishing task.
+struct Task {
+    publisher: Publisher,
+    bus: Arc<dyn EventBus>,
+    correlation: HashMap<PathBuf, Uuid>,
+    /// Runs by contract, in the order they began.
+    runs: Vec<(PathBuf, Run)>,
+    in_flight: FuturesUnordered<tokio::task::JoinHandle<Result<(), BusError>>>,
+    delivered: Delivered,
+}
+
+impl Task {
+    fn new(publisher: Publisher, correlation: HashMap<PathBuf, Uuid>) -> Self {
+        Task {
+            bus: publisher.bus().clone(),
+            publisher,
+            correlation,
+            runs: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+            delivered: Delivered::default(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Note>) -> Delivered {
+        while let Some(note) = rx.recv().await {
+            match note {
+                Note::Started {
+                    contract,
+                    stage,
+                    at,
+                } => self.started(&contract, stage, at).await,
+                Note::Finished {
+                    contract,
+                    stage,
+                    elapsed,
+                    at,
+                    failure,
+                } => self.finished(&contract, stage, elapsed, at, failure).await,
+                Note::Done {
+                    contract,
+                    report,
+                    compile_checked,
+                } => self.done(&contract, &report, compile_checked).await,
+                Note::End {
+                    error,
+                    failed_contract,
+                } => self.end(error, failed_contract).await,
+            }
+        }
+        while let Some(result) = self.in_flight.next().await {
+            self.count(result);
+        }
+        self.delivered
+    }
+
+    fn run_of(&mut self, contract: &Path) -> &mut Run {
+        let index = match self.runs.iter().position(|(c, _)| c == contract) {
+            Some(index) => index,
+            None => {
+                let correlation_id = self
+                    .correlation
+                    .get(contract)
+                    .copied()
+                    .unwrap_or_else(Uuid::new_v4);
+                self.runs.push((
+                    contract.to_path_buf(),
+                    Run {
+                        correlation_id,
+                        workflow_id: Uuid::new_v4(),
+                        rendered: false,
+                        stage_ms: BTreeMap::new(),
+                        failure: None,
+                        begun: false,
+                        ended: false,
+                    },
+                ));
+                self.runs.len() - 1
+            }
+        };
+        &mut self.runs[index].1
+    }
+
+    /// The ids of a step event, or `None` for the unchanged check (a
+    /// `write` stage before the contract was rendered), which is no step.
+    fn step(&mut self, contract: &Path, stage: Stage) -> Option<(Uuid, Uuid, Uuid, String, u32)> {
+        let node_id = self.publisher.source().node_id;
+        let run = self.run_of(contract);
+        if stage == Stage::Write && !run.rendered {
+            return None;
+        }
+        run.begun = true;
+        let name = step_name(stage);
+        let index = events::WORKFLOW_STEPS
+            .iter()
+            .position(|s| *s == name)
+            .unwrap_or(usize::MAX);
+        Some((
+            run.workflow_id,
+            run.correlation_id,
+            node_id,
+            name.to_owned(),
+            u32::try_from(index).unwrap_or(u32::MAX),
+        ))
+    }
+
+    async fn started(&mut self, contract: &Path, stage: Stage, at: DateTime<Utc>) {
+        let Some((workflow_id, correlation_id, node_id, step, step_index)) =
+            self.step(contract, stage)
+        else {
+            return;
+        };
+        let message = with_step_events!(stage, Started, _Completed, _Failed => {
+            self.publisher.message(
+                &Started { workflow_id, correlation_id, node_id, step, step_index, started_at: at },
+                Some(correlation_id),
+                BTreeMap::new(),
+            )
+        });
+        self.send(message).await;
+    }
+
+    async fn finished(
+        &mut self,
+        contract: &Path,
+        stage: Stage,
+        elapsed: Duration,
+        at: DateTime<Utc>,
+        failure: Option<Failure>,
+    ) {
+        let Some((workflow_id, correlation_id, node_id, step, step_index)) =
+            self.step(contract, stage)
+        else {
+            return;
+        };
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let run = self.run_of(contract);
+        run.rendered |= stage == Stage::Refine;
+        *run.stage_ms.entry(step.clone()).or_default() += duration_ms;
+        let message = match &failure {
+            None => with_step_events!(stage, _Started, Completed, _Failed => {
+                self.publisher.message(
+                    &Completed {
+                        workflow_id, correlation_id, node_id, step, step_index,
+                        completed_at: at, duration_ms, result: None,
+                    },
+                    Some(correlation_id),
+                    BTreeMap::new(),
+                )
+            }),
+            Some(failure) => with_step_events!(stage, _Started, _Completed, Failed => {
+                self.publisher.message(
+                    &Failed {
+                        workflow_id, correlation_id, node_id, step, step_index,
+                        failed_at: at, duration_ms,
+                        error_message: failure.message.clone(),
+                        error_type: failure.code.clone(),
+                        recovery_suggestions: failure.suggestions.clone(),
+                    },
+                    Some(correlation_id),
+                    BTreeMap::new(),
+                )
+            }),
+        };
+        if failure.is_some() {
+            self.run_of(contract).failure = failure;
+        }
+        self.send(message).await;
+    }
+
+    async fn done(&mut self, contract: &Path, report: &ContractReport, compile_checked: bool) {
+        let run = self.run_of(contract);
+        run.begun = true;
+        run.ended = true;
+        let correlation_id = run.correlation_id;
+        let (files_written, files_unchanged) = match &report.outcome {
+            NodeOutcome::Written { files } => (files.clone(), Vec::new()),
+            NodeOutcome::Stale { files } => (Vec::new(), files.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let result = GenerationResult {
+            node_name: report.node_name.clone(),
+            node_type: report.node_type.clone(),
+            output_path: report.node_dir.display().to_string(),
+            files_written,
+            files_unchanged,
+            total_duration_ms: run.stage_ms.values().sum(),
+            stage_durations_ms: std::mem::take(&mut run.stage_ms),
+            validation_passed: report.gates.iter().all(|g| g.passed),
+            compilation_passed: compile_checked.then_some(true),
+        };
+        let message = self.publisher.message(
+            &PipelineCompleted { result },
+            Some(correlation_id),
+            BTreeMap::new(),
+        );
+        self.send(message).await;
+    }
+
+    async fn end(&mut self, error: Option<Failure>, failed_contract: Option<PathBuf>) {
+        // The failing contract gets the pipeline's error even if no stage
+        // event said so (it failed before its first stage).
+        if let (Some(error), Some(contract)) = (&error, &failed_contract) {
+            let run = self.run_of(contract);
+            run.begun = true;
+            run.failure.get_or_insert_with(|| error.clone());
+        }
+        let mut messages = Vec::new();
+        for (_, run) in &mut self.runs {
+            if !run.begun || run.ended {
+                continue;
+            }
+            run.ended = true;
+            let failure = run.failure.clone().unwrap_or_else(|| Failure {
+                stage: Stage::Write,
+                code: "ABORTED".to_owned(),
+                message: "not written: an earlier contract of the same run failed".to_owned(),
+                location: None,
+                suggestions: vec![
+                    "fix the contract whose pipeline failed, then run again".to_owned(),
+                ],
+            });
+            let event = PipelineFailed {
+                failed_stage: step_name(failure.stage).to_owned(),
+                error_code: failure.code,
+                error_message: failure.message,
+                location: failure.location,
+                recovery_suggestions: failure.suggestions,
+                total_duration_ms: run.stage_ms.values().sum(),
+            };
+            messages.push(self.publisher.message(
+                &event,
+                Some(run.correlation_id),
+                BTreeMap::new(),
+            ));
+        }
+        for message in messages {
+            self.send(message).await;
+        }
+    }
+
+    /// Publishes a built message, keeping at most [`IN_FLIGHT`] waiting
+    /// for their delivery.
+    async fn send(&mut self, message: Result<onex::BusMessage, BusError>) {
+        let message = match message {
+            Ok(message) => Arc::new(message),
+            Err(e) => {
+                self.count(Ok(Err(e)));
+                return;
+            }
+        };
+        while self.in_flight.len() >= IN_FLIGHT {
+            if let Some(result) = self.in_flight.next().await {
+                self.count(result);
+            }
+        }
+        let bus = self.bus.clone();
+        // Spawned, so that the message is handed to the bus now, in order,
+        // and delivered while the next ones are built.
+        self.in_flight.push(tokio::spawn(async move {
+            bus.publish(message).await.map(|_| ())
+        }));
+    }
+
+    fn count(&mut self, result: Result<Result<(), BusError>, tokio::task::JoinError>) {
+        match result {
+            Ok(Ok(())) => self.delivered.published += 1,
+            Ok(Err(e)) => self.failed(e.to_string()),
+            Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    fn failed(&mut self, error: String) {
+        self.delivered.failed += 1;
+        self.delivered.first_error.get_or_insert(error);
+    }
+}
