@@ -196,7 +196,7 @@ fn generate_publishes_each_stage_and_the_outcome() {
     .expect("copy the bad contract");
 
     let good = onex(&dir, &bootstrap, &environment)
-        .args(["generate", "postgres_writer.yaml", "--out", "nodes", "-v"])
+        .args(["generate", "postgres_writer.yaml", "--out", "nodes"])
         .output()
         .expect("cargo-onex runs");
     assert!(good.status.success(), "{}", said(&good));
@@ -466,6 +466,22 @@ fn the_registry_sees_nodes_start_stop_and_restart() {
     let serve_log = e2e::log_path(&format!("{environment}-registry-serve"));
     let workflow_log = e2e::log_path(&format!("{environment}-registry-workflow"));
 
+    // A registry that watches from the start, printing one JSON line per
+    // change.
+    let watch_out = e2e::log_path(&format!("{environment}-registry-watch"));
+    let watcher = NodeProcess(
+        Command::new(cargo_onex())
+            .args([
+                "onex", "nodes", "--watch", "--format", "json", "--missed", "3",
+            ])
+            .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+            .env("KAFKA_ENVIRONMENT", &environment)
+            .stdout(std::fs::File::create(&watch_out).expect("watch output"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo onex nodes --watch starts"),
+    );
+
     // Two nodes start; the registry, started after them, finds both.
     let generator = serve(&dir, &bootstrap, &environment, &serve_log);
     let workflow = start_node(&workflow_binary, &bootstrap, &environment, &workflow_log);
@@ -509,4 +525,28 @@ fn the_registry_sees_nodes_start_stop_and_restart() {
     nodes_until(&bootstrap, &environment, "the stopped node gone", |n| {
         status(n, GENERATOR) == "gone"
     });
+
+    // The watching registry saw the same story, change by change, and
+    // announced itself.
+    let watched = std::fs::read_to_string(&watch_out).expect("watch output");
+    terminate(watcher, &watch_out);
+    let tables: Vec<BTreeMap<String, Value>> = watched
+        .lines()
+        .map(|line| {
+            let registry: Value = serde_json::from_str(line).expect("a JSON line");
+            serde_json::from_value(registry["nodes"].clone()).expect("a map of nodes")
+        })
+        .collect();
+    let first = |what: &str, check: &dyn Fn(&BTreeMap<String, Value>) -> bool| {
+        tables
+            .iter()
+            .position(|t| check(t))
+            .unwrap_or_else(|| panic!("--watch never showed {what}:\n{watched}"))
+    };
+    let both_live = first("both nodes live", &|t| {
+        status(t, GENERATOR) == "live" && status(t, WORKFLOW) == "live"
+    });
+    let killed_gone = first("the killed node gone", &|t| status(t, WORKFLOW) == "gone");
+    assert!(both_live < killed_gone, "{watched}");
+    first("itself", &|t| t.contains_key("NodeNodeRegistryReducer"));
 }

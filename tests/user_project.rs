@@ -405,4 +405,27 @@ fn published_crates_carry_their_metadata() {
             );
         }
     }
+
+    // cargo-onex's build script compiles the generator's own contracts.
+    let listed = run(cargo()
+        .args([
+            "package",
+            "--list",
+            "--allow-dirty",
+            "--quiet",
+            "-p",
+            "cargo-onex",
+        ])
+        .current_dir(root()));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for file in [
+        "build.rs",
+        "contracts/generation_pipeline.yaml",
+        "contracts/node_registry.yaml",
+    ] {
+        assert!(
+            listed.lines().any(|line| line == file),
+            "{file} is not in cargo-onex's package:\n{listed}"
+        );
+    }
 }

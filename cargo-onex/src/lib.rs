@@ -350,7 +350,7 @@ fn run_pipeline_published(
             delivered.first_error.as_deref().unwrap_or("unknown reason")
         ));
     } else {
-        shell.verbose_status(
+        shell.status(
             "Published",
             &format!("{} progress events in `{environment}`", delivered.published),
         );

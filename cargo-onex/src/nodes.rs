@@ -186,10 +186,10 @@ fn beat(entry: &mut NodeEntry, heartbeat: &NodeHeartbeatEvent) {
     }
 }
 
-/// Live while the last sign of life (heartbeat, else announcement) is at
-/// most one interval old, with half an interval's slack for the bus; late
-/// after that; gone once `missed` intervals passed, or when the node said
-/// it stopped.
+/// Live while the last sign of life (heartbeat, else announcement) is
+/// less than two intervals old (the next heartbeat may still be on its
+/// way); late after that; gone once `missed` intervals passed (at least
+/// two), or when the node said it stopped.
 pub fn status_at(entry: &NodeEntry, now: DateTime<Utc>, missed: u32) -> NodeStatus {
     if entry.health.as_deref() == Some(onex::lifecycle::STOPPED_STATUS) {
         return NodeStatus::Gone;
@@ -200,9 +200,12 @@ pub fn status_at(entry: &NodeEntry, now: DateTime<Utc>, missed: u32) -> NodeStat
         .max(entry.announced_at);
     let age_ms = (now - last).num_milliseconds().max(0) as u128;
     let interval_ms = u128::from(entry.heartbeat_interval_seconds.max(1)) * 1000;
-    if age_ms <= interval_ms + interval_ms / 2 {
+    // The next heartbeat is due one interval after the last; it is overdue
+    // (missed) once a whole interval more passed, which leaves it that
+    // long to cross the bus.
+    if age_ms < 2 * interval_ms {
         NodeStatus::Live
-    } else if age_ms < interval_ms * u128::from(missed.max(1)) {
+    } else if age_ms < interval_ms * u128::from(missed.max(2)) {
         NodeStatus::Late
     } else {
         NodeStatus::Gone
@@ -314,6 +317,8 @@ async fn watch(
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     let terminal = std::io::stdout().is_terminal() && args.format == Format::Table;
     let mut shown: Option<String> = None;
+    // The id of each node last shown.
+    let mut known: HashMap<String, Uuid> = HashMap::new();
     loop {
         tokio::select! {
             _ = signals.recv() => break,
@@ -325,16 +330,34 @@ async fn watch(
             let changed = state.refresh(now, args.missed);
             (changed, state.registry().clone())
         };
-        for (entry, previous) in &changed {
-            let event = NodeStatusChanged {
+        // New nodes and new instances appear with no status before.
+        let mut events: Vec<NodeStatusChanged> = registry
+            .nodes
+            .values()
+            .filter(|entry| {
+                known.get(&entry.node_name) != Some(&entry.node_id)
+                    && !changed.iter().any(|(c, _)| c.node_name == entry.node_name)
+            })
+            .map(|entry| NodeStatusChanged {
                 entry: entry.clone(),
-                previous: Some(*previous),
-            };
-            let _ = node.publisher().publish(&event, None).await;
+                previous: None,
+            })
+            .collect();
+        events.extend(changed.iter().map(|(entry, previous)| NodeStatusChanged {
+            entry: entry.clone(),
+            previous: Some(*previous),
+        }));
+        known = registry
+            .nodes
+            .values()
+            .map(|e| (e.node_name.clone(), e.node_id))
+            .collect();
+        for event in &events {
+            let _ = node.publisher().publish(event, None).await;
         }
         match args.format {
             Format::Json => {
-                if !changed.is_empty() || shown.is_none() {
+                if !events.is_empty() || shown.is_none() {
                     println!("{}", onex::serde_json::to_string(&registry)?);
                     shown = Some(String::new());
                 }
@@ -473,8 +496,9 @@ mod tests {
         let entry = &state.registry().nodes["A"];
         assert_eq!(entry.heartbeat_interval_seconds, 2);
         let at = |s: i64| t0 + onex::chrono::Duration::seconds(s);
-        assert_eq!(status_at(entry, at(2), 3), NodeStatus::Live);
+        assert_eq!(status_at(entry, at(3), 3), NodeStatus::Live);
         assert_eq!(status_at(entry, at(4), 3), NodeStatus::Late);
+        assert_eq!(status_at(entry, at(5), 3), NodeStatus::Late);
         assert_eq!(status_at(entry, at(6), 3), NodeStatus::Gone);
         let changed = state.refresh(at(6), 3);
         assert_eq!(changed.len(), 1);

@@ -437,17 +437,17 @@ impl Task {
         run.begun = true;
         run.ended = true;
         let correlation_id = run.correlation_id;
-        let (files_written, files_unchanged) = match &report.outcome {
-            NodeOutcome::Written { files } => (files.clone(), Vec::new()),
-            NodeOutcome::Stale { files } => (Vec::new(), files.clone()),
-            _ => (Vec::new(), Vec::new()),
+        // `--check` writes nothing: its stale files are in its report, not
+        // among the files written.
+        let files_written = match &report.outcome {
+            NodeOutcome::Written { files } => files.clone(),
+            _ => Vec::new(),
         };
         let result = GenerationResult {
             node_name: report.node_name.clone(),
             node_type: report.node_type.clone(),
             output_path: report.node_dir.display().to_string(),
             files_written,
-            files_unchanged,
             total_duration_ms: run.stage_ms.values().sum(),
             stage_durations_ms: std::mem::take(&mut run.stage_ms),
             validation_passed: report.gates.iter().all(|g| g.passed),

@@ -152,16 +152,27 @@ async fn heartbeats_stop_on_shutdown() {
 
     rt.shutdown().await.unwrap();
     assert!(rt.is_shut_down());
+    // The shutdown's own last heartbeat says the node stopped...
+    let last = heartbeats(&bus).pop().expect("a last heartbeat");
+    assert_eq!(last.status, onex::lifecycle::STOPPED_STATUS);
+    assert_eq!(last.interval_seconds, Some(1));
     tokio::time::sleep(Duration::from_secs(10)).await;
+    // ... and none is even attempted after it.
     assert_eq!(
         bus.publish_calls.load(Ordering::SeqCst),
-        before,
+        before + 1,
         "no heartbeat is even attempted after shutdown"
+    );
+    rt.shutdown().await.unwrap();
+    assert_eq!(
+        bus.publish_calls.load(Ordering::SeqCst),
+        before + 1,
+        "a second shutdown sends no second last heartbeat"
     );
     // Heartbeats asked for after shutdown never start.
     rt.spawn_heartbeat(Duration::from_secs(1), "Node");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(bus.publish_calls.load(Ordering::SeqCst), before);
+    assert_eq!(bus.publish_calls.load(Ordering::SeqCst), before + 1);
     assert_eq!(rt.heartbeat("Node"), None, "a stopped bus has no status");
 }
 
