@@ -540,7 +540,7 @@ fn the_registry_sees_nodes_start_stop_and_restart() {
     let first = |what: &str, check: &dyn Fn(&BTreeMap<String, Value>) -> bool| {
         tables
             .iter()
-            .position(|t| check(t))
+            .position(check)
             .unwrap_or_else(|| panic!("--watch never showed {what}:\n{watched}"))
     };
     let both_live = first("both nodes live", &|t| {
