@@ -268,8 +268,10 @@ struct Task {
     publisher: Publisher,
     bus: Arc<dyn EventBus>,
     correlation: HashMap<PathBuf, Uuid>,
-    /// Runs by contract, in the order they began.
-    runs: Vec<(PathBuf, Run)>,
+    /// Runs, in the order they began.
+    runs: Vec<Run>,
+    /// The position of each contract's run in `runs`.
+    run_index: HashMap<PathBuf, usize>,
     in_flight: FuturesUnordered<tokio::task::JoinHandle<Result<(), BusError>>>,
     delivered: Delivered,
 }
@@ -281,6 +283,7 @@ impl Task {
             publisher,
             correlation,
             runs: Vec::new(),
+            run_index: HashMap::new(),
             in_flight: FuturesUnordered::new(),
             delivered: Delivered::default(),
         }
@@ -319,30 +322,29 @@ impl Task {
     }
 
     fn run_of(&mut self, contract: &Path) -> &mut Run {
-        let index = match self.runs.iter().position(|(c, _)| c == contract) {
-            Some(index) => index,
+        let index = match self.run_index.get(contract) {
+            Some(index) => *index,
             None => {
                 let correlation_id = self
                     .correlation
                     .get(contract)
                     .copied()
                     .unwrap_or_else(Uuid::new_v4);
-                self.runs.push((
-                    contract.to_path_buf(),
-                    Run {
-                        correlation_id,
-                        workflow_id: Uuid::new_v4(),
-                        rendered: false,
-                        stage_ms: BTreeMap::new(),
-                        failure: None,
-                        begun: false,
-                        ended: false,
-                    },
-                ));
+                self.runs.push(Run {
+                    correlation_id,
+                    workflow_id: Uuid::new_v4(),
+                    rendered: false,
+                    stage_ms: BTreeMap::new(),
+                    failure: None,
+                    begun: false,
+                    ended: false,
+                });
+                self.run_index
+                    .insert(contract.to_path_buf(), self.runs.len() - 1);
                 self.runs.len() - 1
             }
         };
-        &mut self.runs[index].1
+        &mut self.runs[index]
     }
 
     /// The ids of a step event, or `None` for the unchanged check (a
@@ -470,7 +472,7 @@ impl Task {
             run.failure.get_or_insert_with(|| error.clone());
         }
         let mut messages = Vec::new();
-        for (_, run) in &mut self.runs {
+        for run in &mut self.runs {
             if !run.begun || run.ended {
                 continue;
             }

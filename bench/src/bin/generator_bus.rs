@@ -12,8 +12,9 @@
 //! (cold), once without a broker (nothing published) and once with
 //! `KAFKA_BOOTSTRAP_SERVERS` set (every stage's started and completed event
 //! and each contract's outcome published, and delivered before the command
-//! ends), alternately, `--runs` times (`--large-runs` from 1,000 contracts);
-//! medians of the wall times. Round trip: a `cargo onex serve` process
+//! ends), alternately, `--runs` times (`--large-runs` from 1,000 contracts),
+//! each after `sync`; medians of the wall times. The broker runs on the
+//! same cores, so its work on the events counts too. Round trip: a `cargo onex serve` process
 //! runs; `cargo onex generate --via-bus` for one contract into a fresh
 //! folder is timed from start to exit (joining the bus, sending the
 //! request, the service's run and its progress, the outcome), beside the
@@ -95,8 +96,11 @@ fn onex(args: &Args, dir: &Path, environment: &str, broker: bool) -> Command {
     command
 }
 
-/// Runs a command to its end; its wall time.
+/// Runs a command to its end; its wall time. The page cache is written
+/// back first: a run that writes 1,000 node crates leaves seconds of
+/// writeback behind, which would otherwise land on the next run.
 fn timed(command: &mut Command) -> Result<Duration, BoxError> {
+    let _ = Command::new("sync").status();
     let started = Instant::now();
     let output = command.output()?;
     let wall = started.elapsed();
@@ -130,7 +134,8 @@ fn progress(args: &Args, work: &Path, environment: &str) -> Result<Vec<Value>, B
                         .arg(&out)
                         .args(&contracts),
                 )?;
-                let _ = std::fs::remove_dir_all(&out);
+                // Kept until the end: deleting 1,000 node crates makes the
+                // disk busy (discards) during the next run.
                 let list = if broker { &mut with } else { &mut without };
                 list.push(stats::ms(wall));
                 eprintln!(
@@ -217,7 +222,6 @@ fn round_trip(args: &Args, work: &Path, environment: &str) -> Result<Value, BoxE
                 .args(["generate", "-q", "--via-bus", "--out", &out])
                 .arg(&relative),
         )?;
-        let _ = std::fs::remove_dir_all(work.join(&out));
         via_bus.push(stats::ms(wall));
         let out = format!("rt-local-{run}");
         let wall = timed(
@@ -225,7 +229,6 @@ fn round_trip(args: &Args, work: &Path, environment: &str) -> Result<Value, BoxE
                 .args(["generate", "-q", "--out", &out])
                 .arg(&relative),
         )?;
-        let _ = std::fs::remove_dir_all(work.join(&out));
         local.push(stats::ms(wall));
         eprintln!(
             "round trip {run}: --via-bus {:>8.2} ms, local {:>8.2} ms",
