@@ -20,7 +20,7 @@ use std::{
 
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use onex::{
-    BusError, EventBus, Publisher,
+    BusError, Publisher,
     chrono::{DateTime, Utc},
     tokio::{self, sync::mpsc, task::JoinHandle},
     uuid::Uuid,
@@ -113,6 +113,27 @@ pub fn step_name(stage: Stage) -> &'static str {
         Stage::Write => "write",
         Stage::CompileCheck => "compile_check",
     }
+}
+
+/// A step's 0-based position in the contract's workflow (`step_index` of
+/// its events); `None` for a name that is no step.
+pub fn step_index(step: &str) -> Option<usize> {
+    events::WORKFLOW_STEPS.iter().position(|s| *s == step)
+}
+
+/// The topic of every stage's started, completed and failed event, in
+/// stage order.
+pub fn step_topics() -> Vec<&'static str> {
+    Stage::ALL
+        .into_iter()
+        .flat_map(|stage| {
+            with_step_events!(stage, Started, Completed, Failed => [
+                <Started as onex::Event>::TOPIC,
+                <Completed as onex::Event>::TOPIC,
+                <Failed as onex::Event>::TOPIC,
+            ])
+        })
+        .collect()
 }
 
 /// What went wrong in a stage, as the failed events carry it.
@@ -266,7 +287,6 @@ impl BusProgress {
 /// The publishing task.
 struct Task {
     publisher: Publisher,
-    bus: Arc<dyn EventBus>,
     correlation: HashMap<PathBuf, Uuid>,
     /// Runs, in the order they began.
     runs: Vec<Run>,
@@ -279,7 +299,6 @@ struct Task {
 impl Task {
     fn new(publisher: Publisher, correlation: HashMap<PathBuf, Uuid>) -> Self {
         Task {
-            bus: publisher.bus().clone(),
             publisher,
             correlation,
             runs: Vec::new(),
@@ -357,10 +376,7 @@ impl Task {
         }
         run.begun = true;
         let name = step_name(stage);
-        let index = events::WORKFLOW_STEPS
-            .iter()
-            .position(|s| *s == name)
-            .unwrap_or(usize::MAX);
+        let index = step_index(name).unwrap_or(usize::MAX);
         Some((
             run.workflow_id,
             run.correlation_id,
@@ -520,9 +536,11 @@ impl Task {
                 self.count(result);
             }
         }
-        let bus = self.bus.clone();
-        // Spawned, so that the message is handed to the bus now, in order,
-        // and delivered while the next ones are built.
+        let bus = self.publisher.bus().clone();
+        // Spawned, so that the message goes to the bus at once and is
+        // delivered while the next ones are built, not when this task next
+        // waits for one. The events of a run travel on different topics, so
+        // readers order them by their timestamps anyway.
         self.in_flight.push(tokio::spawn(async move {
             bus.publish(message).await.map(|_| ())
         }));
@@ -539,5 +557,28 @@ impl Task {
     fn failed(&mut self, error: String) {
         self.delivered.failed += 1;
         self.delivered.first_error.get_or_insert(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_is_a_step_with_three_topics() {
+        let topics = step_topics();
+        assert_eq!(topics.len(), 3 * Stage::ALL.len());
+        for (stage, three) in Stage::ALL.iter().zip(topics.chunks(3)) {
+            let step = step_name(*stage);
+            assert!(step_index(step).is_some(), "{step} is no workflow step");
+            for (topic, kind) in three.iter().zip(["started", "completed", "failed"]) {
+                assert_eq!(
+                    *topic,
+                    format!("generation.orchestrator.workflow.{step}.{kind}.v1")
+                );
+            }
+        }
+        assert_eq!(step_index("write"), Some(7));
+        assert_eq!(step_index("nothing"), None);
     }
 }

@@ -171,7 +171,6 @@ struct Generator {
     roots: Roots,
     runtime_dependency: RuntimeFinder,
     publisher: Publisher,
-    handle: tokio::runtime::Handle,
 }
 
 impl Generator {
@@ -200,32 +199,34 @@ impl Generator {
                 return self.refuse(refusal, correlation_id).await;
             }
         };
+        let Prepared { request, scratch } = prepared;
         let progress = BusProgress::start(
-            &self.handle,
+            &tokio::runtime::Handle::current(),
             self.publisher.clone(),
-            HashMap::from([(prepared.contract.clone(), correlation_id)]),
+            HashMap::from([(request.contracts[0].clone(), correlation_id)]),
         );
+        // The pipeline runs on a blocking thread, which needs its own handle
+        // on the publisher; it comes back once the pipeline is done.
         let progress = Arc::new(progress);
         let notes = Arc::clone(&progress);
-        let pipeline_request = prepared.request.clone();
         let result = tokio::task::spawn_blocking(move || {
-            pipeline::run_with_progress(&pipeline_request, &|p| notes.note(p)).map(|_| ())
+            pipeline::run_with_progress(&request, &|p| notes.note(p)).map(|_| ())
         })
-        .await
-        .map_err(|e| HandlerError::new("pipeline", e.to_string()))?;
+        .await;
+        if let Some(dir) = scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let result = result.map_err(|e| HandlerError::new("pipeline", e.to_string()))?;
         let progress = Arc::into_inner(progress).ok_or_else(|| {
             HandlerError::new("pipeline", "the progress publisher is still in use")
         })?;
         let delivered = progress.finish(result.as_ref().map(|_| ())).await;
-        if let Some(dir) = prepared.scratch {
-            let _ = std::fs::remove_dir_all(dir);
-        }
         match &result {
             Ok(()) => eprintln!("    Finished {correlation_id}"),
             Err(e) => eprintln!(
                 "    Failed {correlation_id}: {} ({})",
-                e.summary(),
-                e.code()
+                e.error.summary(),
+                e.error.code()
             ),
         }
         if delivered.failed > 0 {
@@ -275,7 +276,7 @@ impl Generator {
         })?;
         Ok(Prepared {
             request: Request {
-                contracts: vec![contract.clone()],
+                contracts: vec![contract],
                 out_dir,
                 mode: Mode::Write,
                 runtime,
@@ -283,7 +284,6 @@ impl Generator {
                 target_dir: None,
                 contract_path: vec![self.roots.contracts.clone()],
             },
-            contract,
             scratch,
         })
     }
@@ -308,7 +308,6 @@ impl Generator {
 /// A request ready for the pipeline.
 struct Prepared {
     request: Request,
-    contract: PathBuf,
     /// The folder holding a contract sent as text, removed afterwards.
     scratch: Option<PathBuf>,
 }
@@ -349,7 +348,6 @@ pub fn serve(
             roots: roots.clone(),
             runtime_dependency,
             publisher: node.publisher().clone(),
-            handle: tokio::runtime::Handle::current(),
         });
         let topic = node.publisher().topic_of::<PromptSubmitted>();
         let handler = handler_fn(move |message: BusMessage| Arc::clone(&generator).handle(message));

@@ -6,6 +6,7 @@
 //! time, it says so and the caller generates locally instead.
 
 use std::{
+    collections::BTreeMap,
     io::IsTerminal as _,
     path::{Path, PathBuf},
     sync::Arc,
@@ -26,6 +27,7 @@ use crate::{
     events::pipeline::{
         self as events, GenerationRequest, PipelineCompleted, PipelineFailed, PromptSubmitted,
     },
+    progress,
 };
 
 /// How the client waits.
@@ -110,7 +112,7 @@ async fn run(
             .send(&command, correlation_id)
             .await
             .map_err(|e| anyhow::anyhow!("cannot send the generation request: {e}"))?;
-        let display = Display::new(contract, compile_check);
+        let mut display = Display::new(contract, compile_check);
         // The first contract decides whether a generator runs at all.
         let answer_by = (index == 0).then(|| tokio::time::Instant::now() + waits.answer);
         let wait = pending.wait(waits.outcome);
@@ -143,7 +145,7 @@ async fn run(
         };
         let patience = if outcome.is_ok() { 2000 } else { 300 };
         let until = tokio::time::Instant::now() + Duration::from_millis(patience);
-        while display.received() < expected {
+        while display.received < expected {
             match tokio::time::timeout_at(until, progress.rx.recv()).await {
                 Ok(Some(step)) if step.correlation_id == correlation_id => display.step(step),
                 Ok(Some(_)) => {}
@@ -194,7 +196,7 @@ struct Progress {
 impl Progress {
     async fn subscribe(bus: &Arc<dyn EventBus>) -> anyhow::Result<Self> {
         let environment = bus.environment().to_owned();
-        let topics: Vec<String> = step_topics()
+        let topics: Vec<String> = progress::step_topics()
             .into_iter()
             .map(|t| onex::topic::qualified(&environment, t))
             .collect();
@@ -239,40 +241,6 @@ impl Progress {
     }
 }
 
-/// The topic of every stage's started, completed and failed event.
-fn step_topics() -> Vec<&'static str> {
-    use events::topics as t;
-    vec![
-        t::PARSE_STEP_STARTED,
-        t::PARSE_STEP_COMPLETED,
-        t::PARSE_STEP_FAILED,
-        t::PRE_VALIDATE_STEP_STARTED,
-        t::PRE_VALIDATE_STEP_COMPLETED,
-        t::PRE_VALIDATE_STEP_FAILED,
-        t::BUILD_CONTRACT_STEP_STARTED,
-        t::BUILD_CONTRACT_STEP_COMPLETED,
-        t::BUILD_CONTRACT_STEP_FAILED,
-        t::GENERATE_STEP_STARTED,
-        t::GENERATE_STEP_COMPLETED,
-        t::GENERATE_STEP_FAILED,
-        t::EVENT_BUS_INTEGRATION_STEP_STARTED,
-        t::EVENT_BUS_INTEGRATION_STEP_COMPLETED,
-        t::EVENT_BUS_INTEGRATION_STEP_FAILED,
-        t::POST_VALIDATE_STEP_STARTED,
-        t::POST_VALIDATE_STEP_COMPLETED,
-        t::POST_VALIDATE_STEP_FAILED,
-        t::REFINE_STEP_STARTED,
-        t::REFINE_STEP_COMPLETED,
-        t::REFINE_STEP_FAILED,
-        t::WRITE_STEP_STARTED,
-        t::WRITE_STEP_COMPLETED,
-        t::WRITE_STEP_FAILED,
-        t::COMPILE_CHECK_STEP_STARTED,
-        t::COMPILE_CHECK_STEP_COMPLETED,
-        t::COMPILE_CHECK_STEP_FAILED,
-    ]
-}
-
 /// Shows a run's stages: a bar redrawn in place on a terminal, one line
 /// per event otherwise. The events come from one topic per step and kind,
 /// so they may arrive out of order: they are shown in the pipeline's order,
@@ -283,11 +251,11 @@ struct Display {
     terminal: bool,
     /// Events received and not shown yet, by position: (step, 0 started /
     /// 1 completed or failed).
-    pending: std::cell::RefCell<std::collections::BTreeMap<(usize, u8), Step>>,
+    pending: BTreeMap<(usize, u8), Step>,
     /// The position of the next event to show.
-    next: std::cell::Cell<(usize, u8)>,
+    next: (usize, u8),
     /// Events received.
-    received: std::cell::Cell<usize>,
+    received: usize,
 }
 
 impl Display {
@@ -301,43 +269,33 @@ impl Display {
             // Stage 7 runs only when asked for.
             steps: events::WORKFLOW_STEPS.len() - usize::from(!compile_check),
             terminal: std::io::stderr().is_terminal(),
-            pending: Default::default(),
-            next: std::cell::Cell::new((0, 0)),
-            received: std::cell::Cell::new(0),
+            pending: BTreeMap::new(),
+            next: (0, 0),
+            received: 0,
         }
     }
 
-    fn step(&self, step: Step) {
-        let index = events::WORKFLOW_STEPS
-            .iter()
-            .position(|s| *s == step.step)
-            .unwrap_or(0);
+    fn step(&mut self, step: Step) {
+        let index = progress::step_index(&step.step).unwrap_or(0);
         let position = (index, u8::from(step.kind != "started"));
-        self.received.set(self.received.get() + 1);
-        self.pending.borrow_mut().insert(position, step);
+        self.received += 1;
+        self.pending.insert(position, step);
         self.show(false);
     }
 
     /// Shows the pending events that are next in order; with `all`, every
     /// pending event (the outcome came: nothing else will).
-    fn show(&self, all: bool) {
-        let mut pending = self.pending.borrow_mut();
+    fn show(&mut self, all: bool) {
         loop {
-            let next = self.next.get();
-            let position = if all {
-                match pending.keys().next() {
-                    Some(first) => *first,
-                    None => return,
-                }
-            } else {
-                next
+            let position = match self.pending.keys().next() {
+                Some(first) if all => *first,
+                _ => self.next,
             };
-            let Some(step) = pending.remove(&position) else {
+            let Some(step) = self.pending.remove(&position) else {
                 return;
             };
             let (index, end) = position;
-            self.next
-                .set(if end == 0 { (index, 1) } else { (index + 1, 0) });
+            self.next = if end == 0 { (index, 1) } else { (index + 1, 0) };
             self.draw(index + usize::from(end), &step);
         }
     }
@@ -360,12 +318,8 @@ impl Display {
         }
     }
 
-    fn received(&self) -> usize {
-        self.received.get()
-    }
-
     /// The outcome came: shows what is left and clears the bar.
-    fn finish(&self) {
+    fn finish(&mut self) {
         self.show(true);
         if self.terminal {
             eprint!("\r\x1b[2K");

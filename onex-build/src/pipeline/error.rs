@@ -115,9 +115,7 @@ impl StageError {
             source,
         }
     }
-}
 
-impl StageError {
     /// A stable code for what went wrong: the first diagnostic's gate id
     /// (`SV-003`, `PARSE`, ...) for an invalid contract, else the kind of
     /// error (`RENDER`, `SYNTAX`, `USER-FILE`, `OUTSIDE-OUTPUT`, `IO`,
@@ -197,27 +195,5 @@ impl StageError {
                 .map(|help| help.trim().to_owned())
                 .collect(),
         }
-    }
-}
-
-impl PipelineError {
-    /// [`StageError::code`] of the error.
-    pub fn code(&self) -> &'static str {
-        self.error.code()
-    }
-
-    /// [`StageError::summary`] of the error.
-    pub fn summary(&self) -> String {
-        self.error.summary()
-    }
-
-    /// [`StageError::location`] of the error.
-    pub fn location(&self) -> Option<String> {
-        self.error.location()
-    }
-
-    /// [`StageError::suggestions`] of the error.
-    pub fn suggestions(&self) -> Vec<String> {
-        self.error.suggestions()
     }
 }

@@ -369,10 +369,7 @@ impl Shared<'_> {
             contents: manifest.render(),
         });
         Ok(Prepared::Files {
-            node: (
-                loaded.contract.node.name.clone(),
-                loaded.contract.node.node_type.as_str(),
-            ),
+            node: (name.clone(), loaded.contract.node.node_type.as_str()),
             node_dir,
             gates,
             warnings,
