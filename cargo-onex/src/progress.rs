@@ -97,8 +97,10 @@ macro_rules! with_step_events {
     }};
 }
 
-/// How many events may wait for the broker's acknowledgement at once.
-const IN_FLIGHT: usize = 1024;
+/// How many events may wait for the broker's acknowledgement at once: more
+/// than a second's worth, so that a long linger (see `generate`'s batching
+/// of many contracts' events) never holds the publishing back.
+const IN_FLIGHT: usize = 32_768;
 
 /// The workflow step of a stage, as the contract names it.
 pub fn step_name(stage: Stage) -> &'static str {
