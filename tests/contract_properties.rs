@@ -620,6 +620,7 @@ struct BusShape {
     consumer_group: Option<String>,
     dead_letter_topic: Option<String>,
     heartbeat: Option<u64>,
+    max_in_flight: Option<u64>,
     actions: Vec<String>,
     protocols: Option<Vec<String>>,
     health_endpoint: Option<String>,
@@ -677,7 +678,10 @@ fn bus() -> BoxedStrategy<BusShape> {
         prop::option::weighted(0.5, any::<bool>()),
         prop::option::weighted(0.2, "[a-z][a-z0-9._-]{0,20}"),
         prop::option::weighted(0.2, topic()),
-        prop::option::weighted(0.2, 1..120u64),
+        (
+            prop::option::weighted(0.2, 1..120u64),
+            prop::option::weighted(0.2, 1..=10_000u64),
+        ),
         prop::collection::vec(snake(), 0..3),
         prop::option::weighted(0.2, prop::collection::vec(text(), 1..3)),
         prop::option::weighted(0.2, prop_oneof![Just("/health".to_owned()), "/\\PC{0,12}"]),
@@ -687,7 +691,7 @@ fn bus() -> BoxedStrategy<BusShape> {
                 enabled,
                 consumer_group,
                 dead_letter_topic,
-                heartbeat,
+                (heartbeat, max_in_flight),
                 actions,
                 protocols,
                 health_endpoint,
@@ -696,6 +700,7 @@ fn bus() -> BoxedStrategy<BusShape> {
                 consumer_group,
                 dead_letter_topic,
                 heartbeat,
+                max_in_flight,
                 actions,
                 protocols,
                 health_endpoint,
@@ -1112,6 +1117,9 @@ fn to_yaml(c: &ContractShape) -> String {
     push_opt(&mut bus, "dead_letter_topic", &b.dead_letter_topic);
     if let Some(h) = b.heartbeat {
         bus.push(("heartbeat_interval_seconds", Value::Number(h.into())));
+    }
+    if let Some(n) = b.max_in_flight {
+        bus.push(("max_in_flight", Value::Number(n.into())));
     }
     if !bus.is_empty() {
         top.push(("event_bus", map(bus)));

@@ -13,6 +13,7 @@
 
 use std::{fmt, future::Future, time::Instant};
 
+use futures_util::FutureExt as _;
 use uuid::Uuid;
 
 use crate::{BusError, Event, Publisher, publisher::Published};
@@ -129,10 +130,15 @@ pub trait Failure {
 /// what `completed` (given the execution time in milliseconds and the
 /// output) or `failed` (given the time and the error) makes of the outcome.
 ///
-/// The business logic runs only once `started` is durable, and the run
-/// returns the logic's result only once `completed` or `failed` is durable
-/// too. Otherwise it fails with [`OperationError::OUTCOME_NOT_DELIVERED`],
-/// naming the event and why.
+/// `started` is handed to the bus before the business logic runs, and the
+/// logic runs while the broker acknowledges it: waiting for that
+/// acknowledgement first would add a round trip to the broker to every
+/// command. The run returns the logic's result only once `started` and
+/// `completed` (or `failed`) are both durable; otherwise it fails with
+/// [`OperationError::OUTCOME_NOT_DELIVERED`], naming the event and why, and
+/// the command stays uncommitted and comes again. So the logic may run for
+/// a command whose started event never became durable: the same as a run
+/// cut short by a crash, which at-least-once delivery repeats anyway.
 pub async fn run_operation<O, Work, Started, Completed, Failed>(
     publisher: &Publisher,
     correlation_id: Uuid,
@@ -148,19 +154,30 @@ where
     Failed: Event,
 {
     let clock = Instant::now();
-    publish_durable(publisher, &started, correlation_id).await?;
-    match work().await {
+    let mut started_delivery = std::pin::pin!(publisher.publish(&started, Some(correlation_id)));
+    // Polled once, which hands the event to the bus (librdkafka's queue, or
+    // the in-memory bus's subscribers), so that it goes out before the
+    // outcome event; its acknowledgement is awaited after the logic.
+    let started_early = started_delivery.as_mut().now_or_never();
+    let outcome = work().await;
+    let ended = match &outcome {
         Ok(output) => {
-            let event = completed(elapsed_ms(clock), &output);
-            publish_durable(publisher, &event, correlation_id).await?;
-            Ok(output)
+            let event = completed(elapsed_ms(clock), output);
+            publish_durable(publisher, &event, correlation_id).await
         }
         Err(error) => {
-            let event = failed(elapsed_ms(clock), &error);
-            publish_durable(publisher, &event, correlation_id).await?;
-            Err(error)
+            let event = failed(elapsed_ms(clock), error);
+            publish_durable(publisher, &event, correlation_id).await
         }
-    }
+    };
+    let started_result = match started_early {
+        Some(result) => result,
+        None => started_delivery.await,
+    };
+    // The started event's fate first: it was sent first.
+    require_durable::<Started>(started_result)?;
+    ended?;
+    outcome
 }
 
 /// Publishes an event a run depends on: `Ok` once it is durable, else the

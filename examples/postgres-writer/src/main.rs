@@ -38,6 +38,7 @@ async fn run() -> Result<(), Box<dyn ::std::error::Error>> {
     let mut signals = ShutdownSignals::new()?;
     let mut config = KafkaConfig::from_env_over(KafkaConfig {
         dead_letter_topic: events::DEAD_LETTER_TOPIC.to_owned(),
+        max_in_flight: events::MAX_IN_FLIGHT,
         ..KafkaConfig::default()
     })?;
     let settings = Settings::from_env()?;

@@ -396,4 +396,8 @@ pub struct EventBusOptions {
     /// Heartbeat interval in seconds; default 30.
     #[serde(default)]
     pub heartbeat_interval_seconds: Option<u64>,
+    /// Messages one subscription handles at once (in order per key);
+    /// default 64, `KAFKA_MAX_IN_FLIGHT` overrides it.
+    #[serde(default)]
+    pub max_in_flight: Option<u64>,
 }

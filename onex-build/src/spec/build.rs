@@ -338,6 +338,7 @@ impl SpecBuilder<'_> {
                 .clone()
                 .unwrap_or_else(|| format!("{service}.dlq.v1")),
             heartbeat_interval_seconds: bus.heartbeat_interval_seconds.unwrap_or(30),
+            max_in_flight: bus.max_in_flight.unwrap_or(64),
         };
 
         NodeSpec {

@@ -350,4 +350,6 @@ pub struct EventBusSpec {
     pub dead_letter_topic: String,
     /// The heartbeat interval in seconds (default 30).
     pub heartbeat_interval_seconds: u64,
+    /// Messages one subscription handles at once (default 64).
+    pub max_in_flight: u64,
 }

@@ -7,6 +7,10 @@ use super::Ctx;
 use crate::contract::NodeType;
 use crate::naming::is_snake_case;
 
+/// The most messages a subscription may have in hand: the runtime's bound
+/// (`KAFKA_MAX_IN_FLIGHT`'s range in `onex::config`).
+const MAX_IN_FLIGHT: u64 = 10_000;
+
 /// Kafka's limit on a topic name, in characters.
 pub const KAFKA_MAX_TOPIC_LEN: usize = 249;
 
@@ -204,6 +208,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             c.event_bus.heartbeat_interval_seconds,
             "30",
         ),
+        ("event_bus.max_in_flight", c.event_bus.max_in_flight, "64"),
         (
             "aggregation.window_ms",
             c.aggregation.as_ref().and_then(|a| a.window_ms),
@@ -227,6 +232,18 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
                 ));
             ctx.push(d);
         }
+    }
+    if let Some(n) = c.event_bus.max_in_flight.filter(|n| *n > MAX_IN_FLIGHT) {
+        let d = ctx
+            .error(
+                "FV-004",
+                "event_bus.max_in_flight",
+                "`max_in_flight` is more than the runtime allows",
+            )
+            .expected(format!("1 to {MAX_IN_FLIGHT}"))
+            .found(format!("`{n}`"))
+            .help("write a smaller bound, or remove the key for the default of 64");
+        ctx.push(d);
     }
     if let Some(group) = &c.event_bus.consumer_group {
         let valid = !group.is_empty()
