@@ -38,6 +38,7 @@ fn root() -> &'static Path {
 fn generate(folder: &str) -> Vec<onex_build::GeneratedFile> {
     onex_build::Builder::new()
         .contracts(root().join(folder))
+        .format(true)
         .generate()
         .unwrap_or_else(|e| panic!("generating the modules of {folder}/ failed:\n{e}"))
 }

@@ -23,9 +23,9 @@ pub struct GeneratedFile {
     pub contract: PathBuf,
     /// The normalized contract the module was rendered from.
     pub spec: NodeSpec,
-    /// The Rust source, starting with its `@generated` line: formatted by
-    /// prettyplease, or as the templates lay it out with
-    /// [`Builder::format`]`(false)`.
+    /// The Rust source, starting with its `@generated` line: as the
+    /// templates lay it out, or formatted by prettyplease with
+    /// [`Builder::format`]`(true)`.
     pub content: String,
 }
 
@@ -65,8 +65,8 @@ impl Default for Builder {
 
 impl Builder {
     /// A builder with no contracts, writing to `OUT_DIR`, referring to the
-    /// runtime as `::onex`, printing `cargo:rerun-if-changed` lines and
-    /// formatting the modules.
+    /// runtime as `::onex`, printing `cargo:rerun-if-changed` lines, and
+    /// writing the modules unformatted ([`Builder::format`]).
     pub fn new() -> Builder {
         Builder {
             out_dir: None,
@@ -76,7 +76,7 @@ impl Builder {
             contract_path: Vec::new(),
             options: SpecOptions::default(),
             emit_rerun_if_changed: true,
-            format: true,
+            format: false,
         }
     }
 
@@ -240,24 +240,23 @@ impl Builder {
     }
 
     /// Whether every module is parsed with syn and printed with prettyplease
-    /// before it is written. Default `true`: each module passes a syntax
-    /// check whose error names the template and the contract, and is laid
-    /// out by prettyplease.
+    /// before it is written. Default `false`: the build script writes the
+    /// text the templates render (indented, long lines unbroken), which the
+    /// compiler reads as well as any layout, and nobody reads in `OUT_DIR`.
+    /// That keeps the build script at about prost-build's time: cargo
+    /// compiles build scripts and their dependencies unoptimized, where
+    /// parsing and printing were most of onex-build's time (the figures are
+    /// in BENCHMARKS.md).
     ///
-    /// `false` writes the text the templates render as is, skipping syn and
-    /// prettyplease: the generated items, and so the code that uses them,
-    /// are the same, and the build script runs about three times faster
-    /// (cargo compiles build scripts and their dependencies unoptimized,
-    /// where parsing and printing are most of onex-build's time). The
-    /// price: no syntax gate (a template bug shows up as a compiler error in
-    /// the included file instead of an onex-build error naming the
-    /// template), and the layout is the templates' (indented, long lines
-    /// unbroken). Set it for many contracts, or whenever the build script's
-    /// time matters more than the looks of a file in `OUT_DIR`.
+    /// `true` parses and prints each module: it then also passes a syntax
+    /// check whose error names the template and the contract (without it a
+    /// template bug shows up as a compiler error in the included file), and
+    /// reads like hand-formatted code. Set it to read or debug the
+    /// generated code; `cargo onex generate` always formats what it writes.
     ///
     /// ```
     /// let mut builder = onex_build::Builder::new();
-    /// builder.contracts("contracts").format(false);
+    /// builder.contracts("contracts").format(true);
     /// ```
     pub fn format(&mut self, enabled: bool) -> &mut Self {
         self.format = enabled;
@@ -722,7 +721,7 @@ operations:
             .contracts(contracts.path())
             .type_attribute(".", "#[non_exhaustive]")
             .field_attribute("tiny.Output.doubled", "#[serde(default)]");
-        let formatted = builder.generate().expect("generates");
+        let formatted = builder.format(true).generate().expect("generates");
         let unformatted = builder.format(false).generate().expect("generates");
         assert_eq!(formatted.len(), 1);
         assert_eq!(unformatted.len(), 1);
@@ -872,7 +871,7 @@ operations:
         for file in &generated {
             assert_eq!(
                 file.content,
-                render::render_module(&file.spec).expect("renders")
+                render::render_module_unformatted(&file.spec).expect("renders")
             );
         }
     }

@@ -17,9 +17,10 @@
 //! - `build_script_ms`: the build script as cargo runs it (compiled
 //!   unoptimized, like every build script in the dev profile), executed
 //!   directly into an empty `OUT_DIR`: the generation work of a cold build;
-//!   for `onex-user` also `build_script_unformatted_ms`, the same script
-//!   with `ONEX_BENCH_FORMAT=0`, which makes it call
-//!   `Builder::format(false)` (the runs alternate between the two);
+//!   with the builder's default settings (no formatting); for `onex-user`
+//!   also `build_script_formatted_ms`, the same script with
+//!   `ONEX_BENCH_FORMAT=1`, which makes it call `Builder::format(true)`
+//!   (the runs alternate between the two);
 //! - `clean_build_ms`: `cargo build` after `cargo clean -p` of the crate:
 //!   compile and run the build script, compile the generated code;
 //! - `touched_build_ms`: `cargo build` after touching one input file (one
@@ -30,13 +31,13 @@
 //!   build script's output file and the generated files untouched);
 //! - `check_ms`: `cargo check` of the crate after touching `lib.rs` (the
 //!   generated code is all the crate has);
-//! - the generated code's files, lines and bytes (formatted; unformatted as
-//!   `generated_unformatted_*`).
+//! - the generated code's files, lines and bytes (as the default writes
+//!   them; formatted as `generated_formatted_*`).
 //!
 //! `--build-script-only` measures the build scripts and skips the cargo
 //! timings.
 //!
-//! Also `in_process_ms` (and `in_process_unformatted_ms`):
+//! Also `in_process_ms` (and `in_process_formatted_ms`):
 //! `onex_build::Builder::compile` in this (optimized) process, for the cost
 //! of the generator itself without process start or debug-build slowness.
 
@@ -202,13 +203,15 @@ onex-build = {{ path = "{ws}/onex-build" }}
     write_if_changed(
         &onex.join("build.rs"),
         r#"fn main() {
-    // The benchmark sets ONEX_BENCH_FORMAT=0 to measure `format(false)`.
+    // The benchmark sets ONEX_BENCH_FORMAT=1 to measure `format(true)`;
+    // otherwise the builder's defaults.
     println!("cargo:rerun-if-env-changed=ONEX_BENCH_FORMAT");
-    let format = std::env::var_os("ONEX_BENCH_FORMAT").is_none_or(|v| v != "0");
-    onex_build::Builder::new()
-        .contracts("contracts")
-        .format(format)
-        .compile_or_exit();
+    let mut builder = onex_build::Builder::new();
+    builder.contracts("contracts");
+    if std::env::var_os("ONEX_BENCH_FORMAT").is_some_and(|v| v == "1") {
+        builder.format(true);
+    }
+    builder.compile_or_exit();
 }
 "#,
     )?;
@@ -399,18 +402,18 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
     let script = build_script(args, krate, package)?;
     let (files, lines, bytes) = code_size(&script.out_dir);
 
-    // onex-user's build script also runs with `format(false)`, alternating
+    // onex-user's build script also runs with `format(true)`, alternating
     // with the default so that both see the same machine.
-    let unformatted = package == "onex-user";
+    let formatted = package == "onex-user";
     let mut script_ms = Vec::new();
-    let mut unformatted_ms = Vec::new();
-    let mut unformatted_size = (0, 0, 0);
+    let mut formatted_ms = Vec::new();
+    let mut formatted_size = (0, 0, 0);
     for _ in 0..args.runs {
         script_ms.push(stats::ms(run_build_script(krate, &script, &[])?.0));
-        if unformatted {
-            let (elapsed, size) = run_build_script(krate, &script, &[("ONEX_BENCH_FORMAT", "0")])?;
-            unformatted_ms.push(stats::ms(elapsed));
-            unformatted_size = size;
+        if formatted {
+            let (elapsed, size) = run_build_script(krate, &script, &[("ONEX_BENCH_FORMAT", "1")])?;
+            formatted_ms.push(stats::ms(elapsed));
+            formatted_size = size;
         }
     }
     eprintln!(
@@ -424,17 +427,17 @@ fn measure(args: &Args, krate: &Path, package: &str, input: &Path) -> Result<Val
         "generated_lines": lines,
         "generated_bytes": bytes,
     });
-    if unformatted {
+    if formatted {
         eprintln!(
-            "{package}: build script with format(false) {:.0} ms",
-            stats::median(&unformatted_ms)
+            "{package}: build script with format(true) {:.0} ms",
+            stats::median(&formatted_ms)
         );
-        let (files, lines, bytes) = unformatted_size;
-        result["build_script_unformatted_ms"] = json!(stats::median(&unformatted_ms));
-        result["build_script_unformatted_ms_runs"] = json!(unformatted_ms);
-        result["generated_unformatted_files"] = json!(files);
-        result["generated_unformatted_lines"] = json!(lines);
-        result["generated_unformatted_bytes"] = json!(bytes);
+        let (files, lines, bytes) = formatted_size;
+        result["build_script_formatted_ms"] = json!(stats::median(&formatted_ms));
+        result["build_script_formatted_ms_runs"] = json!(formatted_ms);
+        result["generated_formatted_files"] = json!(files);
+        result["generated_formatted_lines"] = json!(lines);
+        result["generated_formatted_bytes"] = json!(bytes);
     }
     if args.build_script_only {
         return Ok(result);
@@ -545,12 +548,12 @@ fn main() -> Result<(), BoxError> {
         .prost
         .join("protos")
         .join(format!("{}.proto", crates.names[0]));
-    let in_process_ms = in_process(&args, &crates, true)?;
-    let in_process_unformatted_ms = in_process(&args, &crates, false)?;
+    let in_process_ms = in_process(&args, &crates, false)?;
+    let in_process_formatted_ms = in_process(&args, &crates, true)?;
     eprintln!(
-        "onex-build in process: {:.1} ms, with format(false) {:.1} ms",
+        "onex-build in process: {:.1} ms, with format(true) {:.1} ms",
         stats::median(&in_process_ms),
-        stats::median(&in_process_unformatted_ms)
+        stats::median(&in_process_formatted_ms)
     );
     let onex = measure(&args, &crates.onex, "onex-user", &first_contract)?;
     let prost = measure(&args, &crates.prost, "prost-user", &first_proto)?;
@@ -579,8 +582,8 @@ fn main() -> Result<(), BoxError> {
         },
         "in_process_ms": stats::median(&in_process_ms),
         "in_process_ms_runs": in_process_ms,
-        "in_process_unformatted_ms": stats::median(&in_process_unformatted_ms),
-        "in_process_unformatted_ms_runs": in_process_unformatted_ms,
+        "in_process_formatted_ms": stats::median(&in_process_formatted_ms),
+        "in_process_formatted_ms_runs": in_process_formatted_ms,
         "onex": onex,
         "prost": prost,
     });

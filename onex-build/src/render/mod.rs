@@ -7,11 +7,12 @@
 //! `prettyplease::unparse` prints it. Identical input gives byte-identical
 //! output.
 //!
-//! The one opt-out is a build script's, with `Builder::format(false)`:
-//! [`render_module_unformatted`] returns what tera renders, the same tokens
-//! without the syntax check and the printing, which are most of the time an
-//! unoptimized build script spends. The module templates are therefore
-//! written to render readable, indented code.
+//! The one exception is a build script's default (`Builder::format`,
+//! off unless asked): [`render_module_unformatted`] returns what tera
+//! renders, the same tokens without the syntax check and the printing,
+//! which are most of the time an unoptimized build script spends. The
+//! module templates are therefore written to render readable, indented
+//! code.
 //!
 //! Templates never paste contract text into code. They use three filters:
 //!
