@@ -88,6 +88,8 @@ fn ms(v: &Value) -> String {
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
+        // Two decimals, unless that would show a measured ratio as 0.00×.
+        (Some(a), Some(b)) if b > 0.0 && a / b < 0.01 => format!("{:.4}×", a / b),
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "–".to_owned(),
     }
@@ -1054,7 +1056,7 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
     let _ = writeln!(
         md,
         "{} `write_requested` commands, keyed by {} correlation ids, wait in a topic new to \
-         the measurement ({} partition(s), the broker's default) before the consumer starts; \
+         the measurement ({} partitions, the broker's default) before the consumer starts; \
          one Tansu broker and PostgreSQL on loopback. The generated node is a release binary \
          run with the runtime's defaults (`KAFKA_MAX_IN_FLIGHT` unset: the bus's default is \
          {}), which publishes started and completed for every command and commits a \
@@ -1071,7 +1073,9 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
          Commands per second from the first command done to the last, so start-up and the \
          group join are not counted (the node's start-up, process start to its first \
          command done, is beside); node and hand-written alternate who goes first; medians \
-         of {} runs.\n",
+         of {} runs, the slowest and fastest run in brackets. The machine runs other work \
+         too, and PostgreSQL syncs every insert's commit, so the rates with PostgreSQL vary \
+         from run to run.\n",
         thousands(num(&s["commands"]).unwrap_or(0.0)),
         s["keys"],
         s["partitions"],
@@ -1082,6 +1086,15 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
         "| handler | generated node, commands/s | hand-written, commands/s | ratio | node start-up |\n\
          |---|---:|---:|---:|---:|\n",
     );
+    // The median, then the slowest and fastest run.
+    let spread = |v: &Value| {
+        format!(
+            "{} ({}–{})",
+            per_second(&v["median"]),
+            per_second(&v["min"]),
+            per_second(&v["max"])
+        )
+    };
     for (key, label, what) in [
         ("postgres", "PostgreSQL insert", NODE_POSTGRES),
         ("noop", "no-op", NODE_NOOP),
@@ -1091,8 +1104,8 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
         let _ = writeln!(
             md,
             "| {label} | {} | {} | {} | {} ms |",
-            per_second(&n[key]["node"]["median"]),
-            per_second(&n[key]["hand_written"]["median"]),
+            spread(&n[key]["node"]),
+            spread(&n[key]["hand_written"]),
             ratio(node, hand),
             ms(&n[key]["node_startup_ms"]["median"]),
         );
