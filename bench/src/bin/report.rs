@@ -6,7 +6,8 @@
 //!
 //! Reads from the results folder (each optional): `pipeline.json`,
 //! `codegen.json`, `kafka.json`, `memory_peak.json`, `request_reply.json`,
-//! `workflow.json`, `generator.json`, `criterion/` (the criterion output folder),
+//! `workflow.json`, `generator.json`, `node_throughput.json`, `criterion/` (the
+//! criterion output folder),
 //! `settings.json`; and `{part}.skipped` files whose text says why a part
 //! was not measured.
 
@@ -87,6 +88,8 @@ fn ms(v: &Value) -> String {
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
+        // Two decimals, unless that would show a measured ratio as 0.00×.
+        (Some(a), Some(b)) if b > 0.0 && a / b < 0.01 => format!("{:.4}×", a / b),
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "–".to_owned(),
     }
@@ -1076,12 +1079,101 @@ fn generator_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     ));
 }
 
+const NODE_POSTGRES: &str = "a generated node processes commands at ≥ 0.8× the rate of a \
+                             hand-written rdkafka consumer, with the PostgreSQL writer's insert";
+const NODE_NOOP: &str = "a generated node processes commands at ≥ 0.8× the rate of a hand-written \
+                         rdkafka consumer, with a no-op handler";
+
+fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
+    md.push_str(
+        "## 11. Generated nodes against a hand-written consumer
+
+",
+    );
+    let Some(n) = read_json(&r.join("node_throughput.json")) else {
+        let why = skipped(r, "node_throughput");
+        let _ = writeln!(md, "Not measured yet: {why}.\n");
+        targets.push(target(NODE_POSTGRES, None, "not measured yet"));
+        targets.push(target(NODE_NOOP, None, "not measured yet"));
+        return;
+    };
+    let s = &n["settings"];
+    let _ = writeln!(
+        md,
+        "{} `write_requested` commands, keyed by {} correlation ids, wait in a topic new to \
+         the measurement ({} partitions, the broker's default) before the consumer starts; \
+         one Tansu broker and PostgreSQL on loopback. The generated node is a release binary \
+         run with the runtime's defaults (`KAFKA_MAX_IN_FLIGHT` unset: the bus's default is \
+         {}), which publishes started and completed for every command and commits a \
+         command's offset only once they are delivered. The hand-written consumer is an \
+         rdkafka `StreamConsumer` with `enable.auto.offset.store=false` and auto-commit: it \
+         decodes each envelope with `onex` as the node does, does the work, then stores the \
+         offset, one message after the other.\n\n\
+         - PostgreSQL insert: `examples/postgres-writer` (its handler inserts the row, then \
+         publishes `record_written`) against the same insert with the same client \
+         (tokio-postgres); both timed by the rows' `written_at`.\n\
+         - No-op: a node generated from the same contract whose handler returns at once \
+         (`bench/node_throughput/handler.rs`), timed by its completed events' timestamps, \
+         against decoding and storing the offset, timed in the consumer.\n\n\
+         Commands per second from the first command done to the last, so start-up and the \
+         group join are not counted (the node's start-up, process start to its first \
+         command done, is beside); node and hand-written alternate who goes first; medians \
+         of {} runs, the slowest and fastest run in brackets. The machine runs other work \
+         too, and PostgreSQL syncs every insert's commit, so the rates with PostgreSQL vary \
+         from run to run.\n",
+        thousands(num(&s["commands"]).unwrap_or(0.0)),
+        s["keys"],
+        s["partitions"],
+        s["bus_max_in_flight_default"],
+        s["runs"],
+    );
+    md.push_str(
+        "| handler | generated node, commands/s | hand-written, commands/s | ratio | node start-up |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    // The median, then the slowest and fastest run.
+    let spread = |v: &Value| {
+        format!(
+            "{} ({}–{})",
+            per_second(&v["median"]),
+            per_second(&v["min"]),
+            per_second(&v["max"])
+        )
+    };
+    for (key, label, what) in [
+        ("postgres", "PostgreSQL insert", NODE_POSTGRES),
+        ("noop", "no-op", NODE_NOOP),
+    ] {
+        let node = num(&n[key]["node"]["median"]);
+        let hand = num(&n[key]["hand_written"]["median"]);
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} ms |",
+            spread(&n[key]["node"]),
+            spread(&n[key]["hand_written"]),
+            ratio(node, hand),
+            ms(&n[key]["node_startup_ms"]["median"]),
+        );
+        targets.push(target(
+            what,
+            node.zip(hand).map(|(a, b)| a >= 0.8 * b),
+            format!(
+                "{} against {} commands/s ({})",
+                per_second(&n[key]["node"]["median"]),
+                per_second(&n[key]["hand_written"]["median"]),
+                ratio(node, hand)
+            ),
+        ));
+    }
+    md.push('\n');
+}
+
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let r = &args.results;
     let mut md = String::new();
     md.push_str("# Benchmarks\n\n");
-    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, request/reply round trips, workflows through generated nodes, and the generator's own events on the bus. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
+    md.push_str("What users of cargo-onex wait for: the generation pipeline, onex-build in a build script against prost-build, the code it generates, the Kafka bus against raw rdkafka, the in-memory bus, request/reply round trips, workflows through generated nodes, the generator's own events on the bus, and generated nodes against a hand-written consumer. `bench/run` measures everything in one go and rewrites this file; every number below comes from its last run on the machine described here.\n\n");
     if let Some(s) = read_json(&r.join("settings.json")) {
         let _ = writeln!(
             md,
@@ -1108,6 +1200,7 @@ fn main() -> Result<(), BoxError> {
     request_reply_section(r, &mut body, &mut targets);
     workflow_section(r, &mut body, &mut targets);
     generator_section(r, &mut body, &mut targets);
+    node_throughput_section(r, &mut body, &mut targets);
 
     md.push_str("## Targets\n\n");
     for t in &targets {
