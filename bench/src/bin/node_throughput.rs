@@ -533,8 +533,10 @@ async fn main() -> Result<(), BoxError> {
             "keys": args.keys,
             "runs": args.runs,
             "partitions": partitions,
-            // What the node gets with `KAFKA_MAX_IN_FLIGHT` unset.
-            "bus_max_in_flight_default": KafkaConfig::default().max_in_flight,
+            // What the node gets with `KAFKA_MAX_IN_FLIGHT` unset: its
+            // contract's `event_bus.max_in_flight`, as its generated
+            // `.env.template` spells it out.
+            "node_max_in_flight_default": contract_max_in_flight(),
         },
         "postgres": postgres.json(),
         "noop": noop.json(),
@@ -545,4 +547,16 @@ async fn main() -> Result<(), BoxError> {
         None => println!("{text}"),
     }
     Ok(())
+}
+
+/// The postgres-writer node's own bound on commands in hand
+/// (`KAFKA_MAX_IN_FLIGHT` in its generated `.env.template`, the contract's
+/// `event_bus.max_in_flight`); `None` when the file does not say.
+fn contract_max_in_flight() -> Option<usize> {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/postgres-writer/.env.template");
+    std::fs::read_to_string(template)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("KAFKA_MAX_IN_FLIGHT=")?.trim().parse().ok())
 }

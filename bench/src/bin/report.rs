@@ -1103,8 +1103,8 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
         "{} `write_requested` commands, keyed by {} correlation ids, wait in a topic new to \
          the measurement ({} partitions, the broker's default) before the consumer starts; \
          one Tansu broker and PostgreSQL on loopback. The generated node is a release binary \
-         run with the runtime's defaults (`KAFKA_MAX_IN_FLIGHT` unset: the bus's default is \
-         {}), which publishes started and completed for every command and commits a \
+         run with its defaults (`KAFKA_MAX_IN_FLIGHT` unset: its contract's \
+         `event_bus.max_in_flight`, {}), which publishes started and completed for every command and commits a \
          command's offset only once they are delivered. The hand-written consumer is an \
          rdkafka `StreamConsumer` with `enable.auto.offset.store=false` and auto-commit: it \
          decodes each envelope with `onex` as the node does, does the work, then stores the \
@@ -1124,7 +1124,7 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
         thousands(num(&s["commands"]).unwrap_or(0.0)),
         s["keys"],
         s["partitions"],
-        s["bus_max_in_flight_default"],
+        s["node_max_in_flight_default"],
         s["runs"],
     );
     md.push_str(
