@@ -97,10 +97,11 @@ impl OnexEnvelopeV1 {
         source: &SourceInfo,
         correlation_id: Option<Uuid>,
     ) -> Result<Self, BusError> {
-        let payload = serde_json::value::to_raw_value(event).map_err(|source| BusError::Serialize {
-            event_type: E::EVENT_TYPE.to_owned(),
-            source,
-        })?;
+        let payload =
+            serde_json::value::to_raw_value(event).map_err(|source| BusError::Serialize {
+                event_type: E::EVENT_TYPE.to_owned(),
+                source,
+            })?;
         Ok(OnexEnvelopeV1 {
             envelope_version: ENVELOPE_VERSION.to_owned(),
             event_id: Uuid::new_v4(),
@@ -283,9 +284,16 @@ mod tests {
         assert!(OnexEnvelopeV1::from_json(broken.as_bytes()).is_err());
         let source = SourceInfo::new("orders", "1.0.0", "dev");
         assert_eq!(
-            OnexEnvelopeV1::wrap(&Placed { order_no: 1, item: String::new() }, &source, None)
-                .expect("wraps")
-                .partition_key(),
+            OnexEnvelopeV1::wrap(
+                &Placed {
+                    order_no: 1,
+                    item: String::new()
+                },
+                &source,
+                None
+            )
+            .expect("wraps")
+            .partition_key(),
             source.node_id.to_string()
         );
     }
