@@ -466,7 +466,7 @@ fn a_mocked_handler_runs_the_node_and_refused_messages_are_dead_lettered() {
             let mut message = template.clone();
             message.topic = topic.to_owned();
             message.envelope.event_type = event_type.to_owned();
-            message.envelope.payload = payload;
+            message.envelope.set_payload(&payload).expect("a payload");
             Arc::new(message)
         };
         let upstream = "test.upstream.effect.thing.completed.v1";
@@ -743,7 +743,7 @@ fn a_foreign_event_reaches_its_typed_reaction() {
         bus.publish(Arc::new(stray)).await.expect("publish");
         // The right event type with a payload that is not a reading.
         let mut garbled = bus.history_for("test.sensor.effect.reading_taken.v1").remove(0);
-        garbled.envelope.payload = json!({"celsius": "warm"});
+        garbled.envelope.set_payload(&json!({"celsius": "warm"})).expect("a payload");
         bus.publish(Arc::new(garbled)).await.expect("publish");
         // A reaction that fails is retried, then dead-lettered.
         let done = sensor::SampleStarted::new(producer.node_id(), correlation_id);

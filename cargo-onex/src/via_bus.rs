@@ -210,7 +210,8 @@ impl Progress {
             let tx = tx.clone();
             async move {
                 let envelope = &message.envelope;
-                let step = envelope.payload.get("step").and_then(|s| s.as_str());
+                let payload = envelope.payload_value();
+                let step = payload.get("step").and_then(|s| s.as_str());
                 let kind = envelope.event_type.rsplit('.').next();
                 if let (Some(correlation_id), Some(step), Some(kind)) =
                     (envelope.correlation_id, step, kind)

@@ -27,9 +27,14 @@ impl BusMessage {
     /// derived from the envelope.
     pub fn new(topic: String, envelope: OnexEnvelopeV1, category: MessageCategory) -> Self {
         let headers = EventHeaders::for_envelope(&envelope, category);
+        // The key is the partition key the headers carry: rendered once.
+        let key = match &headers.partition_key {
+            Some(key) => key.clone(),
+            None => envelope.partition_key(),
+        };
         BusMessage {
             topic,
-            key: envelope.partition_key(),
+            key,
             headers,
             envelope,
         }

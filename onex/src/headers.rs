@@ -5,7 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{envelope::OnexEnvelopeV1, event::MessageCategory};
+use crate::{
+    envelope::{OnexEnvelopeV1, uuid_string},
+    event::MessageCategory,
+};
+
+/// The content type of every envelope: JSON.
+const JSON: &str = "application/json";
 
 /// Standard headers of every message on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +67,7 @@ impl EventHeaders {
             source: envelope.source_service.clone(),
             event_type: envelope.event_type.clone(),
             message_category: category,
-            content_type: "application/json".to_owned(),
+            content_type: JSON.to_owned(),
             schema_version: envelope.event_version.clone(),
             destination: None,
             trace_id: None,
@@ -81,8 +87,8 @@ impl EventHeaders {
     /// out.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![
-            ("correlation_id", self.correlation_id.to_string()),
-            ("message_id", self.message_id.to_string()),
+            ("correlation_id", uuid_string(self.correlation_id)),
+            ("message_id", uuid_string(self.message_id)),
             ("timestamp", self.timestamp.to_rfc3339()),
             ("source", self.source.clone()),
             ("event_type", self.event_type.clone()),
@@ -121,6 +127,9 @@ impl EventHeaders {
     /// Rebuilds headers from (name, value) pairs. Returns `None` when a
     /// required header is missing or malformed; unknown headers are ignored.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        // Values are borrowed from the pairs and copied once; the default
+        // content type only when the pairs have none.
+        let mut content_type = None;
         let mut h = EventHeaders {
             correlation_id: Uuid::nil(),
             message_id: Uuid::nil(),
@@ -128,7 +137,7 @@ impl EventHeaders {
             source: String::new(),
             event_type: String::new(),
             message_category: MessageCategory::Event,
-            content_type: "application/json".to_owned(),
+            content_type: String::new(),
             schema_version: String::new(),
             destination: None,
             trace_id: None,
@@ -166,7 +175,7 @@ impl EventHeaders {
                     has_type = true;
                 }
                 "message_category" => h.message_category = MessageCategory::parse(value)?,
-                "content_type" => h.content_type = v(),
+                "content_type" => content_type = Some(value),
                 "schema_version" => h.schema_version = v(),
                 "destination" => h.destination = Some(v()),
                 "trace_id" => h.trace_id = Some(v()),
@@ -182,6 +191,10 @@ impl EventHeaders {
                 _ => {}
             }
         }
-        (has_corr && has_id && has_ts && has_type).then_some(h)
+        if !(has_corr && has_id && has_ts && has_type) {
+            return None;
+        }
+        h.content_type = content_type.unwrap_or(JSON).to_owned();
+        Some(h)
     }
 }

@@ -1073,7 +1073,8 @@ mod tests {
             source_version: "1.0.0".into(),
             correlation_id: Some(Uuid::new_v4()),
             environment: "dev".into(),
-            payload: serde_json::json!({"n": 1}),
+            payload: serde_json::value::to_raw_value(&serde_json::json!({"n": 1}))
+                .expect("a payload"),
             metadata: Default::default(),
         };
         BusMessage::new(topic.into(), envelope, MessageCategory::Event)

@@ -378,7 +378,7 @@ impl Handler for Lanes {
     async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError> {
         let now = self.in_hand.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_hand.fetch_max(now, Ordering::SeqCst);
-        let n = message.envelope.payload["order_no"]
+        let n = message.envelope.payload_value()["order_no"]
             .as_u64()
             .expect("order_no");
         // Keys finish at different paces, so that order could break.

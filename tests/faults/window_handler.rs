@@ -41,7 +41,7 @@ impl crate::Reducer for FaultWindowHandler {
         let window_seqs = envelopes
             .iter()
             .map(|envelope| {
-                envelope.payload["seq"].as_u64().ok_or_else(|| {
+                envelope.payload_value()["seq"].as_u64().ok_or_else(|| {
                     OperationError::new("invalid_input", "a sample without a numeric `seq`")
                 })
             })

@@ -150,7 +150,7 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
         let envelope = &message.envelope;
         let correlation_id = envelope.correlation_id.unwrap_or_else(Uuid::new_v4);
         if envelope.event_type == <events::PlaceOrder as ::onex::Event>::EVENT_TYPE {
-            let run = self.run_workflow(envelope.payload.clone(), correlation_id).await;
+            let run = self.run_workflow(envelope.payload_value(), correlation_id).await;
             return ::onex::operation::settle("workflow", run);
         }
         if message.topic

@@ -196,7 +196,9 @@ fn decoding_an_unknown_event_type_fails() {
 fn decoding_a_payload_of_the_wrong_shape_fails() {
     let event = pricing::QuoteRequested { request: request() };
     let mut envelope = OnexEnvelopeV1::wrap(&event, &source(), None).expect("wraps");
-    envelope.payload = onex::serde_json::json!({ "request": "not a request" });
+    envelope
+        .set_payload(&onex::serde_json::json!({ "request": "not a request" }))
+        .expect("a payload");
     assert!(matches!(
         PricingEvent::decode(&envelope),
         Err(onex::DecodeError::Payload { .. })
