@@ -704,7 +704,7 @@ operations:
             "an extern type is not generated"
         );
         assert!(
-            code.contains("impl ::platform::onex::Event for DoubleStarted"),
+            code.contains("::platform::onex::impl_event!(DoubleStarted,"),
             "{code}"
         );
         assert!(

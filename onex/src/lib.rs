@@ -36,6 +36,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod error;
 pub mod event;
+mod event_set;
 pub mod exchange;
 pub mod fsm;
 pub mod headers;
@@ -49,6 +50,7 @@ pub mod publisher;
 pub mod reaction;
 pub mod request;
 pub mod retry;
+pub mod settings;
 pub mod spool;
 pub mod topic;
 

@@ -553,10 +553,15 @@ async fn main() -> Result<(), BoxError> {
 /// (`KAFKA_MAX_IN_FLIGHT` in its generated `.env.template`, the contract's
 /// `event_bus.max_in_flight`); `None` when the file does not say.
 fn contract_max_in_flight() -> Option<usize> {
-    let template = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/postgres-writer/.env.template");
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres-writer/.env.template");
     std::fs::read_to_string(template)
         .ok()?
         .lines()
-        .find_map(|line| line.strip_prefix("KAFKA_MAX_IN_FLIGHT=")?.trim().parse().ok())
+        .find_map(|line| {
+            line.strip_prefix("KAFKA_MAX_IN_FLIGHT=")?
+                .trim()
+                .parse()
+                .ok()
+        })
 }

@@ -17,65 +17,24 @@
 //! runtime counts it ([`NodeRuntime::rejected_messages`]).
 //!
 //! [`NodeRuntime::rejected_messages`]: ::onex::lifecycle::NodeRuntime::rejected_messages
-use ::std::{sync::Arc, time::Duration};
+use ::std::sync::Arc;
 use ::onex::{
     BusError, BusMessage, HandlerError, bus::{Subscription, handler_fn},
     uuid::Uuid,
 };
 use crate::{NodeOrderWorkflowOrchestrator, events};
-/// Run-time settings: the contract's values, overridden by the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The service name stamped on envelopes (`SERVICE_NAME`).
-    pub service: String,
-    /// The consumer group of the node's subscriptions (`KAFKA_GROUP`).
-    pub consumer_group: String,
-    /// Time between two heartbeats (`HEARTBEAT_INTERVAL_SECONDS`).
-    pub heartbeat_interval: Duration,
+/// The contract's values for the node's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract;
+impl ::onex::settings::ContractSettings for Contract {
+    const SERVICE: &'static str = events::SERVICE;
+    const CONSUMER_GROUP: &'static str = events::CONSUMER_GROUP;
+    const HEARTBEAT_INTERVAL_SECONDS: u64 = events::HEARTBEAT_INTERVAL_SECONDS;
 }
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            service: events::SERVICE.to_owned(),
-            consumer_group: events::CONSUMER_GROUP.to_owned(),
-            heartbeat_interval: Duration::from_secs(events::HEARTBEAT_INTERVAL_SECONDS),
-        }
-    }
-}
-impl Settings {
-    /// The contract's settings, overridden by `SERVICE_NAME`, `KAFKA_GROUP`
-    /// and `HEARTBEAT_INTERVAL_SECONDS` where they are set and not empty.
-    pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| {
-            ::std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-        };
-        let mut settings = Settings::default();
-        if let Some(service) = var("SERVICE_NAME") {
-            settings.service = service;
-        }
-        if let Some(group) = var("KAFKA_GROUP") {
-            settings.consumer_group = group;
-        }
-        if let Some(seconds) = var("HEARTBEAT_INTERVAL_SECONDS") {
-            let seconds: u64 = seconds
-                .trim()
-                .parse()
-                .map_err(|_| {
-                    format!(
-                        "HEARTBEAT_INTERVAL_SECONDS={seconds:?} is invalid: expected whole seconds, at least 1"
-                    )
-                })?;
-            if seconds == 0 {
-                return Err(
-                    "HEARTBEAT_INTERVAL_SECONDS=\"0\" is invalid: expected at least 1"
-                        .to_owned(),
-                );
-            }
-            settings.heartbeat_interval = Duration::from_secs(seconds);
-        }
-        Ok(settings)
-    }
-}
+/// Run-time settings: the contract's values (`Settings::default()`),
+/// overridden by `SERVICE_NAME`, `KAFKA_GROUP` and
+/// `HEARTBEAT_INTERVAL_SECONDS` (`Settings::from_env()`).
+pub type Settings = ::onex::settings::NodeSettings<Contract>;
 impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
     /// Joins the bus: publishes the introspection event (so that a registry
     /// discovers the node), starts the heartbeat, and subscribes to the
