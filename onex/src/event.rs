@@ -68,10 +68,12 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
                 expected: Self::EVENT_TYPE.to_owned(),
             });
         }
-        serde_json::from_str(envelope.payload.get()).map_err(|source| DecodeError::Payload {
-            event_type: Self::EVENT_TYPE.to_owned(),
-            source,
-        })
+        envelope
+            .payload_as()
+            .map_err(|source| DecodeError::Payload {
+                event_type: Self::EVENT_TYPE.to_owned(),
+                source,
+            })
     }
 }
 
