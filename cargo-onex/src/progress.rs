@@ -138,6 +138,13 @@ pub fn step_topics() -> Vec<&'static str> {
         .collect()
 }
 
+/// Flushes `bus` after `pause`; a failed flush is no failed event (each
+/// event's own publish reports that).
+async fn flush_after(bus: Arc<dyn onex::EventBus>, pause: Duration) {
+    tokio::time::sleep(pause).await;
+    let _ = bus.flush().await;
+}
+
 /// What went wrong in a stage, as the failed events carry it.
 #[derive(Debug, Clone)]
 struct Failure {
@@ -336,10 +343,30 @@ impl Task {
                 } => self.end(error, failed_contract).await,
             }
         }
-        while let Some(result) = self.in_flight.next().await {
-            self.count(result);
-        }
+        self.drain().await;
         self.delivered
+    }
+
+    /// Waits for every event in flight. Nothing more comes, so the bus is
+    /// flushed meanwhile: the last events go out at once instead of after
+    /// the linger (a second on a large run). A flush that ends while
+    /// events remain (their publish had not reached the producer yet) is
+    /// started again.
+    async fn drain(&mut self) {
+        let bus = self.publisher.bus().clone();
+        let mut flush = Box::pin(flush_after(bus.clone(), Duration::ZERO));
+        while !self.in_flight.is_empty() {
+            tokio::select! {
+                result = self.in_flight.next() => {
+                    if let Some(result) = result {
+                        self.count(result);
+                    }
+                }
+                _ = &mut flush => {
+                    flush = Box::pin(flush_after(bus.clone(), Duration::from_millis(1)));
+                }
+            }
+        }
     }
 
     fn run_of(&mut self, contract: &Path) -> &mut Run {

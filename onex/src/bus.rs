@@ -441,6 +441,15 @@ pub trait EventBus: Send + Sync + 'static {
         None
     }
 
+    /// Sends at once what the bus holds back to batch (Kafka's
+    /// `linger.ms`) and waits until everything handed to it so far is
+    /// delivered or failed. A publisher that has nothing more to say calls
+    /// it so that its last messages do not wait out the linger. Does
+    /// nothing by default: the in-memory bus holds nothing back.
+    async fn flush(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
     /// Delivers what is in flight and releases the bus.
     async fn shutdown(&self) -> Result<(), BusError>;
 

@@ -418,6 +418,58 @@ async fn shutdown_delivers_everything_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_sends_what_lingers_and_the_bus_stays_open() {
+    let Some(bootstrap) = bootstrap("flush_sends_what_lingers_and_the_bus_stays_open") else {
+        return;
+    };
+    const N: usize = 100;
+    let env = unique("fl");
+    let mut config = test_config(&bootstrap, &env);
+    config.linger_ms = 1000;
+    let bus = kafka_bus(config).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent = HashSet::new();
+    for n in 0..N as u64 {
+        let m = message(&publisher, &topic, n);
+        sent.insert(m.envelope.event_id);
+        let bus = bus.clone();
+        tasks.spawn(async move { bus.publish(m).await });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bus.in_flight() < N {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} in flight",
+            bus.in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    bus.flush().await.expect("flush delivers what is queued");
+    // Nothing is left in the client once the flush returns.
+    assert_eq!(bus.in_flight(), 0);
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(
+            r.expect("task").expect("publish"),
+            onex::bus::Delivery::Acknowledged
+        );
+    }
+    // A flush is no shutdown: the bus takes more.
+    let last = message(&publisher, &topic, N as u64);
+    sent.insert(last.envelope.event_id);
+    bus.publish(last).await.expect("publish after a flush");
+    bus.shutdown().await.expect("shutdown");
+
+    let records = read_topic(&bootstrap, &topic, Some(N + 1), Duration::from_secs(30));
+    let ids: Vec<Uuid> = records.iter().map(|r| r.envelope().event_id).collect();
+    let (distinct, duplicates) = distinct_ids(ids);
+    assert_eq!(duplicates, 0);
+    assert_eq!(distinct, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_picks_kafka_when_a_broker_is_configured() {
     let Some(bootstrap) = bootstrap("connect_picks_kafka_when_a_broker_is_configured") else {
         return;

@@ -629,6 +629,18 @@ impl EventBus for KafkaBus {
         Some(self.inner.dead_lettered.load(Ordering::Relaxed))
     }
 
+    /// Flushes the producer: librdkafka sends what lingers at once.
+    async fn flush(&self) -> Result<(), BusError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let slot = inner.current_producer();
+        let timeout = inner.config.timeout();
+        tokio::task::spawn_blocking(move || slot.flush(timeout))
+            .await
+            .map_err(|e| BusError::Other(format!("flushing the Kafka producer: {e}")))?
+            .map_err(|e| BusError::Other(format!("flushing the Kafka producer: {e}")))
+    }
+
     /// Stops the consumers (each commits what it handled), delivers what
     /// is held (waiting up to the timeout), flushes the producer. What the
     /// broker did not take stays in the spool, durably, for the next start.

@@ -251,11 +251,28 @@ impl ProducerSlot {
         rx.await.unwrap_or(Err(KafkaError::Canceled))
     }
 
-    /// Waits (blocking) until everything queued is delivered or failed.
+    /// Sends what lingers at once and waits (blocking) until everything
+    /// queued is delivered or failed.
+    ///
+    /// librdkafka's own flush, called with the whole timeout: it ignores
+    /// `linger.ms` for as long as it waits. rdkafka's `Producer::flush`
+    /// calls it with no timeout and then polls for up to 100 ms at a time,
+    /// so the linger held for most of that wait (a flush took 100 ms
+    /// where the broker answered in one).
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        match self.producer() {
-            Some(p) => p.flush(timeout),
-            None => Ok(()),
+        let Some(p) = self.producer() else {
+            return Ok(());
+        };
+        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: the client pointer is valid while the producer lives (we
+        // hold it). The producer takes delivery reports as events, which
+        // its own thread serves, so the flush only waits for the count of
+        // messages to reach zero.
+        let code =
+            unsafe { rdkafka::bindings::rd_kafka_flush(p.client().native_ptr(), timeout_ms) };
+        match code {
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR => Ok(()),
+            code => Err(KafkaError::Flush(code.into())),
         }
     }
 
