@@ -120,6 +120,7 @@ impl State {
             service: metadata("service_name"),
             actions: event.capabilities.actions.clone(),
             health_endpoint: event.health_endpoint.clone(),
+            contract_hash: event.contract_hash.clone(),
             announced_at: at,
             last_heartbeat: same.and_then(|k| k.last_heartbeat),
             heartbeat_interval_seconds: same
@@ -396,10 +397,11 @@ pub fn table(registry: &Registry, now: DateTime<Utc>) -> String {
         "DOMAIN",
         "ACTIONS",
         "HEALTH",
+        "CONTRACT",
         "LAST HEARTBEAT",
         "STATUS",
     ];
-    let rows: Vec<[String; 9]> = registry
+    let rows: Vec<[String; 10]> = registry
         .nodes
         .values()
         .map(|e| {
@@ -412,6 +414,7 @@ pub fn table(registry: &Registry, now: DateTime<Utc>) -> String {
                 e.domain.clone(),
                 e.actions.join(","),
                 e.health_endpoint.clone(),
+                e.contract_hash.clone().unwrap_or_else(|| "-".to_owned()),
                 e.last_heartbeat
                     .map_or_else(|| "never".to_owned(), |at| ago(now, at)),
                 e.status.as_str().to_owned(),
@@ -472,6 +475,7 @@ mod tests {
             tags: Vec::new(),
             health_endpoint: "/health".to_owned(),
             correlation_id: Uuid::new_v4(),
+            contract_hash: Some("0123456789abcdef".to_owned()),
         }
     }
 
@@ -544,5 +548,10 @@ mod tests {
             "{table}"
         );
         assert!(lines[1].contains("write_record") && lines[1].contains("never"));
+        assert!(lines[0].contains("CONTRACT") && lines[1].contains("0123456789abcdef"));
+        assert_eq!(
+            state.registry().nodes["NodeA"].contract_hash.as_deref(),
+            Some("0123456789abcdef")
+        );
     }
 }

@@ -233,7 +233,11 @@ impl Shell {
                 NodeOutcome::Validated => {
                     checked = true;
                     count("valid");
-                    self.status("Checked", &format!("{source} ({node})"));
+                    let hash = contract.contract_hash.as_deref().unwrap_or("-");
+                    self.status(
+                        "Checked",
+                        &format!("{source} ({node}, contract hash {hash})"),
+                    );
                     for gate in &contract.gates {
                         self.verbose_status("Passed", &format!("{} {}", gate.id, gate.description));
                     }

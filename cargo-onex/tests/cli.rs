@@ -530,7 +530,9 @@ fn check_reports_every_invalid_contract() {
     assert!(err.contains("--> contracts/a_first.yaml:6:14"), "{err}");
     assert!(err.contains("--> contracts/z_last.yaml:8:3"), "{err}");
     assert!(
-        err.contains("     Checked contracts/postgres_writer.yaml (postgres-writer)"),
+        err.contains(
+            "     Checked contracts/postgres_writer.yaml (postgres-writer, contract hash "
+        ),
         "{err}"
     );
     assert!(
@@ -572,4 +574,55 @@ fn check_warns_about_commands_and_operations_that_reach_nothing() {
     let quiet = cargo_onex(ws.path(), &["onex", "-q", "check"]);
     assert!(quiet.status.success());
     assert!(quiet.stderr.is_empty(), "{}", text(&quiet));
+}
+
+/// The contract hash `check` prints for a contract.
+fn printed_hash(output: &Output, contract: &str) -> String {
+    let err = stderr(output);
+    let line = err
+        .lines()
+        .find(|l| l.contains(&format!("Checked {contract} ")))
+        .unwrap_or_else(|| panic!("no Checked line for {contract}:\n{err}"));
+    let hash = line
+        .rsplit("contract hash ")
+        .next()
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no hash in {line}"));
+    assert_eq!(hash.len(), 16, "{line}");
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+    hash.to_owned()
+}
+
+#[test]
+fn check_prints_a_contract_hash_that_ignores_comments_and_key_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The same contract with a comment and its first two keys swapped.
+    let mut lines: Vec<&str> = POSTGRES_WRITER.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("contract_version:"))
+        .expect("contract_version");
+    let moved = lines.remove(first);
+    lines.push(moved);
+    let reordered = format!(
+        "# The same node, written differently.\n{}\n",
+        lines.join("\n")
+    );
+    let changed = POSTGRES_WRITER.replace("version: 1.0.0", "version: 1.0.1");
+    assert_ne!(
+        changed, POSTGRES_WRITER,
+        "the fixture has a version to change"
+    );
+    std::fs::write(dir.path().join("a.yaml"), POSTGRES_WRITER).expect("write");
+    std::fs::write(dir.path().join("b.yaml"), reordered).expect("write");
+    std::fs::write(dir.path().join("c.yaml"), changed).expect("write");
+    let output = cargo_onex(dir.path(), &["onex", "check", "a.yaml", "b.yaml", "c.yaml"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let (a, b, c) = (
+        printed_hash(&output, "a.yaml"),
+        printed_hash(&output, "b.yaml"),
+        printed_hash(&output, "c.yaml"),
+    );
+    assert_eq!(a, b, "comments and key order change nothing");
+    assert_ne!(a, c, "a new version is another contract");
 }

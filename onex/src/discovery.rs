@@ -7,7 +7,51 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{Event, MessageCategory};
+use crate::{
+    envelope::{CONTRACT_HASH_KEY, OnexEnvelopeV1},
+    event::{Event, MessageCategory},
+};
+
+/// Whether an event's producer was generated from the contract this node
+/// was built against: `expected` is the `CONTRACT_HASH` of the producer's
+/// contract as this node compiled it (`crate::consumed::{node}`), the
+/// envelope's metadata says which hash its producer was generated from.
+///
+/// On a mismatch it logs a warning, once per producer service and hash,
+/// and returns `false`; the event is still handled (a changed contract
+/// often still decodes: a new optional field, a new operation). An
+/// envelope without a hash (a producer that does not say, a bare
+/// CloudEvent) counts as a match.
+pub fn check_contract_hash(envelope: &OnexEnvelopeV1, expected: &str) -> bool {
+    let Some(found) = envelope
+        .metadata
+        .get(CONTRACT_HASH_KEY)
+        .and_then(serde_json::Value::as_str)
+    else {
+        return true;
+    };
+    if found == expected {
+        return true;
+    }
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert((envelope.source_service.clone(), found.to_owned()));
+    if first {
+        tracing::warn!(
+            producer = %envelope.source_service,
+            producer_contract_hash = found,
+            expected_contract_hash = expected,
+            event_type = %envelope.event_type,
+            "the producer was generated from another version of its contract than this node \
+             was built against: regenerate this node (`cargo onex generate`) to take the \
+             producer's contract as it is now"
+        );
+    }
+    false
+}
 
 /// What a node can do, announced for discovery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +81,10 @@ pub struct NodeIntrospectionEvent {
     pub health_endpoint: String,
     /// Correlation id of the announcement.
     pub correlation_id: Uuid,
+    /// The hash of the contract the node was generated from; absent from
+    /// nodes that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_hash: Option<String>,
 }
 
 impl Event for NodeIntrospectionEvent {
@@ -70,4 +118,44 @@ impl Event for NodeHeartbeatEvent {
     const EVENT_VERSION: &'static str = "1.0";
     const CATEGORY: MessageCategory = MessageCategory::Event;
     const TOPIC: &'static str = "omninode.discovery.node_heartbeat.v1";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::SourceInfo;
+
+    fn envelope(hash: Option<&str>) -> OnexEnvelopeV1 {
+        let mut source = SourceInfo::new("producer", "1.0.0", "dev");
+        if let Some(hash) = hash {
+            source = source.with_contract_hash(hash);
+        }
+        let heartbeat = NodeHeartbeatEvent {
+            node_id: source.node_id,
+            node_name: "NodeProducerEffect".to_owned(),
+            status: "healthy".to_owned(),
+            uptime_seconds: 1,
+            timestamp: Utc::now(),
+            interval_seconds: None,
+        };
+        let bus: std::sync::Arc<dyn crate::EventBus> =
+            std::sync::Arc::new(crate::InMemoryBus::new("dev"));
+        crate::Publisher::new(bus, source)
+            .message(&heartbeat, None, BTreeMap::new())
+            .expect("message")
+            .envelope
+    }
+
+    #[test]
+    fn the_publisher_stamps_its_hash_and_a_consumer_compares_it() {
+        let stamped = envelope(Some("00112233aabbccdd"));
+        assert_eq!(stamped.metadata[CONTRACT_HASH_KEY], "00112233aabbccdd");
+        assert!(check_contract_hash(&stamped, "00112233aabbccdd"));
+        assert!(!check_contract_hash(&stamped, "ffffffffffffffff"));
+        // Warned once; still a mismatch the second time.
+        assert!(!check_contract_hash(&stamped, "ffffffffffffffff"));
+        let unstamped = envelope(None);
+        assert!(!unstamped.metadata.contains_key(CONTRACT_HASH_KEY));
+        assert!(check_contract_hash(&unstamped, "ffffffffffffffff"));
+    }
 }

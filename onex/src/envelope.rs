@@ -34,7 +34,15 @@ pub struct SourceInfo {
     pub version: String,
     /// The environment (topic namespace), e.g. `dev`.
     pub environment: String,
+    /// The hash of the contract the node was generated from (its
+    /// `CONTRACT_HASH`): every envelope it publishes carries it in its
+    /// metadata under [`CONTRACT_HASH_KEY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_hash: Option<String>,
 }
+
+/// The envelope metadata key of the publisher's contract hash.
+pub const CONTRACT_HASH_KEY: &str = "contract_hash";
 
 impl SourceInfo {
     /// A source with a fresh node id.
@@ -48,7 +56,15 @@ impl SourceInfo {
             service: service.into(),
             version: version.into(),
             environment: environment.into(),
+            contract_hash: None,
         }
+    }
+
+    /// The same source, stamping `hash` (a generated `CONTRACT_HASH`) on
+    /// every envelope.
+    pub fn with_contract_hash(mut self, hash: impl Into<String>) -> Self {
+        self.contract_hash = Some(hash.into());
+        self
     }
 }
 

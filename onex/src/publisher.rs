@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     bus::{BusMessage, Delivery, EventBus},
-    envelope::{OnexEnvelopeV1, SourceInfo},
+    envelope::{CONTRACT_HASH_KEY, OnexEnvelopeV1, SourceInfo},
     error::BusError,
     event::Event,
     topic,
@@ -74,6 +74,12 @@ impl Publisher {
         topic::check(&topic)?;
         let mut envelope = OnexEnvelopeV1::wrap(event, &self.source, correlation_id)?;
         envelope.metadata = metadata;
+        if let Some(hash) = &self.source.contract_hash {
+            envelope
+                .metadata
+                .entry(CONTRACT_HASH_KEY.to_owned())
+                .or_insert_with(|| hash.as_str().into());
+        }
         Ok(BusMessage::new(topic, envelope, E::CATEGORY))
     }
 

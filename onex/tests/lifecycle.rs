@@ -192,6 +192,7 @@ async fn introspection_is_published_with_its_correlation_id() {
         tags: vec!["database".into()],
         health_endpoint: "/health".into(),
         correlation_id: Uuid::new_v4(),
+        contract_hash: None,
     };
     let id = rt.publish_introspection(&event).await.unwrap();
     let published = bus.inner.history_for(INTROSPECTION);

@@ -66,7 +66,8 @@ async fn run() -> Result<(), Box<dyn ::std::error::Error>> {
         return Ok(());
     };
     let bus = bus?;
-    let source = SourceInfo::new(settings.service.clone(), events::VERSION, environment);
+    let source = SourceInfo::new(settings.service.clone(), events::VERSION, environment)
+        .with_contract_hash(events::CONTRACT_HASH);
     let runtime = NodeRuntime::new(bus, source);
     let ::std::option::Option::Some(handler) = unless_signalled(
             &mut signals,

@@ -119,6 +119,10 @@ impl<H: crate::Handler + crate::Steps> NodeOrderWorkflowOrchestrator<H> {
             && envelope.event_type
                 == <crate::consumed::postgres_writer::RecordWritten as ::onex::Event>::EVENT_TYPE
         {
+            ::onex::discovery::check_contract_hash(
+                envelope,
+                crate::consumed::postgres_writer::CONTRACT_HASH,
+            );
             let event = <crate::consumed::postgres_writer::RecordWritten as ::onex::Event>::from_envelope(
                     envelope,
                 )

@@ -57,6 +57,9 @@ pub struct ContractReport {
     /// The node type (`effect`, ...); `None` when the node crate was
     /// unchanged and the contract was not read again.
     pub node_type: Option<String>,
+    /// The contract hash ([`crate::contract::contract_hash`]); `None` when
+    /// the node crate was unchanged and the contract was not read again.
+    pub contract_hash: Option<String>,
     /// The node crate's folder.
     pub node_dir: PathBuf,
     /// What happened.

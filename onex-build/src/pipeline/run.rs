@@ -190,6 +190,7 @@ enum Prepared {
     /// `Mode::Validate`: the gates passed.
     Validated {
         node: (String, &'static str),
+        contract_hash: String,
         node_dir: PathBuf,
         gates: Vec<GateResult>,
         warnings: Vec<String>,
@@ -197,6 +198,7 @@ enum Prepared {
     /// The files to write (or compare), manifest included.
     Files {
         node: (String, &'static str),
+        contract_hash: String,
         node_dir: PathBuf,
         gates: Vec<GateResult>,
         warnings: Vec<String>,
@@ -349,6 +351,7 @@ impl Shared<'_> {
         if request.mode == Mode::Validate {
             return Ok(Prepared::Validated {
                 node: (name.clone(), loaded.contract.node.node_type.as_str()),
+                contract_hash: model.spec.contract_hash.clone(),
                 node_dir,
                 gates,
                 warnings,
@@ -370,6 +373,7 @@ impl Shared<'_> {
         });
         Ok(Prepared::Files {
             node: (name.clone(), loaded.contract.node.node_type.as_str()),
+            contract_hash: model.spec.contract_hash.clone(),
             node_dir,
             gates,
             warnings,
@@ -479,16 +483,19 @@ impl Writer<'_, '_> {
     ) -> Result<ContractReport, PipelineError> {
         let request = self.shared.request;
         let report =
-            |(node_name, node_type): (String, Option<&str>), node_dir, outcome, gates, warnings| {
-                ContractReport {
-                    contract: contract.to_path_buf(),
-                    node_name,
-                    node_type: node_type.map(str::to_owned),
-                    node_dir,
-                    outcome,
-                    gates,
-                    warnings,
-                }
+            |(node_name, node_type, contract_hash): (String, Option<&str>, Option<String>),
+             node_dir,
+             outcome,
+             gates,
+             warnings| ContractReport {
+                contract: contract.to_path_buf(),
+                node_name,
+                node_type: node_type.map(str::to_owned),
+                contract_hash,
+                node_dir,
+                outcome,
+                gates,
+                warnings,
             };
         let (node, node_dir, gates, warnings, files) = match prepared {
             Prepared::Unchanged { node_dir } => {
@@ -498,7 +505,7 @@ impl Writer<'_, '_> {
                     .map(|n| n.to_string_lossy().replace('-', "_"))
                     .unwrap_or_default();
                 return Ok(report(
-                    (name, None),
+                    (name, None, None),
                     node_dir,
                     NodeOutcome::Unchanged,
                     Vec::new(),
@@ -507,12 +514,13 @@ impl Writer<'_, '_> {
             }
             Prepared::Validated {
                 node: (name, node_type),
+                contract_hash,
                 node_dir,
                 gates,
                 warnings,
             } => {
                 return Ok(report(
-                    (name, Some(node_type)),
+                    (name, Some(node_type), Some(contract_hash)),
                     node_dir,
                     NodeOutcome::Validated,
                     gates,
@@ -521,11 +529,18 @@ impl Writer<'_, '_> {
             }
             Prepared::Files {
                 node,
+                contract_hash,
                 node_dir,
                 gates,
                 warnings,
                 files,
-            } => (node, node_dir, gates, warnings, files),
+            } => (
+                (node.0, node.1, contract_hash),
+                node_dir,
+                gates,
+                warnings,
+                files,
+            ),
         };
         let check = request.mode == Mode::Check;
         let mut timings = Timings::default();
@@ -554,7 +569,7 @@ impl Writer<'_, '_> {
             },
         };
         Ok(report(
-            (node.0, Some(node.1)),
+            (node.0, Some(node.1), Some(node.2)),
             node_dir,
             outcome,
             gates,

@@ -354,6 +354,7 @@ impl SpecBuilder<'_> {
             node_struct,
             event_enum,
             version: id.version.clone(),
+            contract_hash: crate::contract::contract_hash(c),
             domain: id.domain.clone(),
             description: doc_or(&id.description, || {
                 format!("The `{}` {} node.", id.name, node_type)

@@ -37,6 +37,8 @@ pub struct NodeSpec {
     pub event_enum: String,
     /// The node's semver version.
     pub version: String,
+    /// The contract hash ([`crate::contract::contract_hash`]).
+    pub contract_hash: String,
     /// The node's domain.
     pub domain: String,
     /// The service name used in topics (defaults to `name`).
