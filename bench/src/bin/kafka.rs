@@ -15,10 +15,12 @@
 //!   envelope and headers for every send, as the bus does;
 //! - `bus_publisher`: `onex::Publisher::publish` of a typed event on the
 //!   Kafka bus (envelope, headers, key, delivery report awaited);
-//! - `bus_prebuilt`: `EventBus::publish` of an already built message.
+//! - `bus_prebuilt`: `EventBus::publish` of an already built message;
+//! - `bus_publisher_plain`: `bus_publisher` without the CloudEvents headers
+//!   (`KAFKA_CLOUDEVENTS=false`): what those headers cost.
 //!
-//! Raw producers send the bytes, key and headers of an envelope the bus
-//! would send, with `acks=all`, idempotence and the bus's `linger.ms` and
+//! Raw producers send the bytes, key and headers (ONEX and CloudEvents) of
+//! an envelope the bus would send, with `acks=all`, idempotence and the bus's `linger.ms` and
 //! `message.timeout.ms`. Throughput runs keep `--in-flight` sends
 //! outstanding; latency runs send one at a time.
 //!
@@ -176,6 +178,7 @@ impl Payload {
                 .headers
                 .to_pairs()
                 .into_iter()
+                .chain(onex::cloudevents::headers(&message.envelope))
                 .map(|(k, v)| (k.to_string(), v.into_bytes()))
                 .collect(),
         }
@@ -245,15 +248,18 @@ enum Producer {
     RawThreadedSerializing,
     BusPublisher,
     BusPrebuilt,
+    /// `BusPublisher` without the CloudEvents headers.
+    BusPublisherPlain,
 }
 
 impl Producer {
-    const ALL: [Producer; 5] = [
+    const ALL: [Producer; 6] = [
         Producer::RawFuture,
         Producer::RawThreaded,
         Producer::RawThreadedSerializing,
         Producer::BusPublisher,
         Producer::BusPrebuilt,
+        Producer::BusPublisherPlain,
     ];
 
     fn name(self) -> &'static str {
@@ -263,6 +269,7 @@ impl Producer {
             Producer::RawThreadedSerializing => "raw_threaded_serializing",
             Producer::BusPublisher => "bus_publisher",
             Producer::BusPrebuilt => "bus_prebuilt",
+            Producer::BusPublisherPlain => "bus_publisher_plain",
         }
     }
 }
@@ -357,7 +364,9 @@ async fn produce(
             p.flush(Timeout::After(Duration::from_secs(30)))?;
             r
         }
-        Producer::BusPublisher | Producer::BusPrebuilt => {
+        Producer::BusPublisher | Producer::BusPrebuilt | Producer::BusPublisherPlain => {
+            let mut config = config;
+            config.cloudevents = producer != Producer::BusPublisherPlain;
             let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::connect(config).await?);
             let publisher = Publisher::new(Arc::clone(&bus), source);
             let prebuilt = producer == Producer::BusPrebuilt;
