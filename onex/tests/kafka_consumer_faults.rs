@@ -441,9 +441,8 @@ async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
             .map(Vec::len)
             .sum::<usize>()
     };
-    // Order 0 is held: other keys go on beside it (until the messages of
-    // key 0 waiting behind it fill the window of 8), and nothing is
-    // committed past it.
+    // Order 0 is held: other keys go on beside it (up to 8 in hand, while
+    // up to 16 × 8 wait), and nothing is committed past it.
     assert!(
         wait_until(Duration::from_secs(30), || handled(&lanes) >= 3).await,
         "other keys were handled beside the held message: {:?}",

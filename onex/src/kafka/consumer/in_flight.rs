@@ -7,10 +7,10 @@
 //! - a message's offset is stored only once every message before it in its
 //!   partition is done, so a crash replays whatever was not finished (and
 //!   perhaps some that were), never skips one;
-//! - at most `limit` messages are in hand or waiting for their key; when
-//!   that many are, the consumer pauses its partitions and goes on polling,
-//!   so that it stays in its group; likewise while the subscriber's
-//!   breaker pauses it.
+//! - at most `limit` messages are in hand, and at most 16 × `limit` wait
+//!   for their turn; when that many wait, the consumer pauses its
+//!   partitions and goes on polling, so that it stays in its group;
+//!   likewise while the subscriber's breaker pauses it.
 //!
 //! The messages are futures of the subscription's own task, so a handler
 //! that awaits I/O (a database, another node's answer) lets the others
@@ -30,13 +30,27 @@ use crate::{
     consume::SubscriberBreaker,
 };
 
+/// The lane a keyed message keeps its order in: a hash of its topic,
+/// partition and key. Two lanes that share a hash are handled as one,
+/// which keeps the order of both (it only waits more).
+type Lane = u64;
+
+fn lane_of(topic: &str, partition: i32, key: Option<&[u8]>) -> Option<Lane> {
+    use std::hash::{Hash, Hasher};
+    let key = key?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (topic, partition, key).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Where a message in hand came from, to settle it when it is done.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Slot {
     topic: String,
     partition: i32,
     offset: i64,
-    key: Option<Vec<u8>>,
+    /// `None` for a message without a key, which has no order to keep.
+    lane: Option<Lane>,
 }
 
 impl Slot {
@@ -45,15 +59,8 @@ impl Slot {
             topic: record.topic().to_owned(),
             partition: record.partition(),
             offset: record.offset(),
-            key: record.key().map(<[u8]>::to_vec),
+            lane: lane_of(record.topic(), record.partition(), record.key()),
         }
-    }
-
-    /// The lane its key orders it in: `None` for a message without a key.
-    fn lane(&self) -> Option<(String, i32, Vec<u8>)> {
-        self.key
-            .as_ref()
-            .map(|key| (self.topic.clone(), self.partition, key.clone()))
     }
 }
 
@@ -71,13 +78,21 @@ struct Progress {
     stored: Option<i64>,
 }
 
-/// The order the messages in hand must keep.
+/// The order the messages in hand must keep: a queue per lane, and the
+/// lanes whose next message may go now.
 #[derive(Default)]
 pub(super) struct Lanes<'c> {
-    /// Keys with a message in hand.
-    busy: HashSet<(String, i32, Vec<u8>)>,
-    /// Taken messages not in hand yet, in arrival order.
-    waiting: VecDeque<BorrowedMessage<'c>>,
+    /// Lanes with a message in hand.
+    busy: HashSet<Lane>,
+    /// Taken messages not in hand yet, per lane, in arrival order.
+    queues: HashMap<Lane, VecDeque<BorrowedMessage<'c>>>,
+    /// Lanes with waiting messages and none in hand, in the order they
+    /// became so.
+    ready: VecDeque<Lane>,
+    /// Waiting messages without a key.
+    unkeyed: VecDeque<BorrowedMessage<'c>>,
+    /// How many messages wait, in all.
+    waiting: usize,
     partitions: HashMap<(String, i32), Progress>,
 }
 
@@ -94,31 +109,54 @@ impl<'c> Lanes<'c> {
                 .first_taken
                 .map_or(record.offset(), |first| first.min(record.offset())),
         );
-        self.waiting.push_back(record);
+        self.waiting += 1;
+        match lane_of(record.topic(), record.partition(), record.key()) {
+            None => self.unkeyed.push_back(record),
+            Some(lane) => {
+                let queue = self.queues.entry(lane).or_default();
+                if queue.is_empty() && !self.busy.contains(&lane) {
+                    self.ready.push_back(lane);
+                }
+                queue.push_back(record);
+            }
+        }
     }
 
-    /// The first waiting message whose key has none in hand; its key is
-    /// then in hand. An earlier waiting message of the same key would have
-    /// gone first, so the order of a key holds.
+    /// The next message whose lane has none in hand; its lane is then in
+    /// hand. A lane's messages leave in the order they came, so the order
+    /// of a key holds.
     fn next_ready(&mut self) -> Option<BorrowedMessage<'c>> {
-        let index = self.waiting.iter().position(|record| {
-            Slot::of(record)
-                .lane()
-                .is_none_or(|lane| !self.busy.contains(&lane))
-        })?;
-        let record = self.waiting.remove(index)?;
-        if let Some(lane) = Slot::of(&record).lane() {
-            self.busy.insert(lane);
-        }
+        let record = match self.unkeyed.pop_front() {
+            Some(record) => record,
+            None => {
+                let lane = self.ready.pop_front()?;
+                let queue = self.queues.get_mut(&lane)?;
+                let record = queue.pop_front()?;
+                if queue.is_empty() {
+                    self.queues.remove(&lane);
+                }
+                self.busy.insert(lane);
+                record
+            }
+        };
+        self.waiting -= 1;
         Some(record)
+    }
+
+    /// Frees a lane: its next message, if any, may go.
+    fn free(&mut self, lane: Option<Lane>) {
+        if let Some(lane) = lane
+            && self.busy.remove(&lane)
+            && self.queues.contains_key(&lane)
+        {
+            self.ready.push_back(lane);
+        }
     }
 
     /// Settles a message that is done; returns the offset of its partition
     /// up to which every message is done, when that moved.
     fn done(&mut self, slot: &Slot) -> Option<i64> {
-        if let Some(lane) = slot.lane() {
-            self.busy.remove(&lane);
-        }
+        self.free(slot.lane);
         let progress = self
             .partitions
             .get_mut(&(slot.topic.clone(), slot.partition))?;
@@ -137,18 +175,23 @@ impl<'c> Lanes<'c> {
         })
     }
 
-    /// Frees the key of a message given up (stop was requested): it stays
+    /// Frees the lane of a message given up (stop was requested): it stays
     /// open, so that nothing after it in its partition is stored.
     fn abandoned(&mut self, slot: &Slot) {
-        if let Some(lane) = slot.lane() {
-            self.busy.remove(&lane);
-        }
+        self.free(slot.lane);
     }
 
     fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.waiting
     }
 }
+
+/// How many received messages may wait for their turn, per message that
+/// may be in hand, before the consumer pauses its partitions. Pausing
+/// drops what librdkafka fetched ahead, and resuming fetches it again,
+/// which costs the broker's fetch wait each time: a consumer that paused
+/// as soon as its hands were full spent most of its time there.
+const WAITING_PER_IN_HAND: usize = 16;
 
 impl ConsumerTask {
     /// Like [`ConsumerTask::consume`], with up to `limit` messages in hand
@@ -181,7 +224,8 @@ impl ConsumerTask {
             if stopping && running.is_empty() {
                 break;
             }
-            let hold = running.len() + lanes.waiting() >= limit || pause.is_some();
+            let hold =
+                lanes.waiting() >= limit.saturating_mul(WAITING_PER_IN_HAND) || pause.is_some();
             self.hold_partitions(hold, &mut paused);
             tokio::select! {
                 biased;
@@ -275,12 +319,12 @@ mod tests {
             topic: "t".to_owned(),
             partition,
             offset,
-            key: key.map(|k| k.as_bytes().to_vec()),
+            lane: lane_of("t", partition, key.map(str::as_bytes)),
         }
     }
 
     /// `Lanes::take` needs a record from a consumer; the progress it
-    /// records is the same as this.
+    /// records is the same as this, with the message then in hand.
     fn open(lanes: &mut Lanes<'_>, slot: &Slot) {
         let progress = lanes
             .partitions
@@ -292,7 +336,7 @@ mod tests {
                 .first_taken
                 .map_or(slot.offset, |f| f.min(slot.offset)),
         );
-        if let Some(lane) = slot.lane() {
+        if let Some(lane) = slot.lane {
             lanes.busy.insert(lane);
         }
     }
@@ -323,7 +367,7 @@ mod tests {
         open(&mut lanes, &a);
         open(&mut lanes, &b);
         lanes.abandoned(&a);
-        assert!(!lanes.busy.contains(&a.lane().unwrap()));
+        assert!(!lanes.busy.contains(&a.lane.unwrap()));
         assert_eq!(lanes.done(&b), None, "5 was not done: nothing is stored");
         let other = slot(2, 0, Some("a"));
         open(&mut lanes, &other);
