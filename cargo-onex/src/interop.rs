@@ -9,8 +9,9 @@ use std::{
 
 use anyhow::Context as _;
 use onex_build::interop::{
+    Node,
     asyncapi::{self, AsyncApiOptions},
-    json_schema, load_specs,
+    json_schema, load_nodes,
 };
 
 use crate::{Workspace, report::Shell};
@@ -77,10 +78,9 @@ pub struct AsyncapiArgs {
 /// The JSON Schema of the contract format, as `cargo onex schema
 /// --contract` prints it.
 pub fn contract_schema_text() -> anyhow::Result<String> {
-    let schema = onex_build::interop::contract_schema();
-    let mut text = serde_json::to_string_pretty(&schema).context("cannot render the schema")?;
-    text.push('\n');
-    Ok(text)
+    Ok(onex_build::interop::json_text(
+        &onex_build::interop::contract_schema(),
+    ))
 }
 
 pub(crate) fn schema(
@@ -91,13 +91,11 @@ pub(crate) fn schema(
     let text = if args.contract {
         contract_schema_text()?
     } else {
-        let Some(specs) = specs(workspace, shell, &args.contracts, &args.contract_path)? else {
+        let Some(nodes) = nodes(workspace, shell, &args.contracts, &args.contract_path)? else {
             return Ok(ExitCode::FAILURE);
         };
-        let doc = json_schema::events_document(&specs);
-        let mut text = serde_json::to_string_pretty(&doc).context("cannot render the schema")?;
-        text.push('\n');
-        text
+        let specs: Vec<_> = nodes.into_iter().map(|n| n.spec).collect();
+        onex_build::interop::json_text(&json_schema::events_document(&specs))
     };
     emit(&text, args.out.as_deref())
 }
@@ -107,35 +105,30 @@ pub(crate) fn asyncapi(
     shell: &Shell,
     args: &AsyncapiArgs,
 ) -> anyhow::Result<ExitCode> {
-    let Some(specs) = specs(workspace, shell, &args.contracts, &args.contract_path)? else {
+    let Some(nodes) = nodes(workspace, shell, &args.contracts, &args.contract_path)? else {
         return Ok(ExitCode::FAILURE);
     };
     let options = AsyncApiOptions {
         bootstrap_servers: args.bootstrap_servers.clone(),
     };
-    let doc = asyncapi::document(&specs, &options);
+    let doc = asyncapi::document(&nodes, &options);
     let text = match args.format {
         Format::Yaml => {
             serde_yaml::to_string(&doc).context("cannot render the document as YAML")?
         }
-        Format::Json => {
-            let mut text =
-                serde_json::to_string_pretty(&doc).context("cannot render the document")?;
-            text.push('\n');
-            text
-        }
+        Format::Json => onex_build::interop::json_text(&doc),
     };
     emit(&text, args.out.as_deref())
 }
 
-/// The specs of the named contracts; `None` when one is invalid (its
+/// The nodes of the named contracts; `None` when one is invalid (its
 /// diagnostics printed).
-fn specs(
+fn nodes(
     workspace: &Workspace,
     shell: &Shell,
     contracts: &[PathBuf],
     contract_path: &[PathBuf],
-) -> anyhow::Result<Option<Vec<onex_build::spec::NodeSpec>>> {
+) -> anyhow::Result<Option<Vec<Node>>> {
     // Contract files need no Cargo project; a missing one is said as such
     // rather than as a missing workspace.
     for arg in contracts {
@@ -146,8 +139,8 @@ fn specs(
         }
     }
     let contracts = workspace.contracts(contracts)?;
-    match load_specs(&contracts, contract_path) {
-        Ok(specs) => Ok(Some(specs)),
+    match load_nodes(&contracts, contract_path) {
+        Ok(nodes) => Ok(Some(nodes)),
         Err(error) => {
             shell.pipeline_error(&error);
             Ok(None)

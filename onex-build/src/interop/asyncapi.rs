@@ -22,8 +22,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::json_schema::{self, event_key};
-use crate::spec::NodeSpec;
+use super::{
+    Node,
+    json_schema::{self, event_key},
+};
+use crate::spec::{EventSpec, NodeSpec};
 
 /// The AsyncAPI version of the document.
 pub const ASYNCAPI_VERSION: &str = "3.0.0";
@@ -56,7 +59,8 @@ impl Default for AsyncApiOptions {
 }
 
 /// The AsyncAPI document of a set of nodes.
-pub fn document(nodes: &[NodeSpec], options: &AsyncApiOptions) -> Value {
+pub fn document(set: &[Node], options: &AsyncApiOptions) -> Value {
+    let nodes: Vec<&NodeSpec> = set.iter().map(|n| &n.spec).collect();
     let mut schemas = Map::new();
     let mut messages = Map::new();
     // topic -> message keys on it
@@ -65,32 +69,44 @@ pub fn document(nodes: &[NodeSpec], options: &AsyncApiOptions) -> Value {
 
     schemas.insert(ENVELOPE_KEY.into(), envelope_schema());
     schemas.insert(HEADERS_KEY.into(), headers_schema());
-    for node in nodes {
+    let mut add = |node: &NodeSpec, event: &EventSpec| {
+        let key = event_key(event);
+        let title = if event.shared {
+            event.struct_name.clone()
+        } else {
+            format!("{} {}", node.pascal_name, event.struct_name)
+        };
+        messages.insert(
+            key.clone(),
+            message(
+                &key,
+                &title,
+                &event.event_type,
+                &event.version,
+                &event.category,
+                &event.doc,
+                Some(&key),
+            ),
+        );
+        channels.entry(event.topic.clone()).or_default().push(key);
+    };
+    for node in &nodes {
         schemas.extend(json_schema::node_definitions(node, SCHEMAS));
         for event in &node.events {
-            let key = event_key(event);
-            let title = if event.shared {
-                event.struct_name.clone()
-            } else {
-                format!("{} {}", node.pascal_name, event.struct_name)
-            };
-            messages.insert(
-                key.clone(),
-                message(
-                    &key,
-                    &title,
-                    &event.event_type,
-                    &event.version,
-                    &event.category,
-                    &event.doc,
-                    Some(&key),
-                ),
-            );
-            channels.entry(event.topic.clone()).or_default().push(key);
+            add(node, event);
+        }
+    }
+    // The events of consumed nodes that nodes of the set exchange.
+    for n in set {
+        for (name, event) in n.receives.iter().chain(&n.sends) {
+            if let Some(consumed) = n.consumed.iter().find(|c| &c.name == name) {
+                schemas.extend(json_schema::node_definitions(consumed, SCHEMAS));
+                add(consumed, event);
+            }
         }
     }
     // Topics consumed from outside the set.
-    for node in nodes {
+    for node in &nodes {
         for sub in &node.subscriptions {
             let entry = channels.entry(sub.topic.clone()).or_default();
             if entry.is_empty() {
@@ -116,8 +132,9 @@ pub fn document(nodes: &[NodeSpec], options: &AsyncApiOptions) -> Value {
         keys.dedup();
     }
 
-    for node in nodes {
-        // topic -> action
+    for n in set {
+        let node = &n.spec;
+        // (action, topic)
         let mut uses: BTreeMap<(&str, &str), ()> = BTreeMap::new();
         for event in &node.events {
             let action = if event.category == "Command" {
@@ -129,6 +146,12 @@ pub fn document(nodes: &[NodeSpec], options: &AsyncApiOptions) -> Value {
         }
         for sub in &node.subscriptions {
             uses.insert(("receive", sub.topic.as_str()), ());
+        }
+        for (_, event) in &n.receives {
+            uses.insert(("receive", event.topic.as_str()), ());
+        }
+        for (_, event) in &n.sends {
+            uses.insert(("send", event.topic.as_str()), ());
         }
         for (action, topic) in uses.keys() {
             let id = format!("{}.{action}.{topic}", node.name);
@@ -184,7 +207,7 @@ pub fn document(nodes: &[NodeSpec], options: &AsyncApiOptions) -> Value {
     }
 
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-    let version = match nodes {
+    let version = match nodes.as_slice() {
         [one] => one.version.clone(),
         _ => "1.0.0".to_owned(),
     };

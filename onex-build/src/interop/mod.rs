@@ -13,8 +13,32 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     pipeline::{PipelineError, Stage, StageError, parse::parse, pre_validate::pre_validate_with},
-    spec::{self, NodeSpec, SpecOptions},
+    spec::{self, EventSpec, NodeSpec, SpecOptions},
+    validate::references,
 };
+
+/// A JSON document as the commands print it: pretty, ending with a line
+/// break.
+pub fn json_text(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// A node and the messages it exchanges with the nodes it consumes.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The node.
+    pub spec: NodeSpec,
+    /// The nodes its contract consumes (`consumes:`).
+    pub consumed: Vec<NodeSpec>,
+    /// Events of consumed nodes it receives: its `event:` subscriptions and
+    /// the answers to the commands it sends; each with its node's name.
+    pub receives: Vec<(String, EventSpec)>,
+    /// Commands of consumed nodes it sends (requests and workflow steps
+    /// another node performs); each with its node's name.
+    pub sends: Vec<(String, EventSpec)>,
+}
 
 /// Loads, validates and builds the spec of each contract, in order; the
 /// error is that of the first invalid contract. Consumed contracts are
@@ -23,13 +47,25 @@ pub fn load_specs(
     contracts: &[PathBuf],
     contract_path: &[PathBuf],
 ) -> Result<Vec<NodeSpec>, PipelineError> {
+    Ok(load_nodes(contracts, contract_path)?
+        .into_iter()
+        .map(|n| n.spec)
+        .collect())
+}
+
+/// [`load_specs`], with what each node exchanges with the nodes it
+/// consumes.
+pub fn load_nodes(
+    contracts: &[PathBuf],
+    contract_path: &[PathBuf],
+) -> Result<Vec<Node>, PipelineError> {
     contracts
         .iter()
-        .map(|path| load_spec(path, contract_path))
+        .map(|path| load_node(path, contract_path))
         .collect()
 }
 
-fn load_spec(path: &Path, contract_path: &[PathBuf]) -> Result<NodeSpec, PipelineError> {
+fn load_node(path: &Path, contract_path: &[PathBuf]) -> Result<Node, PipelineError> {
     let fail = |stage: Stage, error: StageError| PipelineError {
         stage,
         contract: path.to_path_buf(),
@@ -37,8 +73,31 @@ fn load_spec(path: &Path, contract_path: &[PathBuf]) -> Result<NodeSpec, Pipelin
     };
     let loaded = parse(path).map_err(|e| fail(Stage::Parse, e))?;
     pre_validate_with(&loaded, contract_path).map_err(|e| fail(Stage::PreValidate, e))?;
-    spec::build(&loaded, &SpecOptions::default())
-        .map_err(|e| fail(Stage::BuildContract, StageError::Contract(e)))
+    let spec = spec::build(&loaded, &SpecOptions::default())
+        .map_err(|e| fail(Stage::BuildContract, StageError::Contract(e)))?;
+    let refs = references::resolve(&loaded, contract_path).map_err(|ds| {
+        fail(
+            Stage::BuildContract,
+            StageError::Contract(crate::contract::Diagnostics(ds)),
+        )
+    })?;
+    let mut receives: Vec<(String, EventSpec)> = refs
+        .reactions
+        .iter()
+        .map(|r| (r.node.clone(), r.event.clone()))
+        .collect();
+    let mut sends = Vec::new();
+    for exchange in refs.steps.iter().map(|(_, e)| e).chain(&refs.requests) {
+        sends.push((exchange.node.clone(), exchange.command.clone()));
+        receives.push((exchange.completed_node.clone(), exchange.completed.clone()));
+        receives.push((exchange.failed_node.clone(), exchange.failed.clone()));
+    }
+    Ok(Node {
+        spec,
+        consumed: refs.consumed.into_iter().map(|c| c.spec).collect(),
+        receives,
+        sends,
+    })
 }
 
 /// The JSON Schema of the contract format, derived from the serde model the
