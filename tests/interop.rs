@@ -434,3 +434,74 @@ sys.exit(1 if failed else 0)
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The hand-written schemas of the shared events name exactly the fields
+/// the runtime's structs serialize, the optional one only as optional (the
+/// full validation runs with the tools, in
+/// `real_event_payloads_validate_against_the_events_schema`).
+#[test]
+fn the_shared_event_schemas_name_the_runtime_fields() {
+    use onex::discovery::{NodeCapabilities, NodeHeartbeatEvent, NodeIntrospectionEvent};
+    let id = onex::uuid::Uuid::new_v4();
+    let introspection = serde_json::to_value(NodeIntrospectionEvent {
+        node_id: id,
+        node_name: "n".to_owned(),
+        version: "1.0.0".to_owned(),
+        capabilities: NodeCapabilities {
+            actions: Vec::new(),
+            protocols: Vec::new(),
+            metadata: Default::default(),
+        },
+        tags: Vec::new(),
+        health_endpoint: "/health".to_owned(),
+        correlation_id: id,
+    })
+    .expect("serializes");
+    let heartbeat = |interval| {
+        serde_json::to_value(NodeHeartbeatEvent {
+            node_id: id,
+            node_name: "n".to_owned(),
+            status: "healthy".to_owned(),
+            uptime_seconds: 1,
+            timestamp: onex::chrono::Utc::now(),
+            interval_seconds: interval,
+        })
+        .expect("serializes")
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for (schema, full, minimal) in [
+        (
+            json_schema::introspection_schema(),
+            introspection.clone(),
+            introspection,
+        ),
+        (
+            json_schema::heartbeat_schema(),
+            heartbeat(Some(30)),
+            heartbeat(None),
+        ),
+    ] {
+        assert_eq!(
+            keys(&schema["properties"]),
+            keys(&full),
+            "{}",
+            schema["title"]
+        );
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .map(|v| v.as_str().expect("a name").to_owned())
+            .collect();
+        required.sort();
+        assert_eq!(required, keys(&minimal), "{}", schema["title"]);
+    }
+    assert_eq!(
+        keys(&json_schema::introspection_schema()["properties"]["capabilities"]["properties"]),
+        ["actions", "metadata", "protocols"]
+    );
+}
