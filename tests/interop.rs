@@ -505,3 +505,41 @@ fn the_shared_event_schemas_name_the_runtime_fields() {
         ["actions", "metadata", "protocols"]
     );
 }
+
+/// Outside any Cargo project: a missing or invalid contract is a clear
+/// error with a non-zero exit, never a panic; `schema` asks for what.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = scratch("errors");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "contract_version: 1\nnode: { name: x }\n").expect("write");
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 4] = [
+        (
+            vec!["asyncapi".as_ref(), "missing.yaml".as_ref()],
+            "cannot read the contract missing.yaml: no such file",
+        ),
+        (
+            vec![
+                "schema".as_ref(),
+                "--events".as_ref(),
+                "missing.yaml".as_ref(),
+            ],
+            "cannot read the contract missing.yaml: no such file",
+        ),
+        (vec!["asyncapi".as_ref(), bad.as_os_str()], "missing key"),
+        (vec!["schema".as_ref()], "--contract"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(cargo_onex())
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("cargo-onex runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?} printed a document");
+    }
+}

@@ -256,3 +256,97 @@ pub fn events_document(nodes: &[NodeSpec]) -> Value {
         "anyOf": any,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{contract::load_str, spec::SpecOptions};
+
+    fn node(yaml: &str) -> NodeSpec {
+        let loaded = load_str(Path::new("t.yaml"), yaml.to_owned()).expect("loads");
+        crate::spec::build(&loaded, &SpecOptions::default()).expect("builds")
+    }
+
+    const CONTRACT: &str = "
+contract_version: 1
+node: { name: shop, node_type: effect, version: 1.0.0, domain: shop }
+types:
+  - name: Colour
+    variants:
+      - name: red
+      - name: dark_blue
+  - name: Item
+    fields:
+      - { name: ids, type: list<optional<uuid>> }
+      - { name: counts, type: map<u32> }
+      - { name: colour, type: Colour }
+      - { name: note, type: optional<string> }
+      - { name: delta, type: i32 }
+      - { name: at, type: datetime }
+      - { name: extra, type: json }
+      - { name: ratio, type: f64 }
+      - { name: done, type: bool }
+events:
+  - name: item_added
+    fields:
+      - { name: item, type: Item }
+      - { name: size, type: u64 }
+";
+
+    #[test]
+    fn contract_types_map_to_json_schema() {
+        let node = node(CONTRACT);
+        let defs = node_definitions(&node, "#/$defs/");
+        let item = &defs["shop.Item"];
+        let p = &item["properties"];
+        assert_eq!(p["ids"]["type"], json!("array"));
+        assert_eq!(
+            p["ids"]["items"],
+            json!({ "anyOf": [{ "type": "string", "format": "uuid" }, { "type": "null" }] })
+        );
+        assert_eq!(p["counts"]["additionalProperties"]["minimum"], json!(0));
+        assert_eq!(
+            p["counts"]["additionalProperties"]["maximum"],
+            json!(u32::MAX)
+        );
+        assert_eq!(p["colour"]["$ref"], json!("#/$defs/shop.Colour"));
+        assert_eq!(p["note"]["anyOf"][1], json!({ "type": "null" }));
+        assert_eq!(p["delta"]["minimum"], json!(i32::MIN));
+        assert_eq!(p["at"]["format"], json!("date-time"));
+        assert_eq!(p["extra"].get("type"), None);
+        assert_eq!(p["ratio"]["type"], json!("number"));
+        assert_eq!(p["done"]["type"], json!("boolean"));
+        let required: Vec<&str> = item["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(!required.contains(&"note") && required.contains(&"ids"));
+        assert_eq!(
+            item.get("additionalProperties"),
+            None,
+            "structs accept unknown fields"
+        );
+        assert_eq!(defs["shop.Colour"]["enum"], json!(["red", "dark_blue"]));
+        let added = defs
+            .iter()
+            .find(|(_, v)| v["title"] == json!("ItemAdded"))
+            .map(|(_, v)| v)
+            .expect("the custom event");
+        assert_eq!(
+            added["properties"]["item"]["$ref"],
+            json!("#/$defs/shop.Item")
+        );
+        assert!(defs.contains_key(INTROSPECTION_KEY) && defs.contains_key(HEARTBEAT_KEY));
+    }
+
+    #[test]
+    fn the_events_document_is_the_same_on_every_run() {
+        let nodes = [node(CONTRACT)];
+        assert_eq!(events_document(&nodes), events_document(&nodes));
+        assert_eq!(events_document(&nodes)["$schema"], json!(DRAFT));
+    }
+}
