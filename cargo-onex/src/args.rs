@@ -54,6 +54,12 @@ pub enum Command {
     /// List the nodes on the bus, from their introspection and heartbeat
     /// events.
     Nodes(crate::nodes::NodesArgs),
+    /// Print a JSON Schema: of the contract format (`--contract`), or of
+    /// the event payloads of contracts (`--events`).
+    Schema(crate::interop::SchemaArgs),
+    /// Print one AsyncAPI 3.0 document of the topics, messages and
+    /// operations of a set of contracts.
+    Asyncapi(crate::interop::AsyncapiArgs),
 }
 
 /// `cargo onex generate`.

@@ -5,6 +5,7 @@
 mod args;
 mod bus;
 pub mod events;
+mod interop;
 mod nodes;
 mod progress;
 mod report;
@@ -68,6 +69,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Check(args) => check(&workspace, &mut shell, &options, args),
         Command::Serve(args) => serve_command(&workspace, args),
         Command::Nodes(args) => nodes::run(&args),
+        Command::Schema(args) => interop::schema(&workspace, &shell, &args),
+        Command::Asyncapi(args) => interop::asyncapi(&workspace, &shell, &args),
     };
     match result {
         Ok(code) => Ok(code),

@@ -115,6 +115,7 @@
 pub mod builder;
 pub mod contract;
 pub mod error;
+pub mod interop;
 pub mod naming;
 pub mod pipeline;
 pub mod render;

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// A node contract: one YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
     /// The format version; must be `1`.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1)))]
     pub contract_version: u32,
     /// Who the node is.
     pub node: NodeIdentity,
@@ -50,6 +52,7 @@ pub struct Contract {
 
 /// The four kinds of ONEX node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeType {
     /// Does I/O.
@@ -84,6 +87,7 @@ impl NodeType {
 
 /// Node identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NodeIdentity {
     /// snake_case node name, e.g. `postgres_writer`.
@@ -107,6 +111,7 @@ pub struct NodeIdentity {
 
 /// Capabilities announced in the introspection event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     /// Protocols the node speaks; default `[kafka]`.
@@ -141,6 +146,7 @@ fn default_health_endpoint() -> String {
 
 /// A named type: a struct (`fields`) or an enum (`variants`), not both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TypeDef {
     /// PascalCase type name, e.g. `OrderLine`.
@@ -158,6 +164,7 @@ pub struct TypeDef {
 
 /// A field of a struct, an operation's input, or an event payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     /// snake_case field name.
@@ -179,6 +186,7 @@ pub struct Field {
 
 /// An enum variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// snake_case variant name (the serialized value).
@@ -190,6 +198,7 @@ pub struct Variant {
 
 /// An operation of the node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// snake_case operation name, e.g. `write_record`.
@@ -208,6 +217,7 @@ pub struct Operation {
 
 /// Category of a custom message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// A fact that happened.
@@ -221,6 +231,7 @@ pub enum Category {
 
 /// A custom domain event, command or intent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventDef {
     /// snake_case name; the event type is `{node_type}.{name}` unless
@@ -246,6 +257,7 @@ pub struct EventDef {
 /// Another node's contract, whose events this node's `event:`
 /// subscriptions name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsumedContractDef {
     /// The contract file: relative to this contract's folder, else to a
@@ -256,6 +268,7 @@ pub struct ConsumedContractDef {
 /// A subscription: another node's event (`event`), typed by that node's
 /// contract, or a raw topic (`topic`) whose payload is an operation's input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionDef {
     /// `{consumed node name}.{event name}`: an event a consumed contract
@@ -280,6 +293,7 @@ pub struct SubscriptionDef {
 /// answer it: the node's generated `requests()` sends it and awaits the
 /// completed event, the failed event (as a typed error) or the timeout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestDef {
     /// snake_case name of the request, which names its method.
@@ -302,6 +316,7 @@ pub struct RequestDef {
 
 /// The node's finite state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StateMachine {
     /// The state the node starts in.
@@ -315,6 +330,7 @@ pub struct StateMachine {
 
 /// An allowed state transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
     /// From state.
@@ -328,6 +344,7 @@ pub struct Transition {
 
 /// An orchestrator's workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
     /// The steps, run in order.
@@ -339,6 +356,7 @@ pub struct Workflow {
 
 /// One workflow step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowStep {
     /// snake_case step name.
@@ -367,6 +385,7 @@ pub struct WorkflowStep {
 
 /// A reducer's aggregation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Aggregation {
     /// Namespace-free topics to aggregate.
@@ -381,6 +400,7 @@ pub struct Aggregation {
 
 /// Event-bus options.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBusOptions {
     /// Stage 4.5 for compute and reducer nodes (always on for effect and
