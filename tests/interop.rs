@@ -333,6 +333,7 @@ fn real_event_payloads_validate_against_the_events_schema() {
         tags: vec!["pricing".to_owned()],
         health_endpoint: "/health".to_owned(),
         correlation_id: onex::uuid::Uuid::new_v4(),
+        contract_hash: Some("0123456789abcdef".to_owned()),
     };
     let heartbeat = |interval| NodeHeartbeatEvent {
         node_id: id,
@@ -443,20 +444,23 @@ sys.exit(1 if failed else 0)
 fn the_shared_event_schemas_name_the_runtime_fields() {
     use onex::discovery::{NodeCapabilities, NodeHeartbeatEvent, NodeIntrospectionEvent};
     let id = onex::uuid::Uuid::new_v4();
-    let introspection = serde_json::to_value(NodeIntrospectionEvent {
-        node_id: id,
-        node_name: "n".to_owned(),
-        version: "1.0.0".to_owned(),
-        capabilities: NodeCapabilities {
-            actions: Vec::new(),
-            protocols: Vec::new(),
-            metadata: Default::default(),
-        },
-        tags: Vec::new(),
-        health_endpoint: "/health".to_owned(),
-        correlation_id: id,
-    })
-    .expect("serializes");
+    let introspection = |hash: Option<&str>| {
+        serde_json::to_value(NodeIntrospectionEvent {
+            node_id: id,
+            node_name: "n".to_owned(),
+            version: "1.0.0".to_owned(),
+            capabilities: NodeCapabilities {
+                actions: Vec::new(),
+                protocols: Vec::new(),
+                metadata: Default::default(),
+            },
+            tags: Vec::new(),
+            health_endpoint: "/health".to_owned(),
+            correlation_id: id,
+            contract_hash: hash.map(str::to_owned),
+        })
+        .expect("serializes")
+    };
     let heartbeat = |interval| {
         serde_json::to_value(NodeHeartbeatEvent {
             node_id: id,
@@ -476,8 +480,8 @@ fn the_shared_event_schemas_name_the_runtime_fields() {
     for (schema, full, minimal) in [
         (
             json_schema::introspection_schema(),
-            introspection.clone(),
-            introspection,
+            introspection(Some("0123456789abcdef")),
+            introspection(None),
         ),
         (
             json_schema::heartbeat_schema(),
