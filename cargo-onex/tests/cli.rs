@@ -349,9 +349,9 @@ fn diagnostics_show_the_line_with_a_caret_and_the_path_as_typed() {
     assert!(!output.status.success());
     let err = stderr(&output);
     let expected = "error[PARSE]: `efect` is not a valid `node_type`
- --> ./contracts/postgres_writer.yaml:6:14
+ --> ./contracts/postgres_writer.yaml:7:14
   |
-6 |   node_type: efect
+7 |   node_type: efect
   |              ^^^^^ found `efect`
   |
   = field: node.node_type
@@ -527,8 +527,8 @@ fn check_reports_every_invalid_contract() {
     let output = cargo_onex(ws.path(), &["onex", "check"]);
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("--> contracts/a_first.yaml:6:14"), "{err}");
-    assert!(err.contains("--> contracts/z_last.yaml:8:3"), "{err}");
+    assert!(err.contains("--> contracts/a_first.yaml:7:14"), "{err}");
+    assert!(err.contains("--> contracts/z_last.yaml:9:3"), "{err}");
     assert!(
         err.contains(
             "     Checked contracts/postgres_writer.yaml (postgres-writer, contract hash "
