@@ -344,20 +344,23 @@ fn run_pipeline_published(
     }
     let environment = config.environment.clone();
     let runtime = bus::runtime()?;
-    let publisher = runtime.block_on(bus::join(config, events::pipeline::SERVICE))?;
     let correlation = request
         .contracts
         .iter()
         .map(|c| (c.clone(), onex::uuid::Uuid::new_v4()))
         .collect();
-    let progress = progress::BusProgress::start(runtime.handle(), publisher.clone(), correlation);
+    // The pipeline does not wait for the bus: its progress waits in the
+    // channel while the bus is joined.
+    let progress = progress::BusProgress::start_joining(
+        runtime.handle(),
+        bus::join(config, events::pipeline::SERVICE),
+        correlation,
+    );
     let result = pipeline::run_with_progress(request, &|p| progress.note(p));
-    let delivered = runtime.block_on(async {
-        let delivered = progress.finish(result.as_ref().map(|_| ())).await;
-        let _ = publisher.bus().shutdown().await;
-        delivered
-    });
-    if delivered.failed > 0 {
+    let delivered = runtime.block_on(progress.finish(result.as_ref().map(|_| ())));
+    if let Some(error) = &delivered.join_error {
+        shell.warning(&format!("progress not published: {error}"));
+    } else if delivered.failed > 0 {
         shell.warning(&format!(
             "{} of {} progress events were not delivered: {}",
             delivered.failed,

@@ -218,6 +218,9 @@ pub struct Delivered {
     pub failed: u64,
     /// The first failure's message.
     pub first_error: Option<String>,
+    /// Why the bus could not be joined ([`BusProgress::start_joining`]):
+    /// then nothing was published.
+    pub join_error: Option<String>,
 }
 
 /// Publishes a pipeline run's progress; see the [module documentation](self).
@@ -237,6 +240,37 @@ impl BusProgress {
     ) -> Self {
         let (notes, rx) = mpsc::unbounded_channel();
         let task = runtime.spawn(Task::new(publisher, correlation).run(rx));
+        BusProgress { notes, task }
+    }
+
+    /// Like [`BusProgress::start`], joining the bus meanwhile: the
+    /// pipeline starts at once and its notes wait in the channel until
+    /// `joining` gives the publisher (joining takes from 40 ms to half a
+    /// second, which a run need not wait for). The bus joined is shut down
+    /// once every event is delivered. If joining fails, nothing is
+    /// published and [`Delivered::join_error`] says why.
+    pub fn start_joining<J>(
+        runtime: &tokio::runtime::Handle,
+        joining: J,
+        correlation: HashMap<PathBuf, Uuid>,
+    ) -> Self
+    where
+        J: std::future::Future<Output = anyhow::Result<Publisher>> + Send + 'static,
+    {
+        let (notes, rx) = mpsc::unbounded_channel();
+        let task = runtime.spawn(async move {
+            match joining.await {
+                Ok(publisher) => {
+                    let delivered = Task::new(publisher.clone(), correlation).run(rx).await;
+                    let _ = publisher.bus().shutdown().await;
+                    delivered
+                }
+                Err(e) => Delivered {
+                    join_error: Some(format!("{e:#}")),
+                    ..Delivered::default()
+                },
+            }
+        });
         BusProgress { notes, task }
     }
 
