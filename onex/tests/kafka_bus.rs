@@ -382,24 +382,8 @@ async fn shutdown_delivers_everything_in_flight() {
     let publisher = publisher(bus.clone(), &env);
     let topic = publisher.topic_of::<OrderPlaced>();
 
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut sent = HashSet::new();
-    for n in 0..N as u64 {
-        let m = message(&publisher, &topic, n);
-        sent.insert(m.envelope.event_id);
-        let bus = bus.clone();
-        tasks.spawn(async move { bus.publish(m).await });
-    }
-    // Wait until every publish has handed its message to the client.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while bus.in_flight() < N {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} in flight",
-            bus.in_flight()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Every publish has handed its message to the client.
+    let (mut tasks, sent) = publish_in_flight(&bus, &publisher, &topic, N).await;
     bus.shutdown().await.expect("shutdown delivers everything");
     assert_eq!(bus.in_flight(), 0);
     while let Some(r) = tasks.join_next().await {
@@ -430,23 +414,8 @@ async fn flush_sends_what_lingers_and_the_bus_stays_open() {
     let publisher = publisher(bus.clone(), &env);
     let topic = publisher.topic_of::<OrderPlaced>();
 
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut sent = HashSet::new();
-    for n in 0..N as u64 {
-        let m = message(&publisher, &topic, n);
-        sent.insert(m.envelope.event_id);
-        let bus = bus.clone();
-        tasks.spawn(async move { bus.publish(m).await });
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while bus.in_flight() < N {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} in flight",
-            bus.in_flight()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Every publish has handed its message to the client.
+    let (mut tasks, mut sent) = publish_in_flight(&bus, &publisher, &topic, N).await;
     bus.flush().await.expect("flush delivers what is queued");
     // Nothing is left in the client once the flush returns.
     assert_eq!(bus.in_flight(), 0);
@@ -629,4 +598,35 @@ async fn batch_subscription_gets_ordered_batches_and_a_failed_batch_again() {
     assert!(seen.iter().all(|b| !b.is_empty() && b.len() <= 8));
     let in_order: Vec<Uuid> = seen[1..].concat();
     assert_eq!(in_order, published, "every message once, in order");
+}
+
+/// Spawns `n` publishes of `OrderPlaced` to `topic` and waits until every
+/// one has handed its message to the client; the tasks and the event ids.
+async fn publish_in_flight(
+    bus: &Arc<onex::KafkaBus>,
+    publisher: &onex::Publisher,
+    topic: &str,
+    n: usize,
+) -> (
+    tokio::task::JoinSet<Result<onex::bus::Delivery, onex::BusError>>,
+    HashSet<Uuid>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent = HashSet::new();
+    for i in 0..n as u64 {
+        let m = message(publisher, topic, i);
+        sent.insert(m.envelope.event_id);
+        let bus = bus.clone();
+        tasks.spawn(async move { bus.publish(m).await });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bus.in_flight() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} in flight",
+            bus.in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (tasks, sent)
 }
