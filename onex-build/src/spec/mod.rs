@@ -1,14 +1,17 @@
-//! Stage 2, build contract: a [`LoadedContract`](crate::contract::LoadedContract)
-//! normalized into a [`NodeSpec`], the plain data model every template renders.
+//! Stage 3, build contract: a [`LoadedContract`](crate::contract::LoadedContract)
+//! that passed the gates normalized into a [`NodeSpec`], the plain data model
+//! every template renders.
 //!
 //! The spec fills in defaults (`service` defaults to `name`), derives every
 //! name the generated code uses (`NodePostgresWriterEffect`,
 //! `PostgresWriterEvent`, `WriteRecordStarted`, ...), resolves contract field
 //! types to Rust types, and lists every event of the node, custom and derived
 //! (seed 002), with its event type, version, category and topic. Its order is
-//! the contract's order, so rendering it is deterministic.
+//! the contract's order, so rendering it is deterministic. The derived events
+//! are listed once, in `derived`, which the gates read too.
 
 mod build;
+pub(crate) mod derived;
 pub mod types;
 
 use std::collections::BTreeMap;

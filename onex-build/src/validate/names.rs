@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Ctx;
-use crate::contract::{Contract, NodeType};
+use crate::contract::Contract;
 use crate::naming::rust_ident;
 use crate::naming::{IdentError, is_keyword, is_pascal_case, is_snake_case, is_weak_keyword};
 use crate::naming::{to_pascal_case, to_snake_case};
+use crate::spec::derived::{DerivedEvent, SHARED_EVENTS, Source, derived_events};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -178,7 +179,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         case_and_keywords(ctx, n);
     }
     uniqueness(ctx, c);
-    derived_events(ctx, c);
+    derived_collisions(ctx, c);
 }
 
 fn case_and_keywords(ctx: &mut Ctx<'_>, n: &Name<'_>) {
@@ -417,22 +418,23 @@ fn uniqueness(ctx: &mut Ctx<'_>, c: &Contract) {
     // A custom event is a struct and a variant of the event enum: it may not
     // take the name of the enum, of the state machine's enum, or of the
     // shared events' variants.
-    let mut taken = BTreeMap::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
     taken.insert(
         format!("{}Event", to_pascal_case(&c.node.name)),
-        "the generated enum of the node's events",
+        "the generated enum of the node's events".to_owned(),
     );
     if c.states.is_some() {
-        taken.insert("State".to_owned(), "the generated state machine enum");
+        taken.insert(
+            "State".to_owned(),
+            "the generated state machine enum".to_owned(),
+        );
     }
-    taken.insert(
-        "NodeIntrospection".to_owned(),
-        "the event enum's variant of the introspection event",
-    );
-    taken.insert(
-        "NodeHeartbeat".to_owned(),
-        "the event enum's variant of the heartbeat event",
-    );
+    for shared in &SHARED_EVENTS {
+        taken.insert(
+            shared.variant.to_owned(),
+            format!("the event enum's variant of {}", shared.description),
+        );
+    }
     for (i, e) in c.events.iter().enumerate() {
         let rust = to_pascal_case(&e.name);
         if let Some(origin) = taken.get(&rust) {
@@ -453,67 +455,14 @@ fn uniqueness(ctx: &mut Ctx<'_>, c: &Contract) {
     }
 }
 
-/// The derived events of a contract: snake_case name and where it comes
-/// from.
-pub(crate) fn derived_event_names(c: &Contract) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (i, op) in c.operations.iter().enumerate() {
-        for stage in ["started", "completed", "failed"] {
-            out.push((
-                format!("{}_{stage}", op.name),
-                format!(
-                    "the `{stage}` event of operation `{}` (operations[{i}])",
-                    op.name
-                ),
-            ));
-        }
-    }
-    out.push((
-        "state_changed".to_owned(),
-        "the derived state-changed event".to_owned(),
-    ));
-    out.push((
-        "metric_recorded".to_owned(),
-        "the derived metric-recorded event".to_owned(),
-    ));
-    match c.node.node_type {
-        NodeType::Orchestrator => {
-            out.push((
-                "workflow_completed".to_owned(),
-                "the derived workflow-completed event".to_owned(),
-            ));
-            out.push((
-                "workflow_failed".to_owned(),
-                "the derived workflow-failed event".to_owned(),
-            ));
-            for (i, step) in c.workflow.iter().flat_map(|w| w.steps.iter()).enumerate() {
-                for stage in ["started", "completed", "failed"] {
-                    out.push((
-                        format!("{}_step_{stage}", step.name),
-                        format!(
-                            "the `{stage}` event of workflow step `{}` (workflow.steps[{i}])",
-                            step.name
-                        ),
-                    ));
-                }
-            }
-        }
-        NodeType::Reducer => {
-            out.push((
-                "state_updated".to_owned(),
-                "the derived state-updated event".to_owned(),
-            ));
-        }
-        NodeType::Effect | NodeType::Compute => {}
-    }
-    out
-}
-
 /// Rust names of generated items a declared type must not take.
 fn generated_item_names(c: &Contract) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (name, origin) in derived_event_names(c) {
-        out.insert(to_pascal_case(&name), format!("the struct of {origin}"));
+    for derived in derived_events(c) {
+        out.insert(
+            derived.struct_name(),
+            format!("the struct of {}", derived.origin()),
+        );
     }
     for e in &c.events {
         out.insert(
@@ -534,24 +483,32 @@ fn generated_item_names(c: &Contract) -> BTreeMap<String, String> {
     out
 }
 
-fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
-    let derived = derived_event_names(c);
+fn derived_collisions(ctx: &mut Ctx<'_>, c: &Contract) {
+    let derived = derived_events(c);
     // Keyed by the struct name: `write_1` and `write1` derive the same
     // `Write1Started`.
-    let mut by_name: HashMap<String, &str> = HashMap::new();
+    let mut by_name: HashMap<String, &DerivedEvent> = HashMap::new();
     let mut reported: Vec<String> = Vec::new();
-    for (name, origin) in &derived {
-        if let Some(first) = by_name.get(&to_pascal_case(name)) {
+    for event in &derived {
+        let struct_name = event.struct_name();
+        if let Some(first) = by_name.get(&struct_name) {
             // An operation and a step, e.g. operation `fetch_step` and step
             // `fetch`: both derive `fetch_step_started`. Two operations or
             // two steps of one Rust name are QC-003's to report.
             // Point at the operation or step, whichever of the two has one.
-            let path = if origin.contains('(') {
-                derived_path(c, origin)
-            } else {
-                derived_path(c, first)
-            };
-            let same_kind = first.contains("(operations[") == origin.contains("(operations[");
+            let path = event
+                .source_path()
+                .or_else(|| first.source_path())
+                .map(|p| format!("{p}.name"))
+                .unwrap_or_else(|| {
+                    if c.workflow.is_some() {
+                        "workflow".into()
+                    } else {
+                        "operations".into()
+                    }
+                });
+            let is_operation = |e: &DerivedEvent| matches!(e.source, Source::Operation(_));
+            let same_kind = is_operation(first) == is_operation(event);
             if same_kind || reported.contains(&path) {
                 continue;
             }
@@ -560,71 +517,29 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
                 .error(
                     "QC-004",
                     path,
-                    format!("two derived events are both named `{name}`"),
+                    format!("two derived events are both named `{}`", event.name),
                 )
                 .expected("derived event names that differ")
-                .found(format!("{origin}, and {first}"))
+                .found(format!("{}, and {}", event.origin(), first.origin()))
                 .help("rename the operation or the workflow step");
             ctx.push(d);
         } else {
-            by_name.insert(to_pascal_case(name), origin);
+            by_name.insert(struct_name, event);
         }
     }
     let node_type = c.node.node_type.as_str();
-    let mut derived_types: HashMap<String, String> = HashMap::new();
-    for op in &c.operations {
-        for stage in ["started", "completed", "failed"] {
-            derived_types.insert(
-                format!("{node_type}.{}.{stage}", op.name),
-                format!("the `{stage}` event of operation `{}`", op.name),
-            );
-        }
+    let mut derived_types: HashMap<String, String> = derived
+        .iter()
+        .map(|e| (e.event_type.clone(), e.description.clone()))
+        .collect();
+    for shared in &SHARED_EVENTS {
+        derived_types.insert(shared.event_type.to_owned(), shared.description.to_owned());
     }
-    derived_types.insert(
-        format!("{node_type}.state.changed"),
-        "the derived state-changed event".into(),
-    );
-    derived_types.insert(
-        format!("{node_type}.metric.recorded"),
-        "the derived metric-recorded event".into(),
-    );
-    match c.node.node_type {
-        NodeType::Orchestrator => {
-            for stage in ["completed", "failed"] {
-                derived_types.insert(
-                    format!("{node_type}.workflow.{stage}"),
-                    format!("the derived workflow-{stage} event"),
-                );
-            }
-            for step in c.workflow.iter().flat_map(|w| w.steps.iter()) {
-                for stage in ["started", "completed", "failed"] {
-                    derived_types.insert(
-                        format!("{node_type}.workflow.{}.{stage}", step.name),
-                        format!("the `{stage}` event of workflow step `{}`", step.name),
-                    );
-                }
-            }
-        }
-        NodeType::Reducer => {
-            derived_types.insert(
-                format!("{node_type}.state.updated"),
-                "the derived state-updated event".into(),
-            );
-        }
-        NodeType::Effect | NodeType::Compute => {}
-    }
-    derived_types.insert(
-        "omninode.discovery.node_introspection".into(),
-        "the introspection event".into(),
-    );
-    derived_types.insert(
-        "omninode.discovery.node_heartbeat".into(),
-        "the heartbeat event".into(),
-    );
 
     let mut custom_types: HashMap<String, (String, bool)> = HashMap::new();
     for (i, e) in c.events.iter().enumerate() {
-        if let Some(origin) = by_name.get(&to_pascal_case(&e.name)) {
+        if let Some(first) = by_name.get(&to_pascal_case(&e.name)) {
+            let origin = first.origin();
             let d = ctx
                 .error("QC-004", format!("events[{i}].name"), format!("the event `{}` has the name of a derived event", e.name))
                 .expected("a custom event name that no derived event uses")
@@ -675,21 +590,6 @@ fn derived_events(ctx: &mut Ctx<'_>, c: &Contract) {
             custom_types.insert(event_type, (path, e.event_type.is_some()));
         }
     }
-}
-
-fn derived_path(c: &Contract, origin: &str) -> String {
-    // `origin` names its source as `(operations[i])` or `(workflow.steps[i])`.
-    origin
-        .rsplit_once('(')
-        .and_then(|(_, rest)| rest.strip_suffix(')'))
-        .map(|p| format!("{p}.name"))
-        .unwrap_or_else(|| {
-            if c.workflow.is_some() {
-                "workflow".into()
-            } else {
-                "operations".into()
-            }
-        })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::{
         suggest::{closest, did_you_mean},
     },
     naming::{is_snake_case, to_pascal_case, to_snake_case},
-    spec::{self, EventKind, EventSpec, NodeSpec, SpecOptions},
+    spec::{self, EventKind, EventSpec, NodeSpec, SpecOptions, derived::derived_events},
 };
 
 /// XR-001: a consumed contract is found, loads and passes its gates.
@@ -286,11 +286,7 @@ struct Published<'s> {
 fn published(consumed: &ConsumedContract) -> Vec<Published<'_>> {
     let contract = &consumed.loaded.contract;
     let mut names: Vec<String> = contract.events.iter().map(|e| e.name.clone()).collect();
-    names.extend(
-        super::names::derived_event_names(contract)
-            .into_iter()
-            .map(|(name, _)| name),
-    );
+    names.extend(derived_events(contract).into_iter().map(|e| e.name));
     consumed
         .spec
         .events
