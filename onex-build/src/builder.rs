@@ -4,14 +4,23 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use crate::{
-    contract::{Diagnostics, load_file},
+    contract::Diagnostics,
     error::Error,
-    render,
-    spec::{self, NodeSpec, SpecOptions},
+    pipeline::{
+        StageError,
+        build_contract::build_spec,
+        generate::generate_module,
+        parse::parse,
+        post_validate::post_validate_file,
+        pre_validate::{check_own, check_with},
+        queue::map_in_order,
+        refine::refine_file,
+        write::write_if_changed,
+    },
+    spec::{NodeSpec, SpecOptions},
 };
 
 /// One generated module, not yet written.
@@ -305,6 +314,10 @@ impl Builder {
     /// Loads, validates and renders every contract, and returns the
     /// modules without writing anything, ordered by node name. Every invalid
     /// contract is reported, not just the first.
+    ///
+    /// Each contract goes through the stages of `cargo onex generate` with
+    /// one file, its module: parse, pre-validate, build contract and
+    /// generate, then, with [`Builder::format`], post-validate and refine.
     pub fn generate(&self) -> Result<Vec<GeneratedFile>, Error> {
         self.check_settings()?;
         let files = self.contract_files()?;
@@ -313,54 +326,35 @@ impl Builder {
                 folders: self.folders.clone(),
             });
         }
-        // Loading, validating and building the contracts are independent of
-        // each other, and so is rendering the modules: both run on a few
-        // threads, and their results are read in the order of the input.
-        let built = parallel_map(&files, |file| {
-            let loaded = load_file(file).map_err(|Diagnostics(ds)| ds)?;
-            // Stage 3, pre-validate: every quality gate of the contract; a
-            // consumed contract's references are its producer's business.
-            if self.consumed.contains(file) && !self.files.contains(file) {
-                crate::validate::validate_own(&loaded).map_err(|Diagnostics(ds)| ds)?;
-            } else {
-                crate::validate::validate_with(&loaded, &self.contract_path)
-                    .map_err(|Diagnostics(ds)| ds)?;
-            }
-            spec::build(&loaded, &self.options).map_err(|Diagnostics(ds)| ds)
-        });
+        // Contracts are independent of each other: they are prepared on the
+        // pipeline's threads, and their results read in the order of the
+        // input.
+        let prepared = map_in_order(&files, |file| self.prepare(file));
         let mut diagnostics = Vec::new();
-        let mut specs: BTreeMap<String, (PathBuf, NodeSpec)> = BTreeMap::new();
-        for (file, result) in files.iter().zip(built) {
+        let mut modules: BTreeMap<String, (PathBuf, NodeSpec, Result<String, Error>)> =
+            BTreeMap::new();
+        for (file, result) in files.iter().zip(prepared) {
             match result {
-                Ok(spec) => {
-                    if let Some((first, _)) = specs.get(&spec.name) {
+                Ok((spec, module)) => {
+                    if let Some((first, ..)) = modules.get(&spec.name) {
                         return Err(Error::DuplicateNode {
                             name: spec.name.clone(),
                             first: first.clone(),
                             second: file.clone(),
                         });
                     }
-                    specs.insert(spec.name.clone(), (file.clone(), spec));
+                    modules.insert(spec.name.clone(), (file.clone(), spec, module));
                 }
-                Err(ds) => diagnostics.extend(ds),
+                Err(Error::Contract(Diagnostics(ds))) => diagnostics.extend(ds),
+                Err(other) => return Err(other),
             }
         }
         if !diagnostics.is_empty() {
             return Err(Error::Contract(Diagnostics(diagnostics)));
         }
-        let specs: Vec<(PathBuf, NodeSpec)> = specs.into_values().collect();
-        let render = if self.format {
-            render::render_module
-        } else {
-            render::render_module_unformatted
-        };
-        let rendered = parallel_map(&specs, |(contract, spec)| {
-            render(spec).map_err(|e| with_contract(e, contract))
-        });
-        specs
-            .into_iter()
-            .zip(rendered)
-            .map(|((contract, spec), content)| {
+        modules
+            .into_values()
+            .map(|(contract, spec, content)| {
                 Ok(GeneratedFile {
                     file_name: format!("{}.rs", spec.name),
                     contract,
@@ -369,6 +363,41 @@ impl Builder {
                 })
             })
             .collect()
+    }
+
+    /// Stages 1 to 3 of one contract, then its module: the spec, and the
+    /// module's text or why it could not be rendered.
+    fn prepare(&self, file: &Path) -> Result<(NodeSpec, Result<String, Error>), Error> {
+        let stage = |e| from_stage(e, file, None);
+        let loaded = parse(file).map_err(stage)?;
+        // A consumed contract's references are its producer's business.
+        if self.consumed_only(file) {
+            check_own(&loaded).map_err(stage)?;
+        } else {
+            check_with(&loaded, &self.contract_path).map_err(stage)?;
+        }
+        let spec = build_spec(&loaded, &self.options).map_err(stage)?;
+        let module = self.module(&spec, file);
+        Ok((spec, module))
+    }
+
+    /// Stage 4 with the module alone; with [`Builder::format`], stages 5
+    /// and 5.5 too.
+    fn module(&self, spec: &NodeSpec, contract: &Path) -> Result<String, Error> {
+        let rendered = generate_module(spec).map_err(|e| from_stage(e, contract, None))?;
+        if !self.format {
+            return Ok(rendered.text);
+        }
+        // Kept to quote the line that does not parse.
+        let text = rendered.text.clone();
+        let parsed =
+            post_validate_file(rendered).map_err(|e| from_stage(e, contract, Some(&text)))?;
+        Ok(refine_file(parsed).contents)
+    }
+
+    /// Whether `file` was given as a consumed contract only.
+    fn consumed_only(&self, file: &Path) -> bool {
+        self.consumed.iter().any(|c| c == file) && !self.files.iter().any(|f| f == file)
     }
 
     /// Generates every module and writes it to the output folder, only when
@@ -405,8 +434,11 @@ impl Builder {
             path: out_dir.clone(),
             source,
         })?;
+        // Stage 6, write: only what changed.
         for file in &files {
-            write_if_changed(&out_dir.join(&file.file_name), &file.content)?;
+            let target = out_dir.join(&file.file_name);
+            write_if_changed(&target, file.content.as_bytes())
+                .map_err(|e| from_stage(e, &file.contract, None))?;
         }
         Ok(())
     }
@@ -436,10 +468,10 @@ impl Builder {
     fn consumed_beside_contracts(&self) -> Result<Vec<PathBuf>, Error> {
         let mut out = Vec::new();
         for file in self.contract_files()? {
-            if self.consumed.contains(&file) && !self.files.contains(&file) {
+            if self.consumed_only(&file) {
                 continue;
             }
-            let Ok(loaded) = load_file(&file) else {
+            let Ok(loaded) = parse(&file) else {
                 continue;
             };
             let base = file.parent().unwrap_or(Path::new(""));
@@ -522,41 +554,46 @@ pub fn compile_contracts(folder: impl AsRef<Path>) -> Result<(), Error> {
     Builder::new().contracts(folder).compile()
 }
 
-/// `f` applied to every item, in the order of `items`, computed on up to
-/// [`std::thread::available_parallelism`] scoped threads that take the next
-/// item as they finish one (contracts differ a lot in size).
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(f).collect();
+/// The builder's error for a stage's: the same report, naming the
+/// contract; `source` is the rendered text, to quote a line that does not
+/// parse.
+fn from_stage(e: StageError, contract: &Path, source: Option<&str>) -> Error {
+    match e {
+        StageError::Contract(diagnostics) => Error::Contract(diagnostics),
+        StageError::Render(e) => with_contract(e, contract),
+        StageError::Template { template, message } => Error::Template {
+            template,
+            contract: contract.to_owned(),
+            message,
+        },
+        StageError::Syntax {
+            template,
+            line,
+            column,
+            message,
+            ..
+        } => Error::InvalidRust {
+            template,
+            contract: contract.to_owned(),
+            line,
+            column,
+            message,
+            snippet: source
+                .and_then(|text| text.lines().nth(line.saturating_sub(1)))
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+        },
+        StageError::Io { path, source, .. } => Error::Write { path, source },
+        // Stages a build script does not run (the node crate's write and
+        // compile check).
+        other @ (StageError::UserFile { .. }
+        | StageError::OutsideOutput { .. }
+        | StageError::Compile { .. }) => Error::Write {
+            path: contract.to_owned(),
+            source: std::io::Error::other(other.to_string()),
+        },
     }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(index) else {
-                return done;
-            };
-            done.push((index, f(item)));
-        }
-    };
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-        let mut done = Vec::with_capacity(items.len());
-        for worker in workers {
-            match worker.join() {
-                Ok(part) => done.extend(part),
-                // A panic is a bug of onex-build: pass it on as is.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        done
-    });
-    done.sort_unstable_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, result)| result).collect()
 }
 
 fn with_contract(e: Error, contract: &Path) -> Error {
@@ -587,25 +624,12 @@ fn with_contract(e: Error, contract: &Path) -> Error {
     }
 }
 
-/// Writes `content` to `path` unless the file already holds exactly that.
-pub(crate) fn write_if_changed(path: &Path, content: &str) -> Result<(), Error> {
-    if std::fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(());
-    }
-    let tmp = path.with_extension("rs.tmp");
-    std::fs::write(&tmp, content)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| Error::Write {
-            path: path.to_owned(),
-            source,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::render;
 
     const CONTRACT: &str = "\
 contract_version: 1

@@ -1,4 +1,4 @@
-//! Stage 2, build contract: a parsed contract to the [`NodeModel`] the node
+//! Stage 3, build contract: a parsed contract to the [`NodeModel`] the node
 //! crate's templates read: the [`NodeSpec`] that every template renders
 //! (defaults, derived names, derived events), plus what only a node crate
 //! needs: its package name, the contract's text, and the routes from
@@ -203,6 +203,12 @@ pub struct SubscriptionRoute {
     pub input: String,
 }
 
+/// The [`NodeSpec`] alone, built with `options`: what a build script's
+/// module renders, and what the [`NodeModel`] starts from.
+pub fn build_spec(loaded: &LoadedContract, options: &SpecOptions) -> Result<NodeSpec, StageError> {
+    spec::build(loaded, options).map_err(StageError::Contract)
+}
+
 /// Builds the model of a parsed contract whose consumed contracts lie
 /// beside it.
 pub fn build_contract(loaded: &LoadedContract) -> Result<NodeModel, StageError> {
@@ -215,7 +221,7 @@ pub fn build_contract_with(
     loaded: &LoadedContract,
     contract_path: &[PathBuf],
 ) -> Result<NodeModel, StageError> {
-    let spec = spec::build(loaded, &SpecOptions::default()).map_err(StageError::Contract)?;
+    let spec = build_spec(loaded, &SpecOptions::default())?;
     let resolved = references::resolve(loaded, contract_path)
         .map_err(|ds| StageError::Contract(Diagnostics(ds)))?;
     let mut consumed: Vec<ConsumedModel> = Vec::new();

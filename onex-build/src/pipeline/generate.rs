@@ -1,18 +1,20 @@
 //! Stage 4, generate: the node crate's code from templates: the manifest,
 //! the build script, the contract copy, the node struct with its operation
-//! wrappers and publishers, the handler stub and the README.
+//! wrappers and publishers, the handler stub and the README; or, for a
+//! build script, the one module of a contract ([`generate_module`]).
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::{
-    GENERATOR_VERSION, NodeModel, RenderedFiles, StageError,
+    GENERATOR_VERSION, NodeModel, RenderedFile, RenderedFiles, StageError,
     build_contract::ConsumedModel,
     files::{FileKind, Ownership},
     paths,
     templates::{FileSpec, NodeTemplates},
 };
+use crate::{render, spec::NodeSpec};
 
 /// How the node crate depends on the runtime and on onex-build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +195,21 @@ pub fn generate(
         files.push(templates.render(spec, &context, contract)?);
     }
     Ok(files)
+}
+
+/// The module of one contract, as a build script writes it: `{node}.rs`,
+/// the `@generated` header, then the code of
+/// [`render::MODULE_TEMPLATE`] as the template lays it out
+/// ([`render::render_module_unformatted`]). Stages 5 and 5.5 parse and
+/// print it when the build script asks for formatted modules.
+pub fn generate_module(spec: &NodeSpec) -> Result<RenderedFile, StageError> {
+    Ok(RenderedFile {
+        path: format!("{}.rs", spec.name),
+        template: render::MODULE_TEMPLATE.to_owned(),
+        kind: FileKind::Rust,
+        ownership: Ownership::Generated,
+        text: render::render_module_unformatted(spec).map_err(StageError::Render)?,
+    })
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! | stage | module | in | out |
 //! |---|---|---|---|
 //! | 1 parse | [`parse`] | contract path | [`LoadedContract`] |
-//! | 2 build contract | [`build_contract`] | [`LoadedContract`] | [`NodeModel`] |
-//! | 3 pre-validate | [`pre_validate`] | [`LoadedContract`] | gate results |
+//! | 2 pre-validate | [`pre_validate`] | [`LoadedContract`] | gate results |
+//! | 3 build contract | [`build_contract`] | [`LoadedContract`] | [`NodeModel`] |
 //! | 4 generate | [`generate`] | [`NodeModel`] | [`RenderedFiles`] |
 //! | 4.5 event bus | [`event_bus`] | [`NodeModel`] | [`RenderedFiles`] |
 //! | 5 post-validate | [`post_validate`] | [`RenderedFiles`] | [`ParsedFiles`] |
@@ -14,9 +14,19 @@
 //! | 7 compile check | [`compile_check`] | the node crate | `cargo check` result |
 //!
 //! Each stage is a function of its input alone; [`run`] strings them
-//! together, times each one and skips stages 2 to 5.5 for a contract whose
+//! together, times each one and skips stages 1 to 5.5 for a contract whose
 //! node crate was generated from the same bytes by the same generator and is
-//! intact (see [`manifest`]).
+//! intact (see [`manifest`]). Contracts are prepared on several threads and
+//! taken in input order by one scheduler, `queue`.
+//!
+//! A build script's [`crate::Builder`] runs the same stages with one file
+//! per contract, its module: [`parse::parse`], the gates of
+//! [`pre_validate::check_with`] (or [`pre_validate::check_own`] for a
+//! consumed contract), [`build_contract::build_spec`] with the
+//! builder's settings, [`generate::generate_module`], and, only when asked to
+//! format, [`post_validate::post_validate_file`] and
+//! [`refine::refine_file`]; it writes with [`write::write_if_changed`], on
+//! the same scheduler.
 
 pub mod build_contract;
 pub mod compile_check;
@@ -29,6 +39,7 @@ pub mod parse;
 pub mod paths;
 pub mod post_validate;
 pub mod pre_validate;
+pub(crate) mod queue;
 pub mod refine;
 mod report;
 mod run;

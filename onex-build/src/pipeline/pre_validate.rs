@@ -26,7 +26,26 @@ pub fn pre_validate_with(
     loaded: &LoadedContract,
     contract_path: &[PathBuf],
 ) -> Result<Vec<GateResult>, StageError> {
-    let mut errors = match validate::validate_with(loaded, contract_path) {
+    check_with(loaded, contract_path)?;
+    Ok(passed_gates())
+}
+
+/// The gates of [`pre_validate_with`], without the list of passed gates
+/// (what a build script runs).
+pub fn check_with(loaded: &LoadedContract, contract_path: &[PathBuf]) -> Result<(), StageError> {
+    check(loaded, validate::validate_with(loaded, contract_path))
+}
+
+/// The gates for a contract compiled for its own types and events (a build
+/// script's consumed contract): the contracts it consumes are not looked
+/// for (see [`validate::validate_own`]).
+pub fn check_own(loaded: &LoadedContract) -> Result<(), StageError> {
+    check(loaded, validate::validate_own(loaded))
+}
+
+/// The output path gate after the contract's gates.
+fn check(loaded: &LoadedContract, validated: Result<(), Diagnostics>) -> Result<(), StageError> {
+    let mut errors = match validated {
         Ok(()) => Vec::new(),
         Err(diagnostics) => diagnostics.0,
     };
@@ -44,9 +63,15 @@ pub fn pre_validate_with(
             .help("rename the node, e.g. `postgres_writer`"),
         );
     }
-    if !errors.is_empty() {
-        return Err(StageError::Contract(Diagnostics(errors)));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StageError::Contract(Diagnostics(errors)))
     }
+}
+
+/// Every gate of this stage, passed.
+fn passed_gates() -> Vec<GateResult> {
     let mut gates: Vec<GateResult> = GATES
         .iter()
         .map(|gate| GateResult::passed(gate.id, gate.name))
@@ -55,5 +80,5 @@ pub fn pre_validate_with(
         OUTPUT_PATH_GATE,
         "node crate stays inside the output directory",
     ));
-    Ok(gates)
+    gates
 }

@@ -1,9 +1,9 @@
 //! Runs the stages for each contract, timing each one.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
-    sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -20,6 +20,7 @@ use super::{
     parse::parse,
     post_validate::post_validate,
     pre_validate::pre_validate_with,
+    queue::{in_order, workers_for},
     refine::refine,
     templates::{NodeTemplates, templates_fingerprint},
     write::OutputDir,
@@ -96,10 +97,6 @@ pub fn run(request: &Request) -> Result<PipelineReport, PipelineError> {
     run_with_progress(request, &|_| {})
 }
 
-/// How many prepared contracts may wait for the writer: bounds memory when
-/// the disk is slower than the CPU.
-const WINDOW: usize = 64;
-
 /// [`run`], calling `progress` as each stage starts and finishes.
 ///
 /// Stages 1 to 5.5 of different contracts run at the same time on
@@ -132,36 +129,22 @@ pub fn run_with_progress(
         progress,
     };
     let count = request.contracts.len();
-    // One contract gains nothing from a second thread.
-    let workers = if count < 2 {
-        0
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .min(count)
+    let workers = workers_for(count);
+    let mut writer = Writer {
+        shared: &shared,
+        report: PipelineReport::default(),
+        output: None,
+        touched: HashSet::new(),
     };
-    let queue = Queue::new(count, workers);
-    let mut report = std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let spawned = std::thread::Builder::new()
-                .name("onex-pipeline".to_owned())
-                .spawn_scoped(scope, || queue.work(|index| shared.prepare(index)));
-            if spawned.is_err() {
-                // The writer prepares what no worker takes.
-                queue.leave();
-            }
-        }
-        // Whatever happens to the writer, the workers stop.
-        let _stop = StopOnDrop(&queue);
-        Writer {
-            shared: &shared,
-            queue: &queue,
-            report: PipelineReport::default(),
-            output: None,
-            touched: HashSet::new(),
-        }
-        .run()
-    })?;
+    // Nothing after the first failing contract is written.
+    in_order(
+        count,
+        workers,
+        |index| shared.prepare(index),
+        |outcome| outcome.result.is_err(),
+        |index, outcome| writer.write(index, outcome),
+    )?;
+    let mut report = writer.report;
     report.total = started.elapsed();
     report.threads = workers.max(1);
     Ok(report)
@@ -393,7 +376,6 @@ fn contract_relative_to(node_dir: &Path, contract: &Path) -> String {
 /// writes them.
 struct Writer<'a, 'r> {
     shared: &'a Shared<'r>,
-    queue: &'a Queue,
     report: PipelineReport,
     /// Created on the first write.
     output: Option<OutputDir>,
@@ -402,36 +384,32 @@ struct Writer<'a, 'r> {
 }
 
 impl Writer<'_, '_> {
-    fn run(mut self) -> Result<PipelineReport, PipelineError> {
+    /// Stages 6 and 7 for the contract at `index`, prepared by a worker or
+    /// the calling thread.
+    fn write(&mut self, index: usize, outcome: Outcome) -> Result<(), PipelineError> {
         let request = self.shared.request;
-        for (index, contract) in request.contracts.iter().enumerate() {
-            // A worker's outcome, or (when no worker will make it) our own.
-            let outcome = match self.queue.take(index) {
-                Some(outcome) => outcome,
-                None => self.shared.prepare(index),
-            };
-            self.add_times(outcome.timings);
-            let result = self.recheck(contract, outcome.known, outcome.result)?;
-            let report = self.finish(contract, result)?;
-            let compile_checked = request.compile_check && request.mode == Mode::Write;
-            if compile_checked {
-                let mut timings = Timings::default();
-                let checked =
-                    self.shared
-                        .stage(&mut timings, contract, Stage::CompileCheck, || {
-                            compile_check(&report.node_dir, request.target_dir.as_deref())
-                        });
-                self.add_times(timings);
-                checked?;
-            }
-            (self.shared.progress)(Progress::Done {
-                contract,
-                report: &report,
-                compile_checked,
-            });
-            self.report.contracts.push(report);
+        let contract = &request.contracts[index];
+        self.add_times(outcome.timings);
+        let result = self.recheck(contract, outcome.known, outcome.result)?;
+        let report = self.finish(contract, result)?;
+        let compile_checked = request.compile_check && request.mode == Mode::Write;
+        if compile_checked {
+            let mut timings = Timings::default();
+            let checked = self
+                .shared
+                .stage(&mut timings, contract, Stage::CompileCheck, || {
+                    compile_check(&report.node_dir, request.target_dir.as_deref())
+                });
+            self.add_times(timings);
+            checked?;
         }
-        Ok(self.report)
+        (self.shared.progress)(Progress::Done {
+            contract,
+            report: &report,
+            compile_checked,
+        });
+        self.report.contracts.push(report);
+        Ok(())
     }
 
     fn add_times(&mut self, timings: Timings) {
@@ -575,139 +553,6 @@ impl Writer<'_, '_> {
             gates,
             warnings,
         ))
-    }
-}
-
-/// Hands out contract indices to the workers and their outcomes to the
-/// writer.
-struct Queue {
-    state: Mutex<QueueState>,
-    /// Workers wait here for room in the window.
-    room: Condvar,
-    /// The writer waits here for an outcome.
-    ready: Condvar,
-}
-
-struct QueueState {
-    /// The next index no worker has taken.
-    next: usize,
-    /// Workers take only indices below this: the number of contracts, or
-    /// one past the first that failed (nothing after it is written).
-    limit: usize,
-    /// The index the writer waits for.
-    writing: usize,
-    /// Workers still running.
-    workers: usize,
-    /// The writer is done (or gave up).
-    stop: bool,
-    outcomes: BTreeMap<usize, Outcome>,
-}
-
-impl Queue {
-    fn new(count: usize, workers: usize) -> Self {
-        Queue {
-            state: Mutex::new(QueueState {
-                next: 0,
-                limit: count,
-                writing: 0,
-                workers,
-                stop: false,
-                outcomes: BTreeMap::new(),
-            }),
-            room: Condvar::new(),
-            ready: Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
-        // No code panics while holding the lock; a poisoned state is still
-        // consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A worker (counted in [`Queue::new`]): prepares contracts until none
-    /// are left.
-    fn work(&self, prepare: impl Fn(usize) -> Outcome) {
-        let _leaving = LeaveOnDrop(self);
-        loop {
-            let index = {
-                let mut state = self.lock();
-                loop {
-                    if state.stop || state.next >= state.limit {
-                        return;
-                    }
-                    if state.next < state.writing + WINDOW {
-                        break;
-                    }
-                    state = self
-                        .room
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                state.next += 1;
-                state.next - 1
-            };
-            let outcome = prepare(index);
-            let mut state = self.lock();
-            if outcome.result.is_err() {
-                state.limit = state.limit.min(index + 1);
-            }
-            state.outcomes.insert(index, outcome);
-            self.ready.notify_one();
-        }
-    }
-
-    /// The writer: the outcome of contract `index`, waiting for a worker;
-    /// `None` when no worker will prepare it (the writer then does).
-    fn take(&self, index: usize) -> Option<Outcome> {
-        let mut state = self.lock();
-        state.writing = index;
-        self.room.notify_all();
-        loop {
-            if let Some(outcome) = state.outcomes.remove(&index) {
-                return Some(outcome);
-            }
-            let unclaimed = index >= state.next;
-            if unclaimed && (index >= state.limit || state.workers == 0) {
-                state.next = index + 1;
-                return None;
-            }
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// A worker is gone (or never started).
-    fn leave(&self) {
-        let mut state = self.lock();
-        state.workers = state.workers.saturating_sub(1);
-        self.ready.notify_all();
-    }
-
-    fn stop(&self) {
-        self.lock().stop = true;
-        self.room.notify_all();
-    }
-}
-
-/// Stops the workers when the writer returns (or panics).
-struct StopOnDrop<'a>(&'a Queue);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.stop();
-    }
-}
-
-/// Counts a worker out when it returns (or panics), so the writer never
-/// waits for an outcome nobody will make.
-struct LeaveOnDrop<'a>(&'a Queue);
-
-impl Drop for LeaveOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.leave();
     }
 }
 

@@ -233,6 +233,18 @@ fn checked_target(out_dir: &Path, node_dir: &Path, relative: &str) -> Result<Pat
     Ok(node_dir.join(path))
 }
 
+/// Writes `bytes` to `target` unless the file holds exactly them already
+/// (so that what depends on it is not rebuilt for nothing); returns whether
+/// it wrote. The build script's modules are written this way: a module in
+/// `OUT_DIR` belongs to the build script, marker or not.
+pub fn write_if_changed(target: &Path, bytes: &[u8]) -> Result<bool, StageError> {
+    if std::fs::read(target).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    write_atomically(target, bytes)?;
+    Ok(true)
+}
+
 /// Writes a temporary file next to the target, then renames it over, so a
 /// reader never sees half a file. No `fsync`: like cargo and prost-build we
 /// leave durability to the OS; a file a crash left torn fails the

@@ -1,11 +1,11 @@
 //! Stages 4 and 5.5, generate and refine: the one rendering path.
 //!
-//! Every Rust file onex-build or `cargo onex` writes goes through
-//! [`Renderer::render_rust`] or [`render_module`]: tera renders text from a
-//! template of the `onex-templates` crate, `syn::parse_file` parses it (an
-//! error names the template and the contract, and nothing is written), and
-//! `prettyplease::unparse` prints it. Identical input gives byte-identical
-//! output.
+//! Every Rust file onex-build or `cargo onex` writes is rendered here: tera
+//! renders text from a template of the `onex-templates` crate (stage 4),
+//! `syn::parse_file` parses it (stage 5; an error names the template and
+//! the contract, and nothing is written), and [`print_rust`] prints it with
+//! prettyplease (stage 5.5, the one format step), keeping the `@generated`
+//! header. Identical input gives byte-identical output.
 //!
 //! The one exception is a build script's default (`Builder::format`,
 //! off unless asked): [`render_module_unformatted`] returns what tera
@@ -147,11 +147,40 @@ fn shared(
         })
 }
 
-/// Parses Rust source with syn and prints it with prettyplease. Errors name
-/// `template` and `contract`.
+/// Parses Rust source with syn and prints it with prettyplease
+/// ([`print_rust`]), without its comments. Errors name `template` and
+/// `contract`.
 pub fn format_rust(text: &str, template: &str, contract: &Path) -> Result<String, Error> {
+    Ok(print_rust("", &parse_rust(text, template, contract)?))
+}
+
+/// The one format step (stage 5.5): a parsed Rust file printed with
+/// prettyplease, after the leading `//` lines of its `source` (the
+/// `@generated` header), which prettyplease would drop (it keeps doc
+/// comments only). Identical input prints identical output.
+pub fn print_rust(source: &str, syntax: &syn::File) -> String {
+    let formatted = prettyplease::unparse(syntax);
+    let header: String = source
+        .lines()
+        .take_while(|l| {
+            l.trim_start().starts_with("//")
+                && !l.trim_start().starts_with("///")
+                && !l.trim_start().starts_with("//!")
+        })
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    if header.is_empty() {
+        formatted
+    } else {
+        format!("{header}\n{formatted}")
+    }
+}
+
+/// Parses Rust source with syn. The error names `template` and `contract`,
+/// and quotes the line.
+pub fn parse_rust(text: &str, template: &str, contract: &Path) -> Result<syn::File, Error> {
     match syn::parse_file(text) {
-        Ok(file) => Ok(prettyplease::unparse(&file)),
+        Ok(file) => Ok(file),
         Err(e) => {
             let start = e.span().start();
             Err(Error::InvalidRust {
@@ -178,11 +207,12 @@ pub fn generated_header(contract_file: &str) -> String {
 
 /// Renders the module of one contract: the `@generated` header followed by
 /// the formatted code of [`MODULE_TEMPLATE`] (tera, then syn, then
-/// prettyplease).
+/// prettyplease): [`render_module_unformatted`], parsed and printed by
+/// [`print_rust`].
 pub fn render_module(spec: &NodeSpec) -> Result<String, Error> {
-    let code = render_module_code(spec)?;
-    let code = format_rust(&code, MODULE_TEMPLATE, Path::new(&spec.contract_file))?;
-    Ok(format!("{}\n{code}", generated_header(&spec.contract_file)))
+    let text = render_module_unformatted(spec)?;
+    let syntax = parse_rust(&text, MODULE_TEMPLATE, Path::new(&spec.contract_file))?;
+    Ok(print_rust(&text, &syntax))
 }
 
 /// Renders the module of one contract without parsing or printing it: the
