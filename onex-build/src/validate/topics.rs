@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::Ctx;
-use crate::contract::NodeType;
 use crate::naming::is_snake_case;
+use crate::spec::derived::{Source, derived_events};
 
 /// The most messages a subscription may have in hand: the runtime's bound
 /// (`KAFKA_MAX_IN_FLIGHT`'s range in `onex::config`).
@@ -281,7 +281,8 @@ struct TopicUse {
 }
 
 /// Every topic the node publishes to or consumes, each with the contract
-/// value that shapes it, mirroring the names the build stage derives.
+/// value that shapes it: the derived events' topics are those of the list
+/// the build stage generates from ([`derived_events`]).
 fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
     let c = ctx.contract;
     let (service, service_path) = match &c.node.service {
@@ -290,17 +291,25 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
     };
     let node_type = c.node.node_type.as_str();
     let topic = |event_type: &str| format!("{service}.{event_type}.v1");
-    // Topics every node has, long only through the service name.
-    let mut fixed = vec![
-        topic(&format!("{node_type}.state.changed")),
-        topic(&format!("{node_type}.metric.recorded")),
-    ];
+    // The node's own derived events are long only through the service name.
+    let mut fixed = Vec::new();
     let mut named = Vec::new();
-    for (i, op) in c.operations.iter().enumerate() {
+    for derived in derived_events(c) {
+        let (path, fix) = match derived.source {
+            Source::Node => {
+                fixed.push(topic(&derived.event_type));
+                continue;
+            }
+            Source::Operation(i) => (
+                format!("operations[{i}].name"),
+                "shorten the operation name",
+            ),
+            Source::Step(i) => (format!("workflow.steps[{i}].name"), "shorten the step name"),
+        };
         named.push(TopicUse {
-            topic: topic(&format!("{node_type}.{}.completed", op.name)),
-            path: format!("operations[{i}].name"),
-            fix: "shorten the operation name".to_owned(),
+            topic: topic(&derived.event_type),
+            path,
+            fix: fix.to_owned(),
             has_service: true,
         });
     }
@@ -323,21 +332,6 @@ fn topic_uses(ctx: &Ctx<'_>) -> (Vec<TopicUse>, Vec<TopicUse>) {
             fix,
             has_service: true,
         });
-    }
-    match c.node.node_type {
-        NodeType::Orchestrator => {
-            fixed.push(topic(&format!("{node_type}.workflow.completed")));
-            for (i, step) in c.workflow.iter().flat_map(|w| w.steps.iter()).enumerate() {
-                named.push(TopicUse {
-                    topic: topic(&format!("{node_type}.workflow.{}.completed", step.name)),
-                    path: format!("workflow.steps[{i}].name"),
-                    fix: "shorten the step name".to_owned(),
-                    has_service: true,
-                });
-            }
-        }
-        NodeType::Reducer => fixed.push(topic(&format!("{node_type}.state.updated"))),
-        NodeType::Effect | NodeType::Compute => {}
     }
     let service_fix =
         "set a shorter `node.service`, the name that starts every topic of the node".to_owned();
