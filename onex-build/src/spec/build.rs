@@ -2,8 +2,9 @@
 //!
 //! The build stage runs after pre-validation and assumes what the gates
 //! checked: names are identifiers in their case, unique, and take no
-//! generated name (QC-001 to QC-004). It reports only what it finds
-//! resolving types and the builder's settings.
+//! generated name (QC-001 to QC-004). It reports only what it meets while
+//! building: a type it cannot resolve, an `extern_type` that names no type
+//! of the contract, a state a transition does not declare.
 
 mod events;
 mod named;

@@ -507,3 +507,44 @@ pub(crate) const SHARED_EVENTS: [SharedEvent; 2] = [
         description: "the heartbeat event",
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build stage generates exactly the listed derived events, in
+    /// their order, with their names and event types, then the shared ones.
+    #[test]
+    fn the_spec_generates_the_listed_events() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+        let mut kinds = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&folder).expect("the example contracts") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let loaded = crate::contract::load_file(&path).unwrap_or_else(|ds| panic!("{ds}"));
+            let spec = crate::spec::build(&loaded, &Default::default())
+                .unwrap_or_else(|ds| panic!("{ds}"));
+            let generated: Vec<(EventKind, String, String)> = spec
+                .events
+                .iter()
+                .filter(|e| e.kind != EventKind::Custom)
+                .map(|e| (e.kind, e.struct_name.clone(), e.event_type.clone()))
+                .collect();
+            let listed: Vec<(EventKind, String, String)> = derived_events(&loaded.contract)
+                .into_iter()
+                .map(|d| (d.kind, d.struct_name(), d.event_type))
+                .chain(
+                    SHARED_EVENTS
+                        .iter()
+                        .map(|s| (s.kind, s.struct_name.to_owned(), s.event_type.to_owned())),
+                )
+                .collect();
+            assert_eq!(generated, listed, "{}", path.display());
+            kinds.extend(listed.iter().map(|(kind, ..)| format!("{kind:?}")));
+        }
+        // The example contracts cover every derived event.
+        assert_eq!(kinds.len(), 13, "{kinds:?}");
+    }
+}
