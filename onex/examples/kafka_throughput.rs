@@ -113,7 +113,13 @@ async fn main() {
         .expect("producer");
     let raw: Vec<RawRecord> = messages(&publisher, &raw_topic, count)
         .into_iter()
-        .map(|m| (m.key.clone(), m.envelope.to_json(), m.headers.to_pairs()))
+        .map(|m| {
+            (
+                m.key.to_string(),
+                m.envelope.to_json(),
+                m.headers.to_pairs(),
+            )
+        })
         .collect();
     let raw = Arc::new(raw);
     let bytes = raw.first().map_or(0, |r| r.1.len());
@@ -191,7 +197,7 @@ async fn main() {
                     producer
                         .send(
                             FutureRecord::to(&topic)
-                                .key(&m.key)
+                                .key(m.key.as_bytes())
                                 .payload(&value)
                                 .headers(headers),
                             Duration::from_secs(30),

@@ -15,7 +15,7 @@ pub struct BusMessage {
     /// The full topic, namespace included.
     pub topic: String,
     /// The partition key (correlation id, falling back to node id).
-    pub key: String,
+    pub key: crate::Text,
     /// The message headers.
     pub headers: EventHeaders,
     /// The envelope.

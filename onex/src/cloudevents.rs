@@ -23,7 +23,10 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::envelope::{ENVELOPE_VERSION, OnexEnvelopeV1, uuid_string};
+use crate::{
+    envelope::{ENVELOPE_VERSION, OnexEnvelopeV1},
+    text::Text,
+};
 
 /// The CloudEvents version this crate writes and reads.
 pub const SPEC_VERSION: &str = "1.0";
@@ -57,19 +60,51 @@ pub fn source(environment: &str, service: &str) -> String {
 /// The CloudEvents headers of an envelope, in the order of the table above.
 pub fn headers(envelope: &OnexEnvelopeV1) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(7);
-    out.push((header::SPEC_VERSION, SPEC_VERSION.to_owned()));
-    out.push((header::ID, uuid_string(envelope.event_id)));
-    out.push((
-        header::SOURCE,
-        source(&envelope.environment, &envelope.source_service),
-    ));
-    out.push((header::TYPE, envelope.event_type.clone()));
-    out.push((header::TIME, envelope.event_timestamp.to_rfc3339()));
-    out.push((header::CONTENT_TYPE, JSON.to_owned()));
-    if let Some(id) = envelope.correlation_id {
-        out.push((header::CORRELATION_ID, uuid_string(id)));
-    }
+    each_header(
+        envelope,
+        &envelope.event_timestamp.to_rfc3339(),
+        |name, parts| {
+            out.push((name, parts.concat()));
+        },
+    );
     out
+}
+
+/// Calls `each` with the name and value of every header of [`headers`], in
+/// its order, without allocating: a value comes in parts to be joined (the
+/// `source` is made of three). `time` is the envelope's timestamp in RFC
+/// 3339 (the Kafka bus renders it once for these headers and the ONEX
+/// `timestamp`).
+pub(crate) fn each_header(
+    envelope: &OnexEnvelopeV1,
+    time: &str,
+    mut each: impl FnMut(&'static str, &[&str]),
+) {
+    let mut ids = [Uuid::encode_buffer(), Uuid::encode_buffer()];
+    let [event, correlation] = &mut ids;
+    each(header::SPEC_VERSION, &[SPEC_VERSION]);
+    each(
+        header::ID,
+        &[envelope.event_id.hyphenated().encode_lower(event)],
+    );
+    each(
+        header::SOURCE,
+        &[
+            "/onex/",
+            &envelope.environment,
+            "/",
+            &envelope.source_service,
+        ],
+    );
+    each(header::TYPE, &[&envelope.event_type]);
+    each(header::TIME, &[time]);
+    each(header::CONTENT_TYPE, &[JSON]);
+    if let Some(id) = envelope.correlation_id {
+        each(
+            header::CORRELATION_ID,
+            &[id.hyphenated().encode_lower(correlation)],
+        );
+    }
 }
 
 /// Whether a record is a CloudEvent without an ONEX envelope: it has the
@@ -155,16 +190,16 @@ pub fn envelope_of<'a>(
     metadata.insert("cloudevents_source".to_owned(), source.into());
     metadata.insert("cloudevents_id".to_owned(), id.into());
     Ok(OnexEnvelopeV1 {
-        envelope_version: ENVELOPE_VERSION.to_owned(),
+        envelope_version: Text::from_static(ENVELOPE_VERSION),
         event_id,
-        event_type: event_type.to_owned(),
-        event_version: "1.0".to_owned(),
+        event_type: event_type.to_owned().into(),
+        event_version: Text::from_static("1.0"),
         event_timestamp,
-        source_node_id: source.to_owned(),
-        source_service: source.to_owned(),
-        source_version: String::new(),
+        source_node_id: source.to_owned().into(),
+        source_service: source.to_owned().into(),
+        source_version: Text::default(),
         correlation_id,
-        environment: environment.to_owned(),
+        environment: environment.to_owned().into(),
         payload,
         metadata,
     })

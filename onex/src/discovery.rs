@@ -38,7 +38,10 @@ pub fn check_contract_hash(envelope: &OnexEnvelopeV1, expected: &str) -> bool {
     let first = WARNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert((envelope.source_service.clone(), found.to_owned()));
+        .insert((
+            envelope.source_service.as_str().to_owned(),
+            found.to_owned(),
+        ));
     if first {
         tracing::warn!(
             producer = %envelope.source_service,

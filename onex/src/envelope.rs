@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::{
     error::{BusError, DecodeError},
     event::Event,
+    text::Text,
 };
 
 /// The envelope format version written by this crate.
@@ -29,11 +30,11 @@ pub struct SourceInfo {
     /// The node's id, fresh for each process.
     pub node_id: Uuid,
     /// The service name, e.g. `postgres_writer`.
-    pub service: String,
+    pub service: Text,
     /// The node's semver version.
-    pub version: String,
+    pub version: Text,
     /// The environment (topic namespace), e.g. `dev`.
-    pub environment: String,
+    pub environment: Text,
     /// The hash of the contract the node was generated from (its
     /// `CONTRACT_HASH`): every envelope it publishes carries it in its
     /// metadata under [`CONTRACT_HASH_KEY`].
@@ -53,9 +54,9 @@ impl SourceInfo {
     ) -> Self {
         SourceInfo {
             node_id: Uuid::new_v4(),
-            service: service.into(),
-            version: version.into(),
-            environment: environment.into(),
+            service: Text::from(service.into()),
+            version: Text::from(version.into()),
+            environment: Text::from(environment.into()),
             contract_hash: None,
         }
     }
@@ -77,25 +78,25 @@ impl SourceInfo {
 #[serde(deny_unknown_fields)]
 pub struct OnexEnvelopeV1 {
     /// Always [`ENVELOPE_VERSION`].
-    pub envelope_version: String,
+    pub envelope_version: Text,
     /// Unique id of this event; consumers dedupe on it.
     pub event_id: Uuid,
     /// The event type, e.g. `effect.write_record.started`.
-    pub event_type: String,
+    pub event_type: Text,
     /// The payload schema version.
-    pub event_version: String,
+    pub event_version: Text,
     /// When the event was created (UTC).
     pub event_timestamp: DateTime<Utc>,
     /// The publishing node's id.
-    pub source_node_id: String,
+    pub source_node_id: Text,
     /// The publishing service.
-    pub source_service: String,
+    pub source_service: Text,
     /// The publishing service's version.
-    pub source_version: String,
+    pub source_version: Text,
     /// Correlates the events of one request.
     pub correlation_id: Option<Uuid>,
     /// The environment the event was published in.
-    pub environment: String,
+    pub environment: Text,
     /// The event's payload, as JSON text. [`OnexEnvelopeV1::decode`] and
     /// [`OnexEnvelopeV1::payload_as`] decode it, [`OnexEnvelopeV1::payload_value`]
     /// gives it as a `serde_json::Value`, [`OnexEnvelopeV1::set_payload`]
@@ -113,18 +114,34 @@ impl OnexEnvelopeV1 {
         source: &SourceInfo,
         correlation_id: Option<Uuid>,
     ) -> Result<Self, BusError> {
+        Self::wrap_from(
+            event,
+            source,
+            uuid_string(source.node_id).into(),
+            correlation_id,
+        )
+    }
+
+    /// [`OnexEnvelopeV1::wrap`] with the source's node id already rendered
+    /// (a [`Publisher`](crate::Publisher) renders it once).
+    pub(crate) fn wrap_from<E: Event>(
+        event: &E,
+        source: &SourceInfo,
+        source_node_id: Text,
+        correlation_id: Option<Uuid>,
+    ) -> Result<Self, BusError> {
         let payload =
             serde_json::value::to_raw_value(event).map_err(|source| BusError::Serialize {
                 event_type: E::EVENT_TYPE.to_owned(),
                 source,
             })?;
         Ok(OnexEnvelopeV1 {
-            envelope_version: ENVELOPE_VERSION.to_owned(),
+            envelope_version: Text::from_static(ENVELOPE_VERSION),
             event_id: Uuid::new_v4(),
-            event_type: E::EVENT_TYPE.to_owned(),
-            event_version: E::EVENT_VERSION.to_owned(),
+            event_type: Text::from_static(E::EVENT_TYPE),
+            event_version: Text::from_static(E::EVENT_VERSION),
             event_timestamp: Utc::now(),
-            source_node_id: uuid_string(source.node_id),
+            source_node_id,
             source_service: source.service.clone(),
             source_version: source.version.clone(),
             correlation_id,
@@ -183,9 +200,9 @@ impl OnexEnvelopeV1 {
     }
 
     /// The partition key: the correlation id, falling back to the node id.
-    pub fn partition_key(&self) -> String {
+    pub fn partition_key(&self) -> Text {
         match self.correlation_id {
-            Some(id) => uuid_string(id),
+            Some(id) => uuid_string(id).into(),
             None => self.source_node_id.clone(),
         }
     }

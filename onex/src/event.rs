@@ -64,7 +64,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn from_envelope(envelope: &OnexEnvelopeV1) -> Result<Self, DecodeError> {
         if envelope.event_type != Self::EVENT_TYPE {
             return Err(DecodeError::UnknownEventType {
-                event_type: envelope.event_type.clone(),
+                event_type: envelope.event_type.as_str().to_owned(),
                 expected: Self::EVENT_TYPE.to_owned(),
             });
         }

@@ -53,7 +53,7 @@ macro_rules! impl_event_set {
                     }
                 )*
                 ::std::result::Result::Err($crate::DecodeError::UnknownEventType {
-                    event_type: ::std::clone::Clone::clone(&envelope.event_type),
+                    event_type: ::std::borrow::ToOwned::to_owned(envelope.event_type.as_str()),
                     expected: EVENT_TYPES.join(", "),
                 })
             }

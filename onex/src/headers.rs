@@ -5,10 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{
-    envelope::{OnexEnvelopeV1, uuid_string},
-    event::MessageCategory,
-};
+use crate::{envelope::OnexEnvelopeV1, event::MessageCategory, text::Text};
 
 /// The content type of every envelope: JSON.
 const JSON: &str = "application/json";
@@ -23,15 +20,15 @@ pub struct EventHeaders {
     /// When the message was created (UTC).
     pub timestamp: DateTime<Utc>,
     /// The service that produced the message.
-    pub source: String,
+    pub source: Text,
     /// The event type.
-    pub event_type: String,
+    pub event_type: Text,
     /// EVENT, COMMAND or INTENT.
     pub message_category: MessageCategory,
     /// MIME type of the value.
-    pub content_type: String,
+    pub content_type: Text,
     /// Version of the payload schema.
-    pub schema_version: String,
+    pub schema_version: Text,
     /// Optional target destination.
     pub destination: Option<String>,
     /// Distributed-tracing trace id.
@@ -47,7 +44,7 @@ pub struct EventHeaders {
     /// Key for routing.
     pub routing_key: Option<String>,
     /// Key for partition assignment.
-    pub partition_key: Option<String>,
+    pub partition_key: Option<Text>,
     /// Current retry attempt.
     pub retry_count: u32,
     /// Retries allowed.
@@ -67,7 +64,7 @@ impl EventHeaders {
             source: envelope.source_service.clone(),
             event_type: envelope.event_type.clone(),
             message_category: category,
-            content_type: JSON.to_owned(),
+            content_type: Text::from_static(JSON),
             schema_version: envelope.event_version.clone(),
             destination: None,
             trace_id: None,
@@ -86,42 +83,56 @@ impl EventHeaders {
     /// The headers as (name, value) pairs; absent optional headers are left
     /// out.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![
-            ("correlation_id", uuid_string(self.correlation_id)),
-            ("message_id", uuid_string(self.message_id)),
-            ("timestamp", self.timestamp.to_rfc3339()),
-            ("source", self.source.clone()),
-            ("event_type", self.event_type.clone()),
-            (
-                "message_category",
-                self.message_category.as_str().to_owned(),
-            ),
-            ("content_type", self.content_type.clone()),
-            ("schema_version", self.schema_version.clone()),
-            ("retry_count", self.retry_count.to_string()),
-        ];
+        let mut out = Vec::with_capacity(12);
+        self.each_pair(&self.timestamp.to_rfc3339(), |name, value| {
+            out.push((name, value.to_owned()));
+        });
+        out
+    }
+
+    /// Calls `each` with the name and value of every header of
+    /// [`EventHeaders::to_pairs`], in its order, without allocating:
+    /// `timestamp` is `self.timestamp` in RFC 3339 (the Kafka bus renders it
+    /// once for these headers and the CloudEvents `ce_time`).
+    pub(crate) fn each_pair(&self, timestamp: &str, mut each: impl FnMut(&'static str, &str)) {
+        let mut ids = [Uuid::encode_buffer(), Uuid::encode_buffer()];
+        let [correlation, message] = &mut ids;
+        each(
+            "correlation_id",
+            self.correlation_id.hyphenated().encode_lower(correlation),
+        );
+        each(
+            "message_id",
+            self.message_id.hyphenated().encode_lower(message),
+        );
+        each("timestamp", timestamp);
+        each("source", &self.source);
+        each("event_type", &self.event_type);
+        each("message_category", self.message_category.as_str());
+        each("content_type", &self.content_type);
+        each("schema_version", &self.schema_version);
+        each("retry_count", Decimal::of(self.retry_count.into()).as_str());
         let optional = [
-            ("destination", &self.destination),
-            ("trace_id", &self.trace_id),
-            ("span_id", &self.span_id),
-            ("parent_span_id", &self.parent_span_id),
-            ("operation_name", &self.operation_name),
-            ("priority", &self.priority),
-            ("routing_key", &self.routing_key),
-            ("partition_key", &self.partition_key),
+            ("destination", self.destination.as_deref()),
+            ("trace_id", self.trace_id.as_deref()),
+            ("span_id", self.span_id.as_deref()),
+            ("parent_span_id", self.parent_span_id.as_deref()),
+            ("operation_name", self.operation_name.as_deref()),
+            ("priority", self.priority.as_deref()),
+            ("routing_key", self.routing_key.as_deref()),
+            ("partition_key", self.partition_key.as_deref()),
         ];
         for (name, value) in optional {
             if let Some(v) = value {
-                out.push((name, v.clone()));
+                each(name, v);
             }
         }
         if let Some(v) = self.max_retries {
-            out.push(("max_retries", v.to_string()));
+            each("max_retries", Decimal::of(v.into()).as_str());
         }
         if let Some(v) = self.ttl_seconds {
-            out.push(("ttl_seconds", v.to_string()));
+            each("ttl_seconds", Decimal::of(v).as_str());
         }
-        out
     }
 
     /// Rebuilds headers from (name, value) pairs. Returns `None` when a
@@ -134,11 +145,11 @@ impl EventHeaders {
             correlation_id: Uuid::nil(),
             message_id: Uuid::nil(),
             timestamp: DateTime::<Utc>::MIN_UTC,
-            source: String::new(),
-            event_type: String::new(),
+            source: Text::default(),
+            event_type: Text::default(),
             message_category: MessageCategory::Event,
-            content_type: String::new(),
-            schema_version: String::new(),
+            content_type: Text::default(),
+            schema_version: Text::default(),
             destination: None,
             trace_id: None,
             span_id: None,
@@ -169,14 +180,14 @@ impl EventHeaders {
                         .with_timezone(&Utc);
                     has_ts = true;
                 }
-                "source" => h.source = v(),
+                "source" => h.source = v().into(),
                 "event_type" => {
-                    h.event_type = v();
+                    h.event_type = v().into();
                     has_type = true;
                 }
                 "message_category" => h.message_category = MessageCategory::parse(value)?,
                 "content_type" => content_type = Some(value),
-                "schema_version" => h.schema_version = v(),
+                "schema_version" => h.schema_version = v().into(),
                 "destination" => h.destination = Some(v()),
                 "trace_id" => h.trace_id = Some(v()),
                 "span_id" => h.span_id = Some(v()),
@@ -184,7 +195,7 @@ impl EventHeaders {
                 "operation_name" => h.operation_name = Some(v()),
                 "priority" => h.priority = Some(v()),
                 "routing_key" => h.routing_key = Some(v()),
-                "partition_key" => h.partition_key = Some(v()),
+                "partition_key" => h.partition_key = Some(v().into()),
                 "retry_count" => h.retry_count = value.parse().ok()?,
                 "max_retries" => h.max_retries = Some(value.parse().ok()?),
                 "ttl_seconds" => h.ttl_seconds = Some(value.parse().ok()?),
@@ -194,7 +205,81 @@ impl EventHeaders {
         if !(has_corr && has_id && has_ts && has_type) {
             return None;
         }
-        h.content_type = content_type.unwrap_or(JSON).to_owned();
+        h.content_type = match content_type {
+            None | Some(JSON) => Text::from_static(JSON),
+            Some(other) => other.to_owned().into(),
+        };
         Some(h)
+    }
+}
+
+/// An unsigned integer in decimal, rendered on the stack.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn of(mut n: u64) -> Self {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.digits[self.start..]).unwrap_or("0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_render_in_decimal_from_zero_to_the_largest() {
+        for n in [0, 7, 10, 4_294_967_295, u64::MAX] {
+            assert_eq!(Decimal::of(n).as_str(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn pairs_round_trip_every_header_that_is_set() {
+        let mut headers = EventHeaders {
+            correlation_id: Uuid::new_v4(),
+            message_id: Uuid::new_v4(),
+            timestamp: Utc::now(),
+            source: "orders".into(),
+            event_type: "effect.placed".into(),
+            message_category: MessageCategory::Command,
+            content_type: Text::from_static(JSON),
+            schema_version: "1.0".into(),
+            destination: Some("billing".to_owned()),
+            trace_id: Some("t".to_owned()),
+            span_id: None,
+            parent_span_id: None,
+            operation_name: Some("place".to_owned()),
+            priority: Some("high".to_owned()),
+            routing_key: None,
+            partition_key: Some("k".into()),
+            retry_count: 12,
+            max_retries: Some(3),
+            ttl_seconds: Some(86_400),
+        };
+        let pairs = headers.to_pairs();
+        assert_eq!(pairs[8], ("retry_count", "12".to_owned()));
+        assert!(pairs.contains(&("ttl_seconds", "86400".to_owned())));
+        let back = EventHeaders::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_str())));
+        assert_eq!(back.as_ref(), Some(&headers));
+        headers.trace_id = None;
+        assert!(!headers.to_pairs().iter().any(|(n, _)| *n == "trace_id"));
     }
 }

@@ -53,6 +53,7 @@ pub mod request;
 pub mod retry;
 pub mod settings;
 pub mod spool;
+pub mod text;
 pub mod topic;
 
 pub use bus::{
@@ -70,6 +71,7 @@ pub use memory::InMemoryBus;
 pub use operation::OperationError;
 pub use publisher::{Published, Publisher};
 pub use request::{PendingReply, RequestError, Requester, RequesterStats};
+pub use text::Text;
 
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;

@@ -955,7 +955,7 @@ impl Worker {
             SubscriberBreaker::new(1, Duration::ZERO, &self.group),
         ));
         let this = &*self;
-        let mut busy: HashSet<String> = HashSet::new();
+        let mut busy: HashSet<crate::Text> = HashSet::new();
         let mut waiting: VecDeque<Arc<BusMessage>> = VecDeque::from([first]);
         let mut running = FuturesUnordered::new();
         let mut closed = false;
@@ -1068,7 +1068,10 @@ mod tests {
             event_type: "test.thing".into(),
             event_version: "1.0".into(),
             event_timestamp: Utc::now(),
-            source_node_id: SourceInfo::new("svc", "1.0.0", "dev").node_id.to_string(),
+            source_node_id: SourceInfo::new("svc", "1.0.0", "dev")
+                .node_id
+                .to_string()
+                .into(),
             source_service: "svc".into(),
             source_version: "1.0.0".into(),
             correlation_id: Some(Uuid::new_v4()),

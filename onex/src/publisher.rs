@@ -9,6 +9,7 @@ use crate::{
     envelope::{CONTRACT_HASH_KEY, OnexEnvelopeV1, SourceInfo},
     error::BusError,
     event::Event,
+    text::Text,
     topic,
 };
 
@@ -27,6 +28,10 @@ pub struct Published {
 pub struct Publisher {
     bus: Arc<dyn EventBus>,
     source: Arc<SourceInfo>,
+    /// The source's node id as envelopes carry it, rendered once.
+    node_id: Text,
+    /// The contract hash as envelopes' metadata carries it.
+    contract_hash: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -42,6 +47,8 @@ impl Publisher {
     pub fn new(bus: Arc<dyn EventBus>, source: SourceInfo) -> Self {
         Publisher {
             bus,
+            node_id: crate::envelope::uuid_string(source.node_id).into(),
+            contract_hash: source.contract_hash.as_deref().map(serde_json::Value::from),
             source: Arc::new(source),
         }
     }
@@ -72,13 +79,14 @@ impl Publisher {
         // so that a node tried on the in-memory bus fails as on Kafka.
         let topic = self.topic_of::<E>();
         topic::check(&topic)?;
-        let mut envelope = OnexEnvelopeV1::wrap(event, &self.source, correlation_id)?;
+        let mut envelope =
+            OnexEnvelopeV1::wrap_from(event, &self.source, self.node_id.clone(), correlation_id)?;
         envelope.metadata = metadata;
-        if let Some(hash) = &self.source.contract_hash {
+        if let Some(hash) = &self.contract_hash {
             envelope
                 .metadata
                 .entry(CONTRACT_HASH_KEY.to_owned())
-                .or_insert_with(|| hash.as_str().into());
+                .or_insert_with(|| hash.clone());
         }
         Ok(BusMessage::new(topic, envelope, E::CATEGORY))
     }

@@ -27,15 +27,15 @@ pub struct ReactionContext {
     /// The id of the event.
     pub event_id: Uuid,
     /// The event's schema version, as the producer stamped it.
-    pub event_version: String,
+    pub event_version: crate::Text,
     /// When the producer created the event.
     pub event_timestamp: DateTime<Utc>,
     /// The producing node's id.
-    pub source_node_id: String,
+    pub source_node_id: crate::Text,
     /// The producing node's service.
-    pub source_service: String,
+    pub source_service: crate::Text,
     /// The producing node's version.
-    pub source_version: String,
+    pub source_version: crate::Text,
     /// The full topic the event arrived on, environment included.
     pub topic: String,
     /// The envelope's metadata.

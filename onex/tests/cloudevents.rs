@@ -108,7 +108,7 @@ async fn every_record_is_a_cloudevent_the_sdk_reads() {
             attr("source"),
             Some(format!("/onex/{env}/{}", envelope.source_service))
         );
-        assert_eq!(attr("type"), Some(envelope.event_type.clone()));
+        assert_eq!(attr("type"), Some(envelope.event_type.to_string()));
         let time = attr("time").expect("time");
         assert_eq!(
             chrono::DateTime::parse_from_rfc3339(&time).expect("RFC 3339"),

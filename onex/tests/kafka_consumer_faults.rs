@@ -394,7 +394,7 @@ impl Handler for Lanes {
         self.by_key
             .lock()
             .expect("lock")
-            .entry(message.key.clone())
+            .entry(message.key.to_string())
             .or_default()
             .push(n);
         self.in_hand.fetch_sub(1, Ordering::SeqCst);
@@ -429,7 +429,7 @@ async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
     const N: u64 = 40;
     for n in 0..N {
         let mut m = BusMessage::clone(&message(&publisher, &topic, n));
-        m.key = format!("key-{}", n % 4);
+        m.key = format!("key-{}", n % 4).into();
         bus.publish(Arc::new(m)).await.expect("publish");
     }
     let handled = |lanes: &Lanes| {

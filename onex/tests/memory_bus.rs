@@ -729,7 +729,11 @@ async fn correlation_ids_propagate_through_a_handler_that_publishes() {
     assert_eq!(replies.len(), 2);
     assert_eq!(
         replies[0],
-        (Some(correlation), correlation, correlation.to_string())
+        (
+            Some(correlation),
+            correlation,
+            correlation.to_string().into()
+        )
     );
     assert_eq!(replies[1].0, Some(header_correlation));
     assert_eq!(replies[1].1, header_correlation);
@@ -1096,7 +1100,7 @@ async fn several_messages_in_flight_keep_order_per_key() {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             b.lock()
                 .unwrap()
-                .entry(msg.key.clone())
+                .entry(msg.key.to_string())
                 .or_default()
                 .push(tick.n);
             h.fetch_sub(1, Ordering::SeqCst);
@@ -1111,7 +1115,7 @@ async fn several_messages_in_flight_keep_order_per_key() {
         let mut message = publisher
             .message(&Tick { n, from: 0 }, None, Default::default())
             .expect("message");
-        message.key = format!("key-{}", n % 4);
+        message.key = format!("key-{}", n % 4).into();
         bus.publish(Arc::new(message)).await.expect("publish");
     }
     bus.wait_until_idle().await;

@@ -173,8 +173,8 @@ async fn answer(publisher: &Publisher, command: &Compute, correlation_id: Uuid) 
             )
             .expect("message");
         message.topic = publisher.topic_of::<Computed>();
-        message.envelope.event_type = Computed::EVENT_TYPE.to_owned();
-        message.headers.event_type = Computed::EVENT_TYPE.to_owned();
+        message.envelope.event_type = Computed::EVENT_TYPE.into();
+        message.headers.event_type = Computed::EVENT_TYPE.into();
         publisher.bus().publish(Arc::new(message)).await.map(|_| ())
     } else if command.fail {
         let failed = ComputeFailed {

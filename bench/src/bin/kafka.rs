@@ -172,7 +172,7 @@ struct Payload {
 impl Payload {
     fn of(message: &BusMessage) -> Self {
         Payload {
-            key: message.key.clone().into_bytes(),
+            key: message.key.as_bytes().to_vec(),
             value: message.envelope.to_json(),
             headers: message
                 .headers

@@ -179,7 +179,7 @@ fn event_types_list_every_variant() {
 fn decoding_an_unknown_event_type_fails() {
     let event = pricing::QuoteRequested { request: request() };
     let mut envelope = OnexEnvelopeV1::wrap(&event, &source(), None).expect("wraps");
-    envelope.event_type = "compute.no_such_event".to_owned();
+    envelope.event_type = "compute.no_such_event".into();
     match PricingEvent::decode(&envelope) {
         Err(onex::DecodeError::UnknownEventType {
             event_type,

@@ -21,7 +21,6 @@
 //! holds while the circuit breaker pauses the subscriber.
 
 use std::{
-    borrow::Cow,
     collections::{HashMap, VecDeque},
     future::Future,
     sync::{Arc, Mutex, atomic::Ordering},
@@ -37,7 +36,10 @@ use rdkafka::{
 };
 use tokio::sync::{oneshot, watch};
 
-use super::{Inner, SendError, dlq_headers, lock, producer::Record};
+use super::{
+    Inner, SendError, dlq_headers, lock,
+    producer::{Record, RecordHeaders},
+};
 
 mod in_flight;
 use crate::{
@@ -52,6 +54,7 @@ use crate::{
     error::BusError,
     event::MessageCategory,
     headers::EventHeaders,
+    text::Text,
 };
 
 /// How long a message may be in hand before the consumer pauses its
@@ -1025,7 +1028,10 @@ fn decode<M: Message>(record: &M, environment: &str) -> Result<BusMessage, Strin
     let key = record
         .key()
         .and_then(|k| std::str::from_utf8(k).ok())
-        .map_or_else(|| envelope.partition_key(), str::to_owned);
+        .map_or_else(
+            || envelope.partition_key(),
+            |key| Text::from(key.to_owned()),
+        );
     Ok(BusMessage {
         topic: record.topic().to_owned(),
         key,
@@ -1066,17 +1072,15 @@ fn dead_letter_record(
         (dlq_headers::RETRY_COUNT, retries.to_string()),
         (dlq_headers::ERROR_TYPE, error.kind.clone()),
     ];
-    let mut headers: Vec<(Cow<'static, str>, Vec<u8>)> = raw
-        .headers
-        .iter()
-        .filter(|(k, _)| !failure.iter().any(|(name, _)| name == k))
-        .map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
-        .collect();
-    headers.extend(
-        failure
-            .into_iter()
-            .map(|(k, v)| (Cow::Borrowed(k), v.into_bytes())),
-    );
+    let mut headers = RecordHeaders::with_capacity(raw.headers.len() + failure.len(), 512);
+    for (name, value) in &raw.headers {
+        if !failure.iter().any(|(failed, _)| failed == name) {
+            headers.push(name.clone(), &[value]);
+        }
+    }
+    for (name, value) in failure {
+        headers.push(name, &[value]);
+    }
     Record {
         topic: topic.to_owned(),
         key: raw.key.clone(),
@@ -1113,9 +1117,9 @@ mod tests {
         let e = HandlerError::new("timeout", "db did not answer");
         let rec = dead_letter_record("dev.dlq.v1", &r, None, &e, 3);
         let get = |name: &str| {
-            let all: Vec<_> = rec.headers.iter().filter(|(k, _)| k == name).collect();
+            let all: Vec<_> = rec.headers.iter().filter(|(k, _)| *k == name).collect();
             assert_eq!(all.len(), 1, "{name} appears once");
-            String::from_utf8(all[0].1.clone()).expect("utf8")
+            String::from_utf8(all[0].1.to_vec()).expect("utf8")
         };
         assert_eq!(get("retry_count"), "3");
         assert_eq!(get("correlation_id"), "abc");

@@ -50,7 +50,6 @@ mod outage;
 mod producer;
 
 use std::{
-    borrow::Cow,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -75,7 +74,7 @@ use crate::{
 };
 
 use outage::{Buffer, SpoolSlot, background};
-use producer::{ProducerSlot, Record, SharedProducer};
+use producer::{ProducerSlot, Record, RecordHeaders, SharedProducer};
 
 /// Headers a dead-lettered message carries besides its original headers.
 pub mod dlq_headers {
@@ -369,18 +368,25 @@ async fn open_spool(config: &KafkaConfig) -> Result<Option<Arc<SpoolSlot>>, BusE
 
 /// The record of a bus message: topic, key, envelope JSON and headers.
 fn record_of(message: &BusMessage, cloudevents: bool) -> Record {
-    let mut pairs = message.headers.to_pairs();
+    let (headers, envelope) = (&message.headers, &message.envelope);
+    // The headers' timestamp is the envelope's unless someone changed one
+    // of them: rendered once for both `timestamp` and `ce_time`.
+    let timestamp = headers.timestamp.to_rfc3339();
+    let mut out = RecordHeaders::with_capacity(18, 512);
+    headers.each_pair(&timestamp, |name, value| out.push(name, &[value]));
     if cloudevents {
-        pairs.extend(crate::cloudevents::headers(&message.envelope));
+        let time = if envelope.event_timestamp == headers.timestamp {
+            timestamp
+        } else {
+            envelope.event_timestamp.to_rfc3339()
+        };
+        crate::cloudevents::each_header(envelope, &time, |name, parts| out.push(name, parts));
     }
     Record {
         topic: message.topic.clone(),
-        key: Some(message.key.clone().into_bytes()),
-        value: message.envelope.to_json(),
-        headers: pairs
-            .into_iter()
-            .map(|(name, value)| (Cow::Borrowed(name), value.into_bytes()))
-            .collect(),
+        key: Some(message.key.as_bytes().to_vec()),
+        value: envelope.to_json(),
+        headers: out,
     }
 }
 

@@ -116,7 +116,7 @@ fn spool_record(record: &Record) -> SpoolRecord {
         headers: record
             .headers
             .iter()
-            .map(|(name, value)| (name.to_string(), value.clone()))
+            .map(|(name, value)| (name.to_owned(), value.to_vec()))
             .collect(),
     }
 }
@@ -126,11 +126,7 @@ fn record_of_spooled(record: SpoolRecord) -> Record {
         topic: record.topic,
         key: record.key,
         value: record.value,
-        headers: record
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name.into(), value))
-            .collect(),
+        headers: record.headers.into_iter().collect(),
     }
 }
 

@@ -123,17 +123,69 @@ pub(crate) struct Record {
     pub(crate) topic: String,
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) value: Vec<u8>,
-    pub(crate) headers: Vec<(Cow<'static, str>, Vec<u8>)>,
+    pub(crate) headers: RecordHeaders,
 }
 
 impl Record {
     fn owned_headers(&self) -> OwnedHeaders {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             headers = headers.insert(Header {
-                key: name.as_ref(),
-                value: Some(value.as_slice()),
+                key: name,
+                value: Some(value),
             });
+        }
+        headers
+    }
+}
+
+/// A record's headers: names, and every value in one buffer. A message
+/// carries seventeen or so headers; a buffer each cost as many allocations
+/// per message, freed again on librdkafka's thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RecordHeaders {
+    /// Each header's name and the end of its value in `values`.
+    entries: Vec<(Cow<'static, str>, usize)>,
+    values: Vec<u8>,
+}
+
+impl RecordHeaders {
+    /// Room for `headers` headers whose values add up to `bytes`.
+    pub(crate) fn with_capacity(headers: usize, bytes: usize) -> Self {
+        RecordHeaders {
+            entries: Vec::with_capacity(headers),
+            values: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// Adds a header whose value is `parts` joined.
+    pub(crate) fn push<P: AsRef<[u8]>>(&mut self, name: impl Into<Cow<'static, str>>, parts: &[P]) {
+        for part in parts {
+            self.values.extend_from_slice(part.as_ref());
+        }
+        self.entries.push((name.into(), self.values.len()));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every header's name and value, in the order they were added.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut start = 0;
+        self.entries.iter().map(move |(name, end)| {
+            let value = &self.values[start..*end];
+            start = *end;
+            (name.as_ref(), value)
+        })
+    }
+}
+
+impl<N: Into<Cow<'static, str>>> FromIterator<(N, Vec<u8>)> for RecordHeaders {
+    fn from_iter<I: IntoIterator<Item = (N, Vec<u8>)>>(pairs: I) -> Self {
+        let mut headers = RecordHeaders::default();
+        for (name, value) in pairs {
+            headers.push(name, &[value]);
         }
         headers
     }
