@@ -26,6 +26,7 @@
 //! | `KAFKA_ACKS` | `acks` | `all` | `all`, `1`, `0` |
 //! | `KAFKA_ENABLE_IDEMPOTENCE` | `enable_idempotence` | `true` | boolean |
 //! | `KAFKA_CLOUDEVENTS` | `cloudevents` | `true` | boolean |
+//! | `KAFKA_COMPRESSION` | `compression` | `lz4` | `none`, `gzip`, `snappy`, `lz4` |
 //! | `KAFKA_AUTO_OFFSET_RESET` | `auto_offset_reset` | `latest` | `earliest`, `latest` |
 //! | `KAFKA_ENABLE_AUTO_COMMIT` | `enable_auto_commit` | `true` | boolean |
 //! | `KAFKA_DEAD_LETTER_TOPIC` | `dead_letter_topic` | unset (Kafka: `{environment}.dlq.v1`) | a topic name of at most 249 characters |
@@ -176,6 +177,13 @@ const CLOUDEVENTS: Setting = setting(
     "true, false",
     "CloudEvents 1.0 headers (ce_*) on every published record, beside the ONEX headers.",
 );
+const COMPRESSION: Setting = setting(
+    "KAFKA_COMPRESSION",
+    "compression",
+    "lz4",
+    "none, gzip, snappy, lz4",
+    "Codec of the producer's record batches. lz4 costs the producer little and spares the broker most of its work per record.",
+);
 const OFFSET_RESET: Setting = setting(
     "KAFKA_AUTO_OFFSET_RESET",
     "auto_offset_reset",
@@ -286,6 +294,7 @@ pub const SETTINGS: &[Setting] = &[
     ACKS,
     IDEMPOTENCE,
     CLOUDEVENTS,
+    COMPRESSION,
     OFFSET_RESET,
     AUTO_COMMIT,
     DLQ,
@@ -364,6 +373,58 @@ impl<'de> Deserialize<'de> for Acks {
         text.parse().map_err(|()| {
             serde::de::Error::custom(format!("invalid acks `{text}` (allowed: {})", ACKS.allowed))
         })
+    }
+}
+
+/// The codec of the producer's record batches (`KAFKA_COMPRESSION`).
+///
+/// A compressed batch is one opaque value to the broker: it stores and
+/// serves it without reading each record and its headers, which is most
+/// of a broker's work per small event (on Tansu, a tenth of the CPU for
+/// the same records with lz4). Consumers decompress transparently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip: small, slow.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4: fast, the default.
+    #[default]
+    Lz4,
+}
+
+impl Compression {
+    /// The value as librdkafka's `compression.type` spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim() {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "snappy" => Ok(Compression::Snappy),
+            "lz4" => Ok(Compression::Lz4),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -449,6 +510,8 @@ pub struct KafkaConfig {
     /// CloudEvents headers on every published record (`KAFKA_CLOUDEVENTS`);
     /// see [`crate::cloudevents`].
     pub cloudevents: bool,
+    /// Codec of the producer's record batches (`KAFKA_COMPRESSION`).
+    pub compression: Compression,
     /// Start of a group without offsets (`KAFKA_AUTO_OFFSET_RESET`).
     pub auto_offset_reset: AutoOffsetReset,
     /// How handled offsets are committed (`KAFKA_ENABLE_AUTO_COMMIT`).
@@ -517,6 +580,7 @@ impl Default for KafkaConfig {
             acks: Acks::All,
             enable_idempotence: true,
             cloudevents: true,
+            compression: Compression::Lz4,
             auto_offset_reset: AutoOffsetReset::Latest,
             enable_auto_commit: true,
             dead_letter_topic: "dlq.v1".to_owned(),
@@ -714,6 +778,11 @@ impl KafkaConfig {
         }
         if let Some(v) = get(&CLOUDEVENTS) {
             c.cloudevents = parse_bool(n, &CLOUDEVENTS, &v)?;
+        }
+        if let Some(v) = get(&COMPRESSION) {
+            c.compression = v
+                .parse()
+                .map_err(|()| invalid(n, &COMPRESSION, v.as_str(), "not a known value"))?;
         }
         if let Some(v) = get(&OFFSET_RESET) {
             c.auto_offset_reset = v

@@ -20,9 +20,10 @@
 //!   (`KAFKA_CLOUDEVENTS=false`): what those headers cost.
 //!
 //! Raw producers send the bytes, key and headers (ONEX and CloudEvents) of
-//! an envelope the bus would send, with `acks=all`, idempotence and the bus's `linger.ms` and
-//! `message.timeout.ms`. Throughput runs keep `--in-flight` sends
-//! outstanding; latency runs send one at a time.
+//! an envelope the bus would send, with `acks=all`, idempotence and the
+//! bus's `linger.ms`, `compression.type` and `message.timeout.ms`.
+//! Throughput runs keep `--in-flight` sends outstanding; latency runs send
+//! one at a time.
 //!
 //! Consumers read the messages the bus published, from the earliest
 //! offset, in a fresh group: raw rdkafka `StreamConsumer` storing each
@@ -32,7 +33,8 @@
 //! last, so the group join is not counted.
 //!
 //! `--producers a,b` and `--consumers a,b` run only the named ones (for
-//! profiling one of them); `--no-consume` skips consuming.
+//! profiling one of them); `--no-consume` skips consuming; `--compression
+//! CODEC` sets every producer's codec (default: the bus's, lz4).
 
 use std::{
     error::Error,
@@ -82,6 +84,8 @@ struct Args {
     producers: Vec<Producer>,
     /// Consumers to measure: `raw`, `raw_decoding`, `bus` (all by default).
     consumers: Vec<String>,
+    /// The producers' codec (`--compression`; the bus's default otherwise).
+    compression: onex::config::Compression,
     out: Option<String>,
 }
 
@@ -99,6 +103,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "raw_decoding".to_owned(),
             "bus".to_owned(),
         ],
+        compression: KafkaConfig::default().compression,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -123,6 +128,12 @@ fn parse_args() -> Result<Args, BoxError> {
                     })
                     .collect::<Result<_, _>>()?
             }
+            "--compression" => {
+                let codec = value()?;
+                args.compression = codec
+                    .parse()
+                    .map_err(|()| format!("unknown codec `{codec}`"))?;
+            }
             "--out" => args.out = Some(value()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -140,6 +151,7 @@ fn bus_config(args: &Args, environment: &str) -> KafkaConfig {
         auto_offset_reset: AutoOffsetReset::Earliest,
         // The benchmark measures delivery, not a spool left behind.
         spool_dir: "off".to_owned(),
+        compression: args.compression,
         ..KafkaConfig::default()
     };
     config.group = format!("{environment}-group");
@@ -147,13 +159,14 @@ fn bus_config(args: &Args, environment: &str) -> KafkaConfig {
 }
 
 /// The raw producer's settings: what the bus promises (idempotent,
-/// acks=all) with the bus's linger and message timeout.
+/// acks=all) with the bus's linger, compression and message timeout.
 fn raw_producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.bootstrap_servers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", config.linger_ms.to_string())
+        .set("compression.type", config.compression.as_str())
         .set(
             "message.timeout.ms",
             (config.timeout_seconds * 1000).to_string(),
@@ -639,6 +652,7 @@ async fn main() -> Result<(), BoxError> {
             "acks": "all",
             "enable_idempotence": true,
             "linger_ms": defaults.linger_ms,
+            "compression": args.compression.as_str(),
             "message_bytes": sample.value.len(),
             "header_count": sample.headers.len(),
         },

@@ -638,13 +638,14 @@ fn kafka_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
     let _ = writeln!(
         md,
         "One Tansu broker on loopback (memory storage), rdkafka 0.39 (librdkafka 2.12), \
-         every producer with `acks=all`, idempotence on and `linger.ms={}` (the bus's \
-         default), the same {}-byte envelope, key and {} headers. Throughput: {} messages \
+         every producer with `acks=all`, idempotence on, `linger.ms={}` and \
+         `compression.type={}` (the bus's defaults), the same {}-byte envelope, key and {} headers. Throughput: {} messages \
          with up to {} awaited sends in flight; latency under that load is from the send \
          call to its delivery report. One-at-a-time latency: {} sends, each awaited before \
          the next. Every producer runs in every round, in rotating order; medians of {} \
          rounds.\n",
         s["linger_ms"],
+        s["compression"].as_str().unwrap_or("none"),
         s["message_bytes"],
         s["header_count"],
         thousands(num(&s["messages"]).unwrap_or(0.0)),

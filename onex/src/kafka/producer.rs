@@ -207,6 +207,7 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
             },
         )
         .set("linger.ms", config.linger_ms.to_string())
+        .set("compression.type", config.compression.as_str())
         // A delivery report arrives within the timeout, success or not.
         .set("message.timeout.ms", &timeout_ms)
         .set("socket.connection.setup.timeout.ms", &timeout_ms)
