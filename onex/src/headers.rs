@@ -180,14 +180,14 @@ impl EventHeaders {
                         .with_timezone(&Utc);
                     has_ts = true;
                 }
-                "source" => h.source = v().into(),
+                "source" => h.source = Text::copied(value),
                 "event_type" => {
-                    h.event_type = v().into();
+                    h.event_type = Text::copied(value);
                     has_type = true;
                 }
                 "message_category" => h.message_category = MessageCategory::parse(value)?,
                 "content_type" => content_type = Some(value),
-                "schema_version" => h.schema_version = v().into(),
+                "schema_version" => h.schema_version = Text::copied(value),
                 "destination" => h.destination = Some(v()),
                 "trace_id" => h.trace_id = Some(v()),
                 "span_id" => h.span_id = Some(v()),
@@ -195,7 +195,7 @@ impl EventHeaders {
                 "operation_name" => h.operation_name = Some(v()),
                 "priority" => h.priority = Some(v()),
                 "routing_key" => h.routing_key = Some(v()),
-                "partition_key" => h.partition_key = Some(v().into()),
+                "partition_key" => h.partition_key = Some(Text::copied(value)),
                 "retry_count" => h.retry_count = value.parse().ok()?,
                 "max_retries" => h.max_retries = Some(value.parse().ok()?),
                 "ttl_seconds" => h.ttl_seconds = Some(value.parse().ok()?),
@@ -207,7 +207,7 @@ impl EventHeaders {
         }
         h.content_type = match content_type {
             None | Some(JSON) => Text::from_static(JSON),
-            Some(other) => other.to_owned().into(),
+            Some(other) => Text::copied(other),
         };
         Some(h)
     }

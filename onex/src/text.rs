@@ -30,6 +30,11 @@ impl Text {
         Text(Repr::Static(text))
     }
 
+    /// A shared copy of `text` (one allocation).
+    pub fn copied(text: &str) -> Self {
+        Text(Repr::Shared(Arc::from(text)))
+    }
+
     /// The string.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -177,7 +182,24 @@ impl Serialize for Text {
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Text::from)
+        // Straight from the input's text into the shared string: one
+        // allocation, as a `String` would take (not a `String` and then a
+        // copy of it).
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Text;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Text, E> {
+                Ok(Text::copied(text))
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
     }
 }
 

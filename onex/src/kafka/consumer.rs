@@ -1028,10 +1028,7 @@ fn decode<M: Message>(record: &M, environment: &str) -> Result<BusMessage, Strin
     let key = record
         .key()
         .and_then(|k| std::str::from_utf8(k).ok())
-        .map_or_else(
-            || envelope.partition_key(),
-            |key| Text::from(key.to_owned()),
-        );
+        .map_or_else(|| envelope.partition_key(), Text::copied);
     Ok(BusMessage {
         topic: record.topic().to_owned(),
         key,
