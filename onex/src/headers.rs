@@ -138,6 +138,19 @@ impl EventHeaders {
     /// Rebuilds headers from (name, value) pairs. Returns `None` when a
     /// required header is missing or malformed; unknown headers are ignored.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        Self::from_pairs_sharing(pairs, &[])
+    }
+
+    /// [`EventHeaders::from_pairs`], taking a string value from `known`
+    /// (the envelope's, say) instead of copying it when one is equal.
+    pub(crate) fn from_pairs_sharing<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        known: &[&Text],
+    ) -> Option<Self> {
+        let text = |value: &str| match known.iter().find(|k| k.as_str() == value) {
+            Some(k) => (*k).clone(),
+            None => Text::copied(value),
+        };
         // Values are borrowed from the pairs and copied once; the default
         // content type only when the pairs have none.
         let mut content_type = None;
@@ -180,14 +193,14 @@ impl EventHeaders {
                         .with_timezone(&Utc);
                     has_ts = true;
                 }
-                "source" => h.source = Text::copied(value),
+                "source" => h.source = text(value),
                 "event_type" => {
-                    h.event_type = Text::copied(value);
+                    h.event_type = text(value);
                     has_type = true;
                 }
                 "message_category" => h.message_category = MessageCategory::parse(value)?,
                 "content_type" => content_type = Some(value),
-                "schema_version" => h.schema_version = Text::copied(value),
+                "schema_version" => h.schema_version = text(value),
                 "destination" => h.destination = Some(v()),
                 "trace_id" => h.trace_id = Some(v()),
                 "span_id" => h.span_id = Some(v()),

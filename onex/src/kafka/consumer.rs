@@ -1019,7 +1019,12 @@ fn decode<M: Message>(record: &M, environment: &str) -> Result<BusMessage, Strin
         hs.iter()
             .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
     });
-    let headers = EventHeaders::from_pairs(pairs).unwrap_or_else(|| {
+    let known = [
+        &envelope.source_service,
+        &envelope.event_type,
+        &envelope.event_version,
+    ];
+    let headers = EventHeaders::from_pairs_sharing(pairs, &known).unwrap_or_else(|| {
         let category = header("message_category")
             .and_then(MessageCategory::parse)
             .unwrap_or(MessageCategory::Event);
