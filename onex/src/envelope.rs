@@ -131,9 +131,11 @@ impl OnexEnvelopeV1 {
         correlation_id: Option<Uuid>,
     ) -> Result<Self, BusError> {
         let payload =
-            serde_json::value::to_raw_value(event).map_err(|source| BusError::Serialize {
-                event_type: E::EVENT_TYPE.to_owned(),
-                source,
+            serde_json::value::to_raw_value(&crate::fast_str::Whole(event)).map_err(|source| {
+                BusError::Serialize {
+                    event_type: E::EVENT_TYPE.to_owned(),
+                    source,
+                }
             })?;
         Ok(OnexEnvelopeV1 {
             envelope_version: Text::from_static(ENVELOPE_VERSION),

@@ -39,6 +39,7 @@ pub mod error;
 pub mod event;
 mod event_set;
 pub mod exchange;
+mod fast_str;
 pub mod fsm;
 pub mod headers;
 #[cfg(feature = "kafka")]
