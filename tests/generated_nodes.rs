@@ -465,7 +465,7 @@ fn a_mocked_handler_runs_the_node_and_refused_messages_are_dead_lettered() {
         let message = |event_type: &str, topic: &str, payload| {
             let mut message = template.clone();
             message.topic = topic.to_owned();
-            message.envelope.event_type = event_type.to_owned();
+            message.envelope.event_type = event_type.to_owned().into();
             message.envelope.set_payload(&payload).expect("a payload");
             Arc::new(message)
         };
@@ -739,7 +739,7 @@ fn a_foreign_event_reaches_its_typed_reaction() {
 
         // Another event type on the sensor's topic: unroutable.
         let mut stray = bus.history_for("test.sensor.effect.reading_taken.v1").pop().expect("the reading");
-        stray.envelope.event_type = "effect.reading_lost".to_owned();
+        stray.envelope.event_type = "effect.reading_lost".to_owned().into();
         bus.publish(Arc::new(stray)).await.expect("publish");
         // The right event type with a payload that is not a reading.
         let mut garbled = bus.history_for("test.sensor.effect.reading_taken.v1").remove(0);
