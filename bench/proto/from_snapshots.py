@@ -53,10 +53,57 @@ def proto_type(rust):
     return "", SCALARS.get(rust, rust)
 
 
+STRING = "::std::string::String"
+UUID = "::onex::uuid::Uuid"
+TIME = "::onex::chrono::DateTime<::onex::chrono::Utc>"
+JSON = "::std::option::Option<::onex::serde_json::Value>"
+SUMMARY = "::std::collections::BTreeMap<::std::string::String,::std::string::String>"
+HEAD = [("operation", STRING), ("correlation_id", UUID), ("node_id", UUID)]
+# The fields of the derived events that onex's macros define
+# (onex/src/event_set.rs); `None` stands for the operation's output type.
+MACRO_FIELDS = {
+    "operation_started": HEAD + [("started_at", TIME), ("input_summary", SUMMARY), ("metadata", JSON)],
+    "operation_completed": HEAD + [
+        ("completed_at", TIME), ("execution_time_ms", "f64"), ("result_summary", SUMMARY),
+        ("result", None), ("success", "bool"), ("metadata", JSON),
+    ],
+    "operation_failed": HEAD + [
+        ("failed_at", TIME), ("execution_time_ms", "f64"), ("error_message", STRING),
+        ("error_type", STRING), ("recovery_suggestions", "::std::vec::Vec<::std::string::String>"),
+        ("error_details", JSON), ("metadata", JSON),
+    ],
+    "state_changed": [
+        ("node_id", UUID), ("node_type", STRING), ("correlation_id", UUID), ("changed_at", TIME),
+        ("old_state", STRING), ("new_state", STRING), ("transition_reason", STRING), ("metadata", JSON),
+    ],
+    "metric_recorded": [
+        ("node_id", UUID), ("node_type", STRING), ("correlation_id", UUID), ("recorded_at", TIME),
+        ("metric_name", STRING), ("value", "f64"), ("unit", "::std::option::Option<::std::string::String>"),
+        ("tags", SUMMARY),
+    ],
+}
+
+
 def items(code):
-    """(kind, name, body) of every top-level struct and enum."""
-    for m in re.finditer(r"^pub (struct|enum) (\w+) \{\n(.*?)^\}", code, re.S | re.M):
-        yield m.group(1), m.group(2), m.group(3)
+    """(kind, name, body) of every top-level struct and enum, and of every
+    derived event an onex macro defines, in order."""
+    pattern = (
+        r"^pub (struct|enum) (\w+) \{\n(.*?)^\}"
+        r"|^::onex::(" + "|".join(MACRO_FIELDS) + r")!\(\n(.*?)^\);"
+    )
+    for m in re.finditer(pattern, code, re.S | re.M):
+        if m.group(1):
+            yield m.group(1), m.group(2), m.group(3)
+            continue
+        args = re.sub(r'#\[doc\s*=\s*"(?:[^"\\]|\\.)*"\]', "", m.group(5))
+        args = re.sub(r"\s+", "", args)
+        name = re.match(r"(\w+)\(", args).group(1)
+        output = re.search(r'\),"[^"]*","[^"]*",(.*?),\[', args)
+        body = "".join(
+            f"pub {field}: {rust if rust else output.group(1)},\n"
+            for field, rust in MACRO_FIELDS[m.group(4)]
+        )
+        yield "struct", name, body
 
 
 def convert(name):

@@ -135,3 +135,163 @@ macro_rules! impl_failure {
         )*
     };
 }
+
+/// Defines the `{Op}Started` event of an operation, as the generator
+/// derives it: the struct with its fields, its `new` constructor and its
+/// [`Event`](crate::Event) impl. The arguments: the struct's attributes
+/// and name, its event type, version and topic, the path of the serde
+/// crate (for `#[serde(crate)]`), the operation's name and the summary of
+/// its input (field name, type name).
+#[macro_export]
+macro_rules! operation_started {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation started (UTC).
+            pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The input's field names and their types (never the values).
+            pub input_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call starting now, with the summary of its input.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid) -> Self {
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    started_at: $crate::chrono::Utc::now(),
+                    input_summary: $crate::operation::summary(&[$(($field, $ty)),*]),
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// Defines the `{Op}Completed` event of an operation, as the generator
+/// derives it (see [`operation_started!`]); beside the summary of the
+/// output it takes the output's type and the fields of the output that the
+/// published result leaves `None` (its summary-only fields).
+#[macro_export]
+macro_rules! operation_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the operation ran, in milliseconds.
+            pub execution_time_ms: f64,
+            /// The result's field names and their types.
+            pub result_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            /// The operation's result; its summary-only fields are `None` (their types are in `result_summary`).
+            pub result: $output,
+            /// Always `true` for a completed operation.
+            pub success: bool,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call that succeeded now, with its result (its summary-only fields, if any, left `None`) and the summary of its fields.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid, execution_time_ms: f64, result: &$output) -> Self {
+                #[allow(unused_mut)]
+                let mut result = ::std::clone::Clone::clone(result);
+                $(result.$summary_only = ::std::option::Option::None;)*
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    completed_at: $crate::chrono::Utc::now(),
+                    execution_time_ms,
+                    result_summary: $crate::operation::summary(&[$(($field, $ty)),*]),
+                    result,
+                    success: true,
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// Defines the `{Op}Failed` event of an operation, as the generator
+/// derives it (see [`operation_started!`]), with its
+/// [`Failure`](crate::operation::Failure) impl.
+#[macro_export]
+macro_rules! operation_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the operation ran, in milliseconds.
+            pub execution_time_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+            /// Structured details of the error.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub error_details: ::std::option::Option<$crate::serde_json::Value>,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call that failed now.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid, execution_time_ms: f64, error: &$crate::OperationError) -> Self {
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    failed_at: $crate::chrono::Utc::now(),
+                    execution_time_ms,
+                    error_message: ::std::clone::Clone::clone(&error.message),
+                    error_type: ::std::clone::Clone::clone(&error.kind),
+                    recovery_suggestions: ::std::clone::Clone::clone(&error.suggestions),
+                    error_details: ::std::option::Option::None,
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
