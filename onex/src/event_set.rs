@@ -295,3 +295,69 @@ macro_rules! operation_failed {
         }
     };
 }
+
+/// Defines a node's `StateChanged` event, as the generator derives it: the
+/// struct with its fields and its [`Event`](crate::Event) impl. The
+/// arguments: the struct's attributes and name, its event type, version
+/// and topic, and the path of the serde crate (for `#[serde(crate)]`).
+#[macro_export]
+macro_rules! state_changed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The node type, e.g. `effect`.
+            pub node_type: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// When the state changed (UTC).
+            pub changed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The previous state.
+            pub old_state: ::std::string::String,
+            /// The new state.
+            pub new_state: ::std::string::String,
+            /// Why the state changed.
+            pub transition_reason: ::std::string::String,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a node's `MetricRecorded` event, as the generator derives it
+/// (see [`state_changed!`]).
+#[macro_export]
+macro_rules! metric_recorded {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The node type, e.g. `effect`.
+            pub node_type: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// When the metric was recorded (UTC).
+            pub recorded_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The metric's name, e.g. `rows_written`.
+            pub metric_name: ::std::string::String,
+            /// The measured value.
+            pub value: f64,
+            /// The unit, e.g. `ms`.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub unit: ::std::option::Option<::std::string::String>,
+            /// Dimensions of the measurement.
+            pub tags: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
