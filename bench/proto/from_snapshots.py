@@ -53,35 +53,18 @@ def proto_type(rust):
     return "", SCALARS.get(rust, rust)
 
 
-STRING = "::std::string::String"
-UUID = "::onex::uuid::Uuid"
-TIME = "::onex::chrono::DateTime<::onex::chrono::Utc>"
-JSON = "::std::option::Option<::onex::serde_json::Value>"
-SUMMARY = "::std::collections::BTreeMap<::std::string::String,::std::string::String>"
-HEAD = [("operation", STRING), ("correlation_id", UUID), ("node_id", UUID)]
-# The fields of the derived events that onex's macros define
-# (onex/src/event_set.rs); `None` stands for the operation's output type.
-MACRO_FIELDS = {
-    "operation_started": HEAD + [("started_at", TIME), ("input_summary", SUMMARY), ("metadata", JSON)],
-    "operation_completed": HEAD + [
-        ("completed_at", TIME), ("execution_time_ms", "f64"), ("result_summary", SUMMARY),
-        ("result", None), ("success", "bool"), ("metadata", JSON),
-    ],
-    "operation_failed": HEAD + [
-        ("failed_at", TIME), ("execution_time_ms", "f64"), ("error_message", STRING),
-        ("error_type", STRING), ("recovery_suggestions", "::std::vec::Vec<::std::string::String>"),
-        ("error_details", JSON), ("metadata", JSON),
-    ],
-    "state_changed": [
-        ("node_id", UUID), ("node_type", STRING), ("correlation_id", UUID), ("changed_at", TIME),
-        ("old_state", STRING), ("new_state", STRING), ("transition_reason", STRING), ("metadata", JSON),
-    ],
-    "metric_recorded": [
-        ("node_id", UUID), ("node_type", STRING), ("correlation_id", UUID), ("recorded_at", TIME),
-        ("metric_name", STRING), ("value", "f64"), ("unit", "::std::option::Option<::std::string::String>"),
-        ("tags", SUMMARY),
-    ],
-}
+def macro_structs():
+    """The struct body of every derived event onex's macros define
+    (onex/src/event_set.rs), by macro name; `$output` stands for the
+    operation's output type."""
+    source = (ROOT / "onex/src/event_set.rs").read_text()
+    found = re.finditer(
+        r"^macro_rules! (\w+) \{(?:(?!macro_rules!).)*?pub struct \$name \{\n(.*?)^        \}", source, re.S | re.M
+    )
+    return {m.group(1): m.group(2).replace("$crate::", "::onex::") for m in found}
+
+
+MACRO_STRUCTS = macro_structs()
 
 
 def items(code):
@@ -89,7 +72,7 @@ def items(code):
     derived event an onex macro defines, in order."""
     pattern = (
         r"^pub (struct|enum) (\w+) \{\n(.*?)^\}"
-        r"|^::onex::(" + "|".join(MACRO_FIELDS) + r")!\(\n(.*?)^\);"
+        r"|^::onex::(" + "|".join(MACRO_STRUCTS) + r")!\(\n(.*?)^\);"
     )
     for m in re.finditer(pattern, code, re.S | re.M):
         if m.group(1):
@@ -99,10 +82,9 @@ def items(code):
         args = re.sub(r"\s+", "", args)
         name = re.match(r"(\w+)\(", args).group(1)
         output = re.search(r'\),"[^"]*","[^"]*",(.*?),\[', args)
-        body = "".join(
-            f"pub {field}: {rust if rust else output.group(1)},\n"
-            for field, rust in MACRO_FIELDS[m.group(4)]
-        )
+        body = MACRO_STRUCTS[m.group(4)]
+        if output:
+            body = body.replace("$output", output.group(1))
         yield "struct", name, body
 
 

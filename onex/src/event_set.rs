@@ -361,3 +361,161 @@ macro_rules! metric_recorded {
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
 }
+
+/// Defines a workflow step's `{Step}StepStarted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_started {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step started (UTC).
+            pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a workflow step's `{Step}StepCompleted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the step ran, in milliseconds.
+            pub duration_ms: f64,
+            /// The step's result, if any.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub result: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a workflow step's `{Step}StepFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the step ran, in milliseconds.
+            pub duration_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+    };
+}
+
+/// Defines an orchestrator's `WorkflowCompleted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! workflow_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the workflow completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The steps that ran, in order.
+            pub steps_completed: ::std::vec::Vec<::std::string::String>,
+            /// How long the workflow ran, in milliseconds.
+            pub total_duration_ms: f64,
+            /// The workflow's result, if any.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub result: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines an orchestrator's `WorkflowFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! workflow_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the workflow failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The step that failed.
+            pub failed_step: ::std::string::String,
+            /// The steps that succeeded before the failure, in order.
+            pub steps_completed: ::std::vec::Vec<::std::string::String>,
+            /// How long the workflow ran, in milliseconds.
+            pub total_duration_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+    };
+}
