@@ -53,10 +53,39 @@ def proto_type(rust):
     return "", SCALARS.get(rust, rust)
 
 
+def macro_structs():
+    """The struct body of every derived event onex's macros define
+    (onex/src/event_set.rs), by macro name; `$output` stands for the
+    operation's output type."""
+    source = (ROOT / "onex/src/event_set.rs").read_text()
+    found = re.finditer(
+        r"^macro_rules! (\w+) \{(?:(?!macro_rules!).)*?pub struct \$name \{\n(.*?)^        \}", source, re.S | re.M
+    )
+    return {m.group(1): m.group(2).replace("$crate::", "::onex::") for m in found}
+
+
+MACRO_STRUCTS = macro_structs()
+
+
 def items(code):
-    """(kind, name, body) of every top-level struct and enum."""
-    for m in re.finditer(r"^pub (struct|enum) (\w+) \{\n(.*?)^\}", code, re.S | re.M):
-        yield m.group(1), m.group(2), m.group(3)
+    """(kind, name, body) of every top-level struct and enum, and of every
+    derived event an onex macro defines, in order."""
+    pattern = (
+        r"^pub (struct|enum) (\w+) \{\n(.*?)^\}"
+        r"|^::onex::(" + "|".join(MACRO_STRUCTS) + r")!\(\n(.*?)^\);"
+    )
+    for m in re.finditer(pattern, code, re.S | re.M):
+        if m.group(1):
+            yield m.group(1), m.group(2), m.group(3)
+            continue
+        args = re.sub(r'#\[doc\s*=\s*"(?:[^"\\]|\\.)*"\]', "", m.group(5))
+        args = re.sub(r"\s+", "", args)
+        name = re.match(r"(\w+)\(", args).group(1)
+        output = re.search(r'\),"[^"]*","[^"]*",(.*?),\[', args)
+        body = MACRO_STRUCTS[m.group(4)]
+        if output:
+            body = body.replace("$output", output.group(1))
+        yield "struct", name, body
 
 
 def convert(name):

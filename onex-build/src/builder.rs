@@ -754,7 +754,11 @@ operations:
             "an extern type is not generated"
         );
         assert!(
-            code.contains("::platform::onex::impl_event!(DoubleStarted,"),
+            code.contains("::platform::onex::operation_started!("),
+            "{code}"
+        );
+        assert!(
+            code.contains("#[non_exhaustive]\nDoubleStarted(\"compute.double.started\""),
             "{code}"
         );
         assert!(
@@ -993,6 +997,12 @@ operations:
             .unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
         assert_eq!(names, ["tiny.rs", "watcher.rs"]);
-        assert!(files[0].content.contains("pub struct DoubleCompleted"));
+        assert!(
+            files[0]
+                .content
+                .contains("DoubleCompleted(\"compute.double.completed\""),
+            "{}",
+            files[0].content
+        );
     }
 }

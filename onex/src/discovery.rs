@@ -123,6 +123,77 @@ impl Event for NodeHeartbeatEvent {
     const TOPIC: &'static str = "omninode.discovery.node_heartbeat.v1";
 }
 
+/// What a node announces about itself in its introspection and heartbeat
+/// events, from the constants of its generated module (`NODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's struct name, e.g. `NodePostgresWriterEffect`.
+    pub name: &'static str,
+    /// The node's semver version.
+    pub version: &'static str,
+    /// The announced actions.
+    pub actions: &'static [&'static str],
+    /// The announced protocols.
+    pub protocols: &'static [&'static str],
+    /// The capabilities' metadata (node type, domain, service name), as
+    /// string values.
+    pub metadata: &'static [(&'static str, &'static str)],
+    /// The discovery tags.
+    pub tags: &'static [&'static str],
+    /// The health endpoint, e.g. `/health`.
+    pub health_endpoint: &'static str,
+    /// The hash of the contract the node was generated from.
+    pub contract_hash: &'static str,
+    /// Seconds between two heartbeats.
+    pub heartbeat_interval_seconds: u64,
+}
+
+impl NodeInfo {
+    /// The introspection event announcing the node to a registry.
+    pub fn introspection(&self, node_id: Uuid, correlation_id: Uuid) -> NodeIntrospectionEvent {
+        NodeIntrospectionEvent {
+            node_id,
+            node_name: self.name.to_owned(),
+            version: self.version.to_owned(),
+            capabilities: NodeCapabilities {
+                actions: strings(self.actions),
+                protocols: strings(self.protocols),
+                metadata: self
+                    .metadata
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), serde_json::Value::from(*value)))
+                    .collect(),
+            },
+            tags: strings(self.tags),
+            health_endpoint: self.health_endpoint.to_owned(),
+            correlation_id,
+            contract_hash: Some(self.contract_hash.to_owned()),
+        }
+    }
+
+    /// A heartbeat of the node, stamped now. `status` is `healthy` or
+    /// `degraded`.
+    pub fn heartbeat(
+        &self,
+        node_id: Uuid,
+        status: &str,
+        uptime_seconds: u64,
+    ) -> NodeHeartbeatEvent {
+        NodeHeartbeatEvent {
+            node_id,
+            node_name: self.name.to_owned(),
+            status: status.to_owned(),
+            uptime_seconds,
+            timestamp: Utc::now(),
+            interval_seconds: Some(self.heartbeat_interval_seconds),
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,3 +135,387 @@ macro_rules! impl_failure {
         )*
     };
 }
+
+/// Defines the `{Op}Started` event of an operation, as the generator
+/// derives it: the struct with its fields, its `new` constructor and its
+/// [`Event`](crate::Event) impl. The arguments: the struct's attributes
+/// and name, its event type, version and topic, the path of the serde
+/// crate (for `#[serde(crate)]`), the operation's name and the summary of
+/// its input (field name, type name).
+#[macro_export]
+macro_rules! operation_started {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation started (UTC).
+            pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The input's field names and their types (never the values).
+            pub input_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call starting now, with the summary of its input.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid) -> Self {
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    started_at: $crate::chrono::Utc::now(),
+                    input_summary: $crate::operation::summary(&[$(($field, $ty)),*]),
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// Defines the `{Op}Completed` event of an operation, as the generator
+/// derives it (see [`operation_started!`]); beside the summary of the
+/// output it takes the output's type and the fields of the output that the
+/// published result leaves `None` (its summary-only fields).
+#[macro_export]
+macro_rules! operation_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the operation ran, in milliseconds.
+            pub execution_time_ms: f64,
+            /// The result's field names and their types.
+            pub result_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+            /// The operation's result; its summary-only fields are `None` (their types are in `result_summary`).
+            pub result: $output,
+            /// Always `true` for a completed operation.
+            pub success: bool,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call that succeeded now, with its result (its summary-only fields, if any, left `None`) and the summary of its fields.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid, execution_time_ms: f64, result: &$output) -> Self {
+                #[allow(unused_mut)]
+                let mut result = ::std::clone::Clone::clone(result);
+                $(result.$summary_only = ::std::option::Option::None;)*
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    completed_at: $crate::chrono::Utc::now(),
+                    execution_time_ms,
+                    result_summary: $crate::operation::summary(&[$(($field, $ty)),*]),
+                    result,
+                    success: true,
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// Defines the `{Op}Failed` event of an operation, as the generator
+/// derives it (see [`operation_started!`]), with its
+/// [`Failure`](crate::operation::Failure) impl.
+#[macro_export]
+macro_rules! operation_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The operation's name.
+            pub operation: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the operation failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the operation ran, in milliseconds.
+            pub execution_time_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+            /// Structured details of the error.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub error_details: ::std::option::Option<$crate::serde_json::Value>,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+
+        impl $name {
+            #[doc = concat!("The event for a `", $operation, "` call that failed now.")]
+            pub fn new(node_id: $crate::uuid::Uuid, correlation_id: $crate::uuid::Uuid, execution_time_ms: f64, error: &$crate::OperationError) -> Self {
+                Self {
+                    operation: ::std::borrow::ToOwned::to_owned($operation),
+                    correlation_id,
+                    node_id,
+                    failed_at: $crate::chrono::Utc::now(),
+                    execution_time_ms,
+                    error_message: ::std::clone::Clone::clone(&error.message),
+                    error_type: ::std::clone::Clone::clone(&error.kind),
+                    recovery_suggestions: ::std::clone::Clone::clone(&error.suggestions),
+                    error_details: ::std::option::Option::None,
+                    metadata: ::std::option::Option::None,
+                }
+            }
+        }
+    };
+}
+
+/// Defines a node's `StateChanged` event, as the generator derives it: the
+/// struct with its fields and its [`Event`](crate::Event) impl. The
+/// arguments: the struct's attributes and name, its event type, version
+/// and topic, and the path of the serde crate (for `#[serde(crate)]`).
+#[macro_export]
+macro_rules! state_changed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The node type, e.g. `effect`.
+            pub node_type: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// When the state changed (UTC).
+            pub changed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The previous state.
+            pub old_state: ::std::string::String,
+            /// The new state.
+            pub new_state: ::std::string::String,
+            /// Why the state changed.
+            pub transition_reason: ::std::string::String,
+            /// Extra observability metadata.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub metadata: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a node's `MetricRecorded` event, as the generator derives it
+/// (see [`state_changed!`]).
+#[macro_export]
+macro_rules! metric_recorded {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The node type, e.g. `effect`.
+            pub node_type: ::std::string::String,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// When the metric was recorded (UTC).
+            pub recorded_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The metric's name, e.g. `rows_written`.
+            pub metric_name: ::std::string::String,
+            /// The measured value.
+            pub value: f64,
+            /// The unit, e.g. `ms`.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub unit: ::std::option::Option<::std::string::String>,
+            /// Dimensions of the measurement.
+            pub tags: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a workflow step's `{Step}StepStarted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_started {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step started (UTC).
+            pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a workflow step's `{Step}StepCompleted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the step ran, in milliseconds.
+            pub duration_ms: f64,
+            /// The step's result, if any.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub result: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines a workflow step's `{Step}StepFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! step_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// The step's name.
+            pub step: ::std::string::String,
+            /// The step's 0-based position in the workflow.
+            pub step_index: u32,
+            /// When the step failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// How long the step ran, in milliseconds.
+            pub duration_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+    };
+}
+
+/// Defines an orchestrator's `WorkflowCompleted` event, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! workflow_completed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the workflow completed (UTC).
+            pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The steps that ran, in order.
+            pub steps_completed: ::std::vec::Vec<::std::string::String>,
+            /// How long the workflow ran, in milliseconds.
+            pub total_duration_ms: f64,
+            /// The workflow's result, if any.
+            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+            pub result: ::std::option::Option<$crate::serde_json::Value>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+    };
+}
+
+/// Defines an orchestrator's `WorkflowFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
+#[macro_export]
+macro_rules! workflow_failed {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
+        #[serde(crate = $serde)]
+        $(#[$attr])*
+        pub struct $name {
+            /// The workflow run's id.
+            pub workflow_id: $crate::uuid::Uuid,
+            /// Correlates the events of one request.
+            pub correlation_id: $crate::uuid::Uuid,
+            /// The publishing node's id.
+            pub node_id: $crate::uuid::Uuid,
+            /// When the workflow failed (UTC).
+            pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
+            /// The step that failed.
+            pub failed_step: ::std::string::String,
+            /// The steps that succeeded before the failure, in order.
+            pub steps_completed: ::std::vec::Vec<::std::string::String>,
+            /// How long the workflow ran, in milliseconds.
+            pub total_duration_ms: f64,
+            /// What went wrong.
+            pub error_message: ::std::string::String,
+            /// The kind of error, e.g. `timeout`.
+            pub error_type: ::std::string::String,
+            /// What the caller may do about the error, each a sentence a person can act on.
+            #[serde(default)]
+            pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
+        }
+
+        $crate::impl_event!($name, $event_type, $version, Event, $topic);
+        $crate::impl_failure!($name);
+    };
+}

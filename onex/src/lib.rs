@@ -77,6 +77,8 @@ pub use text::Text;
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;
 pub use serde;
+/// The serde derives, as the generated types name them: `::onex::Serialize`.
+pub use serde::{Deserialize, Serialize};
 pub use serde_json;
 // Used by the node crates of `cargo onex generate` (async runtime, logs).
 pub use tokio;

@@ -230,6 +230,15 @@ pub fn require_durable<E: Event>(
     ))
 }
 
+/// A field-name to type-name summary, as the `input_summary` and
+/// `result_summary` of the operation events carry it.
+pub fn summary(entries: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(field, ty)| ((*field).to_owned(), (*ty).to_owned()))
+        .collect()
+}
+
 /// Milliseconds since `clock`, as the lifecycle events carry them.
 pub fn elapsed_ms(clock: Instant) -> f64 {
     clock.elapsed().as_secs_f64() * 1000.0
