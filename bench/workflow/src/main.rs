@@ -404,7 +404,7 @@ async fn messages_of_one_workflow(
         .history()
         .iter()
         .filter(|message| message.envelope.correlation_id == Some(correlation_id))
-        .map(|message| message.envelope.event_type.clone())
+        .map(|message| message.envelope.event_type.to_string())
         .collect())
 }
 
