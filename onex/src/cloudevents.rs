@@ -62,7 +62,7 @@ pub fn headers(envelope: &OnexEnvelopeV1) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(7);
     each_header(
         envelope,
-        &envelope.event_timestamp.to_rfc3339(),
+        crate::time::Rfc3339::offset(&envelope.event_timestamp).as_str(),
         |name, parts| {
             out.push((name, parts.concat()));
         },

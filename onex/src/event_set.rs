@@ -140,11 +140,12 @@ macro_rules! impl_failure {
 /// derives it: the struct with its fields, its `new` constructor and its
 /// [`Event`](crate::Event) impl. The arguments: the struct's attributes
 /// and name, its event type, version and topic, the path of the serde
-/// crate (for `#[serde(crate)]`), the operation's name and the summary of
+/// crate (for `#[serde(crate)]`), the path of [`time::serialize`](crate::time::serialize)
+/// (for the timestamp's `#[serde(serialize_with)]`), the operation's name and the summary of
 /// its input (field name, type name).
 #[macro_export]
 macro_rules! operation_started {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
         #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -156,6 +157,7 @@ macro_rules! operation_started {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation started (UTC).
+            #[serde(serialize_with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The input's field names and their types (never the values).
             pub input_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -188,7 +190,7 @@ macro_rules! operation_started {
 /// published result leaves `None` (its summary-only fields).
 #[macro_export]
 macro_rules! operation_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -200,6 +202,7 @@ macro_rules! operation_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation completed (UTC).
+            #[serde(serialize_with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -243,7 +246,7 @@ macro_rules! operation_completed {
 /// [`Failure`](crate::operation::Failure) impl.
 #[macro_export]
 macro_rules! operation_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $operation:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -255,6 +258,7 @@ macro_rules! operation_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation failed (UTC).
+            #[serde(serialize_with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -299,10 +303,12 @@ macro_rules! operation_failed {
 /// Defines a node's `StateChanged` event, as the generator derives it: the
 /// struct with its fields and its [`Event`](crate::Event) impl. The
 /// arguments: the struct's attributes and name, its event type, version
-/// and topic, and the path of the serde crate (for `#[serde(crate)]`).
+/// and topic, the path of the serde crate (for `#[serde(crate)]`) and
+/// that of [`time::serialize`](crate::time::serialize) (for the
+/// timestamp's `#[serde(serialize_with)]`).
 #[macro_export]
 macro_rules! state_changed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -314,6 +320,7 @@ macro_rules! state_changed {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the state changed (UTC).
+            #[serde(serialize_with = $time)]
             pub changed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The previous state.
             pub old_state: ::std::string::String,
@@ -334,7 +341,7 @@ macro_rules! state_changed {
 /// (see [`state_changed!`]).
 #[macro_export]
 macro_rules! metric_recorded {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -346,6 +353,7 @@ macro_rules! metric_recorded {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the metric was recorded (UTC).
+            #[serde(serialize_with = $time)]
             pub recorded_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The metric's name, e.g. `rows_written`.
             pub metric_name: ::std::string::String,
@@ -365,7 +373,7 @@ macro_rules! metric_recorded {
 /// Defines a workflow step's `{Step}StepStarted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_started {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -381,6 +389,7 @@ macro_rules! step_started {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step started (UTC).
+            #[serde(serialize_with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
         }
 
@@ -391,7 +400,7 @@ macro_rules! step_started {
 /// Defines a workflow step's `{Step}StepCompleted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -407,6 +416,7 @@ macro_rules! step_completed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step completed (UTC).
+            #[serde(serialize_with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
@@ -422,7 +432,7 @@ macro_rules! step_completed {
 /// Defines a workflow step's `{Step}StepFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -438,6 +448,7 @@ macro_rules! step_failed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step failed (UTC).
+            #[serde(serialize_with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
@@ -458,7 +469,7 @@ macro_rules! step_failed {
 /// Defines an orchestrator's `WorkflowCompleted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! workflow_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -470,6 +481,7 @@ macro_rules! workflow_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow completed (UTC).
+            #[serde(serialize_with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The steps that ran, in order.
             pub steps_completed: ::std::vec::Vec<::std::string::String>,
@@ -487,7 +499,7 @@ macro_rules! workflow_completed {
 /// Defines an orchestrator's `WorkflowFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! workflow_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt $(,)?) => {
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
         #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
         #[serde(crate = $serde)]
         $(#[$attr])*
@@ -499,6 +511,7 @@ macro_rules! workflow_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow failed (UTC).
+            #[serde(serialize_with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The step that failed.
             pub failed_step: ::std::string::String,

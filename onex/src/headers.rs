@@ -84,9 +84,12 @@ impl EventHeaders {
     /// out.
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(12);
-        self.each_pair(&self.timestamp.to_rfc3339(), |name, value| {
-            out.push((name, value.to_owned()));
-        });
+        self.each_pair(
+            crate::time::Rfc3339::offset(&self.timestamp).as_str(),
+            |name, value| {
+                out.push((name, value.to_owned()));
+            },
+        );
         out
     }
 

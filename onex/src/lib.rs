@@ -55,6 +55,7 @@ pub mod retry;
 pub mod settings;
 pub mod spool;
 pub mod text;
+pub mod time;
 pub mod topic;
 
 pub use bus::{

@@ -391,7 +391,7 @@ impl GroupRoute {
 
 /// Topic -> the groups subscribed to it. Rebuilt on (un)subscribe;
 /// publishers take a snapshot.
-type Routes = HashMap<String, Vec<GroupRoute>>;
+type Routes = HashMap<String, Vec<GroupRoute>, foldhash::fast::RandomState>;
 
 /// A group's name and members, while routes are rebuilt.
 type NamedGroup<'a> = (&'a str, Vec<Arc<Queue>>);
@@ -541,7 +541,7 @@ impl InMemoryBus {
                 next_id: AtomicU64::new(1),
                 history: Mutex::new(history),
                 registry: Mutex::new(Vec::new()),
-                routes: RwLock::new(Arc::new(HashMap::new())),
+                routes: RwLock::new(Arc::new(Routes::default())),
             }),
         }
     }
@@ -805,6 +805,11 @@ impl Worker {
             }
             let next = if stopping {
                 rx.recv().await
+            } else if let Some(message) = (!stop.is_stopped()).then(|| rx.try_recv().ok()).flatten()
+            {
+                // A message is queued: taken without arming the stop's
+                // watch, which cost as much as the delivery.
+                Some(message)
             } else {
                 tokio::select! {
                     biased;

@@ -73,6 +73,7 @@ use crate::{
     retry::RetryPolicy,
 };
 
+use crate::time::Rfc3339;
 use outage::{Buffer, SpoolSlot, background};
 use producer::{ProducerSlot, Record, RecordHeaders, SharedProducer};
 
@@ -371,16 +372,20 @@ fn record_of(message: &BusMessage, cloudevents: bool) -> Record {
     let (headers, envelope) = (&message.headers, &message.envelope);
     // The headers' timestamp is the envelope's unless someone changed one
     // of them: rendered once for both `timestamp` and `ce_time`.
-    let timestamp = headers.timestamp.to_rfc3339();
+    let timestamp = Rfc3339::offset(&headers.timestamp);
     let mut out = RecordHeaders::with_capacity(18, 512);
-    headers.each_pair(&timestamp, |name, value| out.push(name, &[value]));
+    headers.each_pair(timestamp.as_str(), |name, value| out.push(name, &[value]));
     if cloudevents {
+        let other;
         let time = if envelope.event_timestamp == headers.timestamp {
-            timestamp
+            &timestamp
         } else {
-            envelope.event_timestamp.to_rfc3339()
+            other = Rfc3339::offset(&envelope.event_timestamp);
+            &other
         };
-        crate::cloudevents::each_header(envelope, &time, |name, parts| out.push(name, parts));
+        crate::cloudevents::each_header(envelope, time.as_str(), |name, parts| {
+            out.push(name, parts)
+        });
     }
     Record {
         topic: message.topic.clone(),
