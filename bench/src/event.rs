@@ -48,7 +48,7 @@ pub struct RecordWritten {
     /// The table written to.
     pub table: String,
     /// When it was written.
-    #[serde(serialize_with = "onex::time::serialize")]
+    #[serde(with = "onex::time")]
     pub written_at: DateTime<Utc>,
 }
 

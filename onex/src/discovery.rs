@@ -109,7 +109,7 @@ pub struct NodeHeartbeatEvent {
     /// Seconds since start-up.
     pub uptime_seconds: u64,
     /// When the heartbeat was sent.
-    #[serde(serialize_with = "crate::time::serialize")]
+    #[serde(with = "crate::time")]
     pub timestamp: DateTime<Utc>,
     /// Seconds until the next heartbeat, so that a registry can tell a
     /// late node from a live one; absent from nodes that do not say.

@@ -86,7 +86,7 @@ pub struct OnexEnvelopeV1 {
     /// The payload schema version.
     pub event_version: Text,
     /// When the event was created (UTC).
-    #[serde(serialize_with = "crate::time::serialize")]
+    #[serde(with = "crate::time")]
     pub event_timestamp: DateTime<Utc>,
     /// The publishing node's id.
     pub source_node_id: Text,

@@ -140,8 +140,8 @@ macro_rules! impl_failure {
 /// derives it: the struct with its fields, its `new` constructor and its
 /// [`Event`](crate::Event) impl. The arguments: the struct's attributes
 /// and name, its event type, version and topic, the path of the serde
-/// crate (for `#[serde(crate)]`), the path of [`time::serialize`](crate::time::serialize)
-/// (for the timestamp's `#[serde(serialize_with)]`), the operation's name and the summary of
+/// crate (for `#[serde(crate)]`), the path of [`time`](crate::time)
+/// (for the timestamp's `#[serde(with)]`), the operation's name and the summary of
 /// its input (field name, type name).
 #[macro_export]
 macro_rules! operation_started {
@@ -157,7 +157,7 @@ macro_rules! operation_started {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation started (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The input's field names and their types (never the values).
             pub input_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -202,7 +202,7 @@ macro_rules! operation_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation completed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -258,7 +258,7 @@ macro_rules! operation_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation failed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -304,8 +304,8 @@ macro_rules! operation_failed {
 /// struct with its fields and its [`Event`](crate::Event) impl. The
 /// arguments: the struct's attributes and name, its event type, version
 /// and topic, the path of the serde crate (for `#[serde(crate)]`) and
-/// that of [`time::serialize`](crate::time::serialize) (for the
-/// timestamp's `#[serde(serialize_with)]`).
+/// that of [`time`](crate::time) (for the timestamp's
+/// `#[serde(with)]`).
 #[macro_export]
 macro_rules! state_changed {
     ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
@@ -320,7 +320,7 @@ macro_rules! state_changed {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the state changed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub changed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The previous state.
             pub old_state: ::std::string::String,
@@ -353,7 +353,7 @@ macro_rules! metric_recorded {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the metric was recorded (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub recorded_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The metric's name, e.g. `rows_written`.
             pub metric_name: ::std::string::String,
@@ -389,7 +389,7 @@ macro_rules! step_started {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step started (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
         }
 
@@ -416,7 +416,7 @@ macro_rules! step_completed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step completed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
@@ -448,7 +448,7 @@ macro_rules! step_failed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step failed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
@@ -481,7 +481,7 @@ macro_rules! workflow_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow completed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The steps that ran, in order.
             pub steps_completed: ::std::vec::Vec<::std::string::String>,
@@ -511,7 +511,7 @@ macro_rules! workflow_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow failed (UTC).
-            #[serde(serialize_with = $time)]
+            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The step that failed.
             pub failed_step: ::std::string::String,

@@ -191,9 +191,7 @@ impl EventHeaders {
                     has_id = true;
                 }
                 "timestamp" => {
-                    h.timestamp = DateTime::parse_from_rfc3339(value)
-                        .ok()?
-                        .with_timezone(&Utc);
+                    h.timestamp = crate::time::parse_rfc3339(value).ok()?;
                     has_ts = true;
                 }
                 "source" => h.source = text(value),

@@ -4,12 +4,17 @@
 //! own `…_at`), and a Kafka message repeats the envelope's in two headers.
 //! chrono renders them through `core::fmt` a character at a time, which
 //! was a fifth of building a typed event's message; [`Rfc3339`] writes the
-//! same text directly. Generated events serialize their `datetime` fields
-//! with [`serialize`] (and [`serialize_option`]); what is read back is
-//! chrono's own parsing.
+//! same text directly; reading one back, [`deserialize`] parses that form
+//! itself and leaves any other to chrono. Generated events' `datetime`
+//! fields go through both: `#[serde(with = "onex::time")]` (and
+//! [`option`]).
 
+use chrono::FixedOffset;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serializer;
+use serde::{
+    Deserializer, Serializer,
+    de::{self, Visitor},
+};
 
 /// A UTC timestamp as chrono's `to_rfc3339_opts(SecondsFormat::AutoSi, _)`
 /// writes it: no fraction, or 3, 6 or 9 digits, whichever is exact; `Z` or
@@ -126,23 +131,129 @@ fn civil_from_days(days: i64) -> (u32, u32, u32) {
     (year as u32, month as u32, day as u32)
 }
 
+/// Reads RFC 3339 text of the form onex writes (`2026-12-01T08:34:27.123Z`,
+/// up to nine fraction digits, `Z` or a `±HH:MM` offset) without chrono's
+/// general parser, which took a twentieth of consuming a message; `None`
+/// for anything else (lowercase, a space for `T`, a leap second, an
+/// invalid date), which callers hand to chrono.
+fn parse_common(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() < 20 || [b[4], b[7], b[10], b[13], b[16]] != *b"--T::" {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let mut at = 19;
+    let mut nanos = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nanos = number(at + 1..at + 1 + digits)? * 10u32.pow(9 - digits as u32);
+        at += 1 + digits;
+    }
+    let offset_seconds = match &b[at..] {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (hours, minutes) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let seconds = (hours * 3600 + minutes * 60) as i32;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    if second > 59 {
+        return None;
+    }
+    let local = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?
+        .and_hms_nano_opt(hour, minute, second, nanos)?;
+    let utc = local.checked_sub_signed(chrono::TimeDelta::seconds(i64::from(offset_seconds)))?;
+    Some(utc.and_utc())
+}
+
+/// Parses RFC 3339 text as `DateTime::parse_from_rfc3339` does, in UTC.
+pub(crate) fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    match parse_common(text) {
+        Some(time) => Ok(time),
+        None => DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)),
+    }
+}
+
 /// Serializes a timestamp as RFC 3339 text, as chrono's `Serialize` does
-/// (`2026-12-01T08:34:27.123Z`), without its per-character formatting:
-/// `#[serde(serialize_with = "onex::time::serialize")]`.
+/// (`2026-12-01T08:34:27.123Z`), without its per-character formatting.
+/// With [`deserialize`], what `#[serde(with = "onex::time")]` calls.
 pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(Rfc3339::zulu(time).as_str())
 }
 
-/// [`serialize`] for an optional timestamp.
-// serde's `serialize_with` hands over a reference to the field's type.
-#[allow(clippy::ref_option)]
-pub fn serialize_option<S: Serializer>(
-    time: &Option<DateTime<Utc>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match time {
-        Some(time) => serializer.serialize_some(Rfc3339::zulu(time).as_str()),
-        None => serializer.serialize_none(),
+/// Deserializes a timestamp as chrono's `Deserialize` does (any text its
+/// `DateTime<FixedOffset>` parses, in UTC), the form onex writes without
+/// chrono's general parser.
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    deserializer.deserialize_str(TimeVisitor)
+}
+
+struct TimeVisitor;
+
+impl Visitor<'_> for TimeVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an RFC 3339 timestamp")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
+        match parse_common(text) {
+            Some(time) => Ok(time),
+            None => text
+                .parse::<DateTime<FixedOffset>>()
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(E::custom),
+        }
+    }
+}
+
+/// [`serialize`] and [`deserialize`] for an optional timestamp:
+/// `#[serde(with = "onex::time::option")]`.
+pub mod option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes an optional timestamp (`null` when absent).
+    // serde's `serialize_with` hands over a reference to the field's type.
+    #[allow(clippy::ref_option)]
+    pub fn serialize<S: Serializer>(
+        time: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => serializer.serialize_some(super::Rfc3339::zulu(time).as_str()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Deserializes an optional timestamp.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        struct Time(DateTime<Utc>);
+        impl<'de> Deserialize<'de> for Time {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                super::deserialize(deserializer).map(Time)
+            }
+        }
+        Ok(Option::<Time>::deserialize(deserializer)?.map(|t| t.0))
     }
 }
 
@@ -223,20 +334,21 @@ mod tests {
     }
 
     #[test]
-    fn serializes_as_chrono_does() {
-        #[derive(serde::Serialize)]
+    fn serializes_and_deserializes_as_chrono_does() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         struct Ours {
-            #[serde(serialize_with = "serialize")]
+            #[serde(with = "super")]
             at: DateTime<Utc>,
-            #[serde(serialize_with = "serialize_option")]
+            #[serde(with = "super::option")]
             maybe: Option<DateTime<Utc>>,
-            #[serde(serialize_with = "serialize_option")]
+            #[serde(default, with = "super::option")]
             never: Option<DateTime<Utc>>,
         }
-        #[derive(serde::Serialize)]
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         struct Chrono {
             at: DateTime<Utc>,
             maybe: Option<DateTime<Utc>>,
+            #[serde(default)]
             never: Option<DateTime<Utc>>,
         }
         let at = Utc::now();
@@ -250,9 +362,61 @@ mod tests {
             maybe: Some(at),
             never: None,
         };
-        assert_eq!(
-            serde_json::to_string(&ours).unwrap(),
-            serde_json::to_string(&theirs).unwrap()
-        );
+        let text = serde_json::to_string(&ours).unwrap();
+        assert_eq!(text, serde_json::to_string(&theirs).unwrap());
+        assert_eq!(serde_json::from_str::<Ours>(&text).unwrap(), ours);
+        let absent: Ours = serde_json::from_str(&format!(
+            r#"{{"at":"{}","maybe":null}}"#,
+            Rfc3339::zulu(&at).as_str()
+        ))
+        .unwrap();
+        assert_eq!(absent.never, None);
+    }
+
+    #[test]
+    fn parses_as_chrono_does() {
+        let texts = [
+            "2026-12-01T08:34:27Z",
+            "2026-12-01T08:34:27.1Z",
+            "2026-12-01T08:34:27.123Z",
+            "2026-12-01T08:34:27.123456Z",
+            "2026-12-01T08:34:27.123456789Z",
+            "2026-12-01T08:34:27.123+00:00",
+            "2026-12-01T08:34:27.123+05:30",
+            "2026-12-01T00:04:27-08:00",
+            "2026-01-01T00:00:00+14:00",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2024-02-29T12:00:00Z",
+            // chrono's own: other forms, and what is not a timestamp.
+            "2026-12-01t08:34:27z",
+            "2026-12-01 08:34:27Z",
+            "2026-12-01T08:34:27.1234567891Z",
+            "2016-12-31T23:59:60Z",
+            "2023-02-29T12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "2026-12-01T08:34:27",
+            "2026-12-01T08:34:27+0100",
+            "2026-12-01T08:34:27.Z",
+            "not a time",
+            "",
+        ];
+        for text in texts {
+            let chrono_value = text
+                .parse::<DateTime<FixedOffset>>()
+                .map(|t| t.with_timezone(&Utc));
+            let ours =
+                serde_json::from_value::<Wrapped>(serde_json::json!({ "at": text })).map(|w| w.at);
+            assert_eq!(ours.ok(), chrono_value.ok(), "{text}");
+            let rfc = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc));
+            assert_eq!(parse_rfc3339(text).ok(), rfc.ok(), "{text}");
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Wrapped {
+        #[serde(with = "super")]
+        at: DateTime<Utc>,
     }
 }

@@ -1107,7 +1107,9 @@ async fn several_messages_in_flight_keep_order_per_key() {
             Ok(())
         }
     });
-    bus.subscribe(sub(TICKS, "lanes"), handler)
+    // Kept: dropping the handle stops the subscription.
+    let _subscription = bus
+        .subscribe(sub(TICKS, "lanes"), handler)
         .await
         .expect("subscribe");
     let publisher = publisher(&bus);
