@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -174,9 +174,9 @@ pub fn envelope_of<'a>(
         }
     }
     let event_timestamp = match get(header::TIME) {
-        Some(time) => DateTime::parse_from_rfc3339(time)
-            .map_err(|_| BareEventError::Time(time.to_owned()))?
-            .with_timezone(&Utc),
+        Some(time) => {
+            crate::time::parse_rfc3339(time).map_err(|_| BareEventError::Time(time.to_owned()))?
+        }
         None => Utc::now(),
     };
     let text = std::str::from_utf8(value).map_err(|e| BareEventError::Data(e.to_string()))?;
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(h[header::SOURCE], "/onex/dev/orders");
         assert_eq!(h[header::TYPE], "orders.order.placed");
         assert_eq!(
-            DateTime::parse_from_rfc3339(&h[header::TIME]).expect("rfc3339"),
+            chrono::DateTime::parse_from_rfc3339(&h[header::TIME]).expect("rfc3339"),
             envelope.event_timestamp
         );
         assert_eq!(h[header::CONTENT_TYPE], "application/json");

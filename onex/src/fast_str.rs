@@ -1,12 +1,13 @@
 //! Serializing payloads with `collect_str` done in one piece.
 //!
-//! Types that serialize through their `Display` (chrono's `DateTime`, which
-//! every lifecycle event carries, among them) call `collect_str`, and
+//! Types that serialize through their `Display` call `collect_str`, and
 //! serde_json escapes whatever `Display` writes fragment by fragment: a
-//! timestamp arrives a character or two at a time, and escaping it was a
-//! third of building a typed event's message. [`Whole`] renders such a
-//! value into a buffer first and hands serde_json one string, with the same
-//! output.
+//! chrono timestamp arrives a character or two at a time, and escaping it
+//! was a third of building a typed event's message. Generated `datetime`
+//! fields now serialize through [`crate::time`]; what still comes this way
+//! (timestamps in lists and maps, a user's own `Display` types) [`Whole`]
+//! renders into a buffer first and hands serde_json one string, with the
+//! same output.
 
 use std::fmt::{self, Write as _};
 

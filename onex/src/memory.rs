@@ -805,7 +805,8 @@ impl Worker {
             }
             let next = if stopping {
                 rx.recv().await
-            } else if let Some(message) = (!stop.is_stopped()).then(|| rx.try_recv().ok()).flatten()
+            } else if !stop.is_stopped()
+                && let Ok(message) = rx.try_recv()
             {
                 // A message is queued: taken without arming the stop's
                 // watch, which cost as much as the delivery.

@@ -9,8 +9,7 @@
 //! fields go through both: `#[serde(with = "onex::time")]` (and
 //! [`option`]).
 
-use chrono::FixedOffset;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::{
     Deserializer, Serializer,
     de::{self, Visitor},
