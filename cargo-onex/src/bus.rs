@@ -38,8 +38,18 @@ impl BusArgs {
 /// A runtime for the bus: the pipeline keeps its own threads, so the bus
 /// needs few.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with_workers(2)
+}
+
+/// A runtime for one task beside the pipeline (its progress): a second
+/// worker would only be woken to find nothing to do.
+pub fn one_worker_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with_workers(1)
+}
+
+fn runtime_with_workers(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .thread_name("onex-bus")
         .enable_all()
         .build()

@@ -343,7 +343,7 @@ fn run_pipeline_published(
         config.linger_ms = 1000;
     }
     let environment = config.environment.clone();
-    let runtime = bus::runtime()?;
+    let runtime = bus::one_worker_runtime()?;
     let correlation = request
         .contracts
         .iter()

@@ -10,19 +10,30 @@
 //! several in flight at once; [`BusProgress::finish`] ends each contract's
 //! run with its outcome and waits until every event is delivered or the
 //! bus gave up on it.
+//!
+//! The task takes the notes in batches: after a batch it pauses a few
+//! milliseconds, so that the notes sent meanwhile do not each wake it (a
+//! large run sends tens of thousands, and on a machine with few cores every
+//! wake-up is taken from the pipeline's threads). Its publishes are polled
+//! by the task itself, not spawned, for the same reason.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    ffi::OsString,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
 
-use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use futures_util::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use onex::{
     BusError, Publisher,
     chrono::{DateTime, Utc},
-    tokio::{self, sync::mpsc, task::JoinHandle},
+    tokio::{
+        self,
+        sync::{Notify, mpsc},
+        task::JoinHandle,
+    },
     uuid::Uuid,
 };
 use onex_build::pipeline::{
@@ -101,6 +112,13 @@ macro_rules! with_step_events {
 /// than a second's worth, so that a long linger (see `generate`'s batching
 /// of many contracts' events) never holds the publishing back.
 const IN_FLIGHT: usize = 32_768;
+
+/// How long the task lets notes gather after a batch before it takes the
+/// next: short beside the producer's linger, long beside a stage.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
+
+/// The most notes the task takes in one batch.
+const BATCH: usize = 1024;
 
 /// The workflow step of a stage, as the contract names it.
 pub fn step_name(stage: Stage) -> &'static str {
@@ -226,6 +244,8 @@ pub struct Delivered {
 /// Publishes a pipeline run's progress; see the [module documentation](self).
 pub struct BusProgress {
     notes: mpsc::UnboundedSender<Note>,
+    /// Ends the task's pause at once when the run is over.
+    ending: Arc<Notify>,
     task: JoinHandle<Delivered>,
 }
 
@@ -239,8 +259,13 @@ impl BusProgress {
         correlation: HashMap<PathBuf, Uuid>,
     ) -> Self {
         let (notes, rx) = mpsc::unbounded_channel();
-        let task = runtime.spawn(Task::new(publisher, correlation).run(rx));
-        BusProgress { notes, task }
+        let ending = Arc::new(Notify::new());
+        let task = runtime.spawn(Task::new(publisher, correlation).run(rx, Arc::clone(&ending)));
+        BusProgress {
+            notes,
+            ending,
+            task,
+        }
     }
 
     /// Like [`BusProgress::start`], joining the bus meanwhile: the
@@ -258,10 +283,14 @@ impl BusProgress {
         J: std::future::Future<Output = anyhow::Result<Publisher>> + Send + 'static,
     {
         let (notes, rx) = mpsc::unbounded_channel();
+        let ending = Arc::new(Notify::new());
+        let task_ending = Arc::clone(&ending);
         let task = runtime.spawn(async move {
             match joining.await {
                 Ok(publisher) => {
-                    let delivered = Task::new(publisher.clone(), correlation).run(rx).await;
+                    let delivered = Task::new(publisher.clone(), correlation)
+                        .run(rx, task_ending)
+                        .await;
                     let _ = publisher.bus().shutdown().await;
                     delivered
                 }
@@ -271,7 +300,11 @@ impl BusProgress {
                 },
             }
         });
-        BusProgress { notes, task }
+        BusProgress {
+            notes,
+            ending,
+            task,
+        }
     }
 
     /// Hands one progress report of the pipeline to the task; never waits.
@@ -323,6 +356,7 @@ impl BusProgress {
             failed_contract,
         });
         drop(self.notes);
+        self.ending.notify_one();
         self.task.await.unwrap_or_default()
     }
 }
@@ -333,9 +367,10 @@ struct Task {
     correlation: HashMap<PathBuf, Uuid>,
     /// Runs, in the order they began.
     runs: Vec<Run>,
-    /// The position of each contract's run in `runs`.
-    run_index: HashMap<PathBuf, usize>,
-    in_flight: FuturesUnordered<tokio::task::JoinHandle<Result<(), BusError>>>,
+    /// The position of each contract's run in `runs`, by the path's bytes
+    /// (hashing a `Path` walks its components, for every note).
+    run_index: HashMap<OsString, usize>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Result<(), BusError>>>,
     delivered: Delivered,
 }
 
@@ -351,34 +386,60 @@ impl Task {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Note>) -> Delivered {
-        while let Some(note) = rx.recv().await {
-            match note {
-                Note::Started {
-                    contract,
-                    stage,
-                    at,
-                } => self.started(&contract, stage, at).await,
-                Note::Finished {
-                    contract,
-                    stage,
-                    elapsed,
-                    at,
-                    failure,
-                } => self.finished(&contract, stage, elapsed, at, failure).await,
-                Note::Done {
-                    contract,
-                    report,
-                    compile_checked,
-                } => self.done(&contract, &report, compile_checked).await,
-                Note::End {
-                    error,
-                    failed_contract,
-                } => self.end(error, failed_contract).await,
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Note>,
+        ending: Arc<Notify>,
+    ) -> Delivered {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            // Waits for the next note while the deliveries come in.
+            tokio::select! {
+                taken = rx.recv_many(&mut batch, BATCH) => if taken == 0 { break },
+                Some(result) = self.in_flight.next() => {
+                    self.count(result);
+                    continue;
+                }
+            }
+            for note in batch.drain(..) {
+                self.take(note);
+            }
+            self.poll_in_flight();
+            self.make_room().await;
+            // Lets the next notes gather (the run's end cuts the pause).
+            tokio::select! {
+                () = tokio::time::sleep(BATCH_PAUSE) => {}
+                () = ending.notified() => {}
             }
         }
         self.drain().await;
         self.delivered
+    }
+
+    fn take(&mut self, note: Note) {
+        match note {
+            Note::Started {
+                contract,
+                stage,
+                at,
+            } => self.started(&contract, stage, at),
+            Note::Finished {
+                contract,
+                stage,
+                elapsed,
+                at,
+                failure,
+            } => self.finished(&contract, stage, elapsed, at, failure),
+            Note::Done {
+                contract,
+                report,
+                compile_checked,
+            } => self.done(&contract, &report, compile_checked),
+            Note::End {
+                error,
+                failed_contract,
+            } => self.end(error, failed_contract),
+        }
     }
 
     /// Waits for every event in flight. Nothing more comes, so the bus is
@@ -404,7 +465,7 @@ impl Task {
     }
 
     fn run_of(&mut self, contract: &Path) -> &mut Run {
-        let index = match self.run_index.get(contract) {
+        let index = match self.run_index.get(contract.as_os_str()) {
             Some(index) => *index,
             None => {
                 let correlation_id = self
@@ -422,7 +483,7 @@ impl Task {
                     ended: false,
                 });
                 self.run_index
-                    .insert(contract.to_path_buf(), self.runs.len() - 1);
+                    .insert(contract.as_os_str().to_owned(), self.runs.len() - 1);
                 self.runs.len() - 1
             }
         };
@@ -449,7 +510,7 @@ impl Task {
         ))
     }
 
-    async fn started(&mut self, contract: &Path, stage: Stage, at: DateTime<Utc>) {
+    fn started(&mut self, contract: &Path, stage: Stage, at: DateTime<Utc>) {
         let Some((workflow_id, correlation_id, node_id, step, step_index)) =
             self.step(contract, stage)
         else {
@@ -462,10 +523,10 @@ impl Task {
                 BTreeMap::new(),
             )
         });
-        self.send(message).await;
+        self.send(message);
     }
 
-    async fn finished(
+    fn finished(
         &mut self,
         contract: &Path,
         stage: Stage,
@@ -510,10 +571,10 @@ impl Task {
         if failure.is_some() {
             self.run_of(contract).failure = failure;
         }
-        self.send(message).await;
+        self.send(message);
     }
 
-    async fn done(&mut self, contract: &Path, report: &ContractReport, compile_checked: bool) {
+    fn done(&mut self, contract: &Path, report: &ContractReport, compile_checked: bool) {
         let run = self.run_of(contract);
         run.begun = true;
         run.ended = true;
@@ -539,10 +600,10 @@ impl Task {
             Some(correlation_id),
             BTreeMap::new(),
         );
-        self.send(message).await;
+        self.send(message);
     }
 
-    async fn end(&mut self, error: Option<Failure>, failed_contract: Option<PathBuf>) {
+    fn end(&mut self, error: Option<Failure>, failed_contract: Option<PathBuf>) {
         // The failing contract gets the pipeline's error even if no stage
         // event said so (it failed before its first stage).
         if let (Some(error), Some(contract)) = (&error, &failed_contract) {
@@ -580,39 +641,43 @@ impl Task {
             ));
         }
         for message in messages {
-            self.send(message).await;
+            self.send(message);
         }
     }
 
-    /// Publishes a built message, keeping at most [`IN_FLIGHT`] waiting
-    /// for their delivery.
-    async fn send(&mut self, message: Result<onex::BusMessage, BusError>) {
-        let message = match message {
-            Ok(message) => Arc::new(message),
-            Err(e) => {
-                self.count(Ok(Err(e)));
-                return;
+    /// Publishes a built message. Its publish is polled with the batch
+    /// (see [`Task::poll_in_flight`]).
+    fn send(&mut self, message: Result<onex::BusMessage, BusError>) {
+        match message {
+            Ok(message) => {
+                let bus = self.publisher.bus().clone();
+                self.in_flight
+                    .push(async move { bus.publish(Arc::new(message)).await.map(|_| ()) }.boxed());
             }
-        };
-        while self.in_flight.len() >= IN_FLIGHT {
+            Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    /// Polls the publishes once, which hands the new ones to the bus, and
+    /// counts those that ended.
+    fn poll_in_flight(&mut self) {
+        while let Some(Some(result)) = self.in_flight.next().now_or_never() {
+            self.count(result);
+        }
+    }
+
+    /// Waits while more than [`IN_FLIGHT`] events wait for delivery.
+    async fn make_room(&mut self) {
+        while self.in_flight.len() > IN_FLIGHT {
             if let Some(result) = self.in_flight.next().await {
                 self.count(result);
             }
         }
-        let bus = self.publisher.bus().clone();
-        // Spawned, so that the message goes to the bus at once and is
-        // delivered while the next ones are built, not when this task next
-        // waits for one. The events of a run travel on different topics, so
-        // readers order them by their timestamps anyway.
-        self.in_flight.push(tokio::spawn(async move {
-            bus.publish(message).await.map(|_| ())
-        }));
     }
 
-    fn count(&mut self, result: Result<Result<(), BusError>, tokio::task::JoinError>) {
+    fn count(&mut self, result: Result<(), BusError>) {
         match result {
-            Ok(Ok(())) => self.delivered.published += 1,
-            Ok(Err(e)) => self.failed(e.to_string()),
+            Ok(()) => self.delivered.published += 1,
             Err(e) => self.failed(e.to_string()),
         }
     }
