@@ -81,9 +81,8 @@ def items(code):
         args = re.sub(r'#\[doc\s*=\s*"(?:[^"\\]|\\.)*"\]', "", m.group(5))
         args = re.sub(r"\s+", "", args)
         name = re.match(r"(\w+)\(", args).group(1)
-        # After the serde path, the time serializer's path and the
-        # operation's name: the output type.
-        output = re.search(r'\),"[^"]*","[^"]*","[^"]*",(.*?),\[', args)
+        # After the operation's name: the output type.
+        output = re.search(r'\),"[^"]*",(.*?),\[', args)
         body = MACRO_STRUCTS[m.group(4)]
         if output:
             body = body.replace("$output", output.group(1))

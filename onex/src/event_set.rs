@@ -137,17 +137,16 @@ macro_rules! impl_failure {
 }
 
 /// Defines the `{Op}Started` event of an operation, as the generator
-/// derives it: the struct with its fields, its `new` constructor and its
-/// [`Event`](crate::Event) impl. The arguments: the struct's attributes
-/// and name, its event type, version and topic, the path of the serde
-/// crate (for `#[serde(crate)]`), the path of [`time`](crate::time)
-/// (for the timestamp's `#[serde(with)]`), the operation's name and the summary of
-/// its input (field name, type name).
+/// derives it: the struct with its fields, its `new` constructor, its
+/// [`Event`](crate::Event) impl and its JSON form (serialized through
+/// the shape `onex` defines once, not a serde derive per event). The
+/// arguments: the struct's attributes and name, its event type, version
+/// and topic, the operation's name and the summary of its input (field
+/// name, type name).
 #[macro_export]
 macro_rules! operation_started {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $operation:tt, [$(($field:tt, $ty:tt)),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
         $(#[$attr])*
         pub struct $name {
             /// The operation's name.
@@ -157,14 +156,14 @@ macro_rules! operation_started {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation started (UTC).
-            #[serde(with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The input's field names and their types (never the values).
             pub input_summary: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
             /// Extra observability metadata.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub metadata: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, operation_started, [operation, correlation_id, node_id, started_at, input_summary, metadata]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
 
@@ -190,9 +189,8 @@ macro_rules! operation_started {
 /// published result leaves `None` (its summary-only fields).
 #[macro_export]
 macro_rules! operation_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $operation:tt, $output:ty, [$(($field:tt, $ty:tt)),* $(,)?], [$($summary_only:ident),* $(,)?] $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The operation's name.
@@ -202,7 +200,6 @@ macro_rules! operation_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation completed (UTC).
-            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -213,9 +210,10 @@ macro_rules! operation_completed {
             /// Always `true` for a completed operation.
             pub success: bool,
             /// Extra observability metadata.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub metadata: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, operation_completed, [operation, correlation_id, node_id, completed_at, execution_time_ms, result_summary, result, success, metadata]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
 
@@ -246,9 +244,8 @@ macro_rules! operation_completed {
 /// [`Failure`](crate::operation::Failure) impl.
 #[macro_export]
 macro_rules! operation_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt, $operation:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $operation:tt $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The operation's name.
@@ -258,7 +255,6 @@ macro_rules! operation_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the operation failed (UTC).
-            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the operation ran, in milliseconds.
             pub execution_time_ms: f64,
@@ -267,15 +263,14 @@ macro_rules! operation_failed {
             /// The kind of error, e.g. `timeout`.
             pub error_type: ::std::string::String,
             /// What the caller may do about the error, each a sentence a person can act on.
-            #[serde(default)]
             pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
             /// Structured details of the error.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub error_details: ::std::option::Option<$crate::serde_json::Value>,
             /// Extra observability metadata.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub metadata: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, operation_failed, [operation, correlation_id, node_id, failed_at, execution_time_ms, error_message, error_type, recovery_suggestions, error_details, metadata]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
         $crate::impl_failure!($name);
@@ -301,16 +296,13 @@ macro_rules! operation_failed {
 }
 
 /// Defines a node's `StateChanged` event, as the generator derives it: the
-/// struct with its fields and its [`Event`](crate::Event) impl. The
-/// arguments: the struct's attributes and name, its event type, version
-/// and topic, the path of the serde crate (for `#[serde(crate)]`) and
-/// that of [`time`](crate::time) (for the timestamp's
-/// `#[serde(with)]`).
+/// struct with its fields, its [`Event`](crate::Event) impl and its JSON
+/// form (see [`operation_started!`]). The arguments: the struct's
+/// attributes and name, its event type, version and topic.
 #[macro_export]
 macro_rules! state_changed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
         $(#[$attr])*
         pub struct $name {
             /// The publishing node's id.
@@ -320,7 +312,6 @@ macro_rules! state_changed {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the state changed (UTC).
-            #[serde(with = $time)]
             pub changed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The previous state.
             pub old_state: ::std::string::String,
@@ -329,9 +320,10 @@ macro_rules! state_changed {
             /// Why the state changed.
             pub transition_reason: ::std::string::String,
             /// Extra observability metadata.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub metadata: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, state_changed, [node_id, node_type, correlation_id, changed_at, old_state, new_state, transition_reason, metadata]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
@@ -341,9 +333,8 @@ macro_rules! state_changed {
 /// (see [`state_changed!`]).
 #[macro_export]
 macro_rules! metric_recorded {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The publishing node's id.
@@ -353,18 +344,18 @@ macro_rules! metric_recorded {
             /// Correlates the events of one request.
             pub correlation_id: $crate::uuid::Uuid,
             /// When the metric was recorded (UTC).
-            #[serde(with = $time)]
             pub recorded_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The metric's name, e.g. `rows_written`.
             pub metric_name: ::std::string::String,
             /// The measured value.
             pub value: f64,
             /// The unit, e.g. `ms`.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub unit: ::std::option::Option<::std::string::String>,
             /// Dimensions of the measurement.
             pub tags: ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
         }
+
+        $crate::__serde_via!($name, metric_recorded, [node_id, node_type, correlation_id, recorded_at, metric_name, value, unit, tags]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
@@ -373,9 +364,8 @@ macro_rules! metric_recorded {
 /// Defines a workflow step's `{Step}StepStarted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_started {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, Eq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
         $(#[$attr])*
         pub struct $name {
             /// The workflow run's id.
@@ -389,9 +379,10 @@ macro_rules! step_started {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step started (UTC).
-            #[serde(with = $time)]
             pub started_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
         }
+
+        $crate::__serde_via!($name, step_started, [workflow_id, correlation_id, node_id, step, step_index, started_at]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
@@ -400,9 +391,8 @@ macro_rules! step_started {
 /// Defines a workflow step's `{Step}StepCompleted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The workflow run's id.
@@ -416,14 +406,14 @@ macro_rules! step_completed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step completed (UTC).
-            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
             /// The step's result, if any.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub result: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, step_completed, [workflow_id, correlation_id, node_id, step, step_index, completed_at, duration_ms, result]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
@@ -432,9 +422,8 @@ macro_rules! step_completed {
 /// Defines a workflow step's `{Step}StepFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! step_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The workflow run's id.
@@ -448,7 +437,6 @@ macro_rules! step_failed {
             /// The step's 0-based position in the workflow.
             pub step_index: u32,
             /// When the step failed (UTC).
-            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// How long the step ran, in milliseconds.
             pub duration_ms: f64,
@@ -457,9 +445,10 @@ macro_rules! step_failed {
             /// The kind of error, e.g. `timeout`.
             pub error_type: ::std::string::String,
             /// What the caller may do about the error, each a sentence a person can act on.
-            #[serde(default)]
             pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
         }
+
+        $crate::__serde_via!($name, step_failed, [workflow_id, correlation_id, node_id, step, step_index, failed_at, duration_ms, error_message, error_type, recovery_suggestions]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
         $crate::impl_failure!($name);
@@ -469,9 +458,8 @@ macro_rules! step_failed {
 /// Defines an orchestrator's `WorkflowCompleted` event, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! workflow_completed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The workflow run's id.
@@ -481,16 +469,16 @@ macro_rules! workflow_completed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow completed (UTC).
-            #[serde(with = $time)]
             pub completed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The steps that ran, in order.
             pub steps_completed: ::std::vec::Vec<::std::string::String>,
             /// How long the workflow ran, in milliseconds.
             pub total_duration_ms: f64,
             /// The workflow's result, if any.
-            #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
             pub result: ::std::option::Option<$crate::serde_json::Value>,
         }
+
+        $crate::__serde_via!($name, workflow_completed, [workflow_id, correlation_id, node_id, completed_at, steps_completed, total_duration_ms, result]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
     };
@@ -499,9 +487,8 @@ macro_rules! workflow_completed {
 /// Defines an orchestrator's `WorkflowFailed` event, with its [`Failure`](crate::operation::Failure) impl, as the generator derives it (see [`state_changed!`]).
 #[macro_export]
 macro_rules! workflow_failed {
-    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr), $serde:tt, $time:tt $(,)?) => {
-        #[derive(Debug, Clone, PartialEq, $crate::Serialize, $crate::Deserialize)]
-        #[serde(crate = $serde)]
+    ($(#[$attr:meta])* $name:ident($event_type:expr, $version:expr, $topic:expr) $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
         $(#[$attr])*
         pub struct $name {
             /// The workflow run's id.
@@ -511,7 +498,6 @@ macro_rules! workflow_failed {
             /// The publishing node's id.
             pub node_id: $crate::uuid::Uuid,
             /// When the workflow failed (UTC).
-            #[serde(with = $time)]
             pub failed_at: $crate::chrono::DateTime<$crate::chrono::Utc>,
             /// The step that failed.
             pub failed_step: ::std::string::String,
@@ -524,9 +510,10 @@ macro_rules! workflow_failed {
             /// The kind of error, e.g. `timeout`.
             pub error_type: ::std::string::String,
             /// What the caller may do about the error, each a sentence a person can act on.
-            #[serde(default)]
             pub recovery_suggestions: ::std::vec::Vec<::std::string::String>,
         }
+
+        $crate::__serde_via!($name, workflow_failed, [workflow_id, correlation_id, node_id, failed_at, failed_step, steps_completed, total_duration_ms, error_message, error_type, recovery_suggestions]);
 
         $crate::impl_event!($name, $event_type, $version, Event, $topic);
         $crate::impl_failure!($name);

@@ -33,6 +33,8 @@ pub mod cloudevents;
 pub mod config;
 pub mod connect;
 mod consume;
+#[doc(hidden)]
+pub mod derived_wire;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
