@@ -108,9 +108,10 @@ macro_rules! with_step_events {
     }};
 }
 
-/// How many events may wait for the broker's acknowledgement at once: more
-/// than a second's worth, so that a long linger (see `generate`'s batching
-/// of many contracts' events) never holds the publishing back.
+/// How many events may wait for the broker's acknowledgement before the
+/// task takes more notes (a batch may go past it): more than a second's
+/// worth, so that a long linger (see `generate`'s batching of many
+/// contracts' events) never holds the publishing back.
 const IN_FLIGHT: usize = 32_768;
 
 /// How long the task lets notes gather after a batch before it takes the
@@ -258,14 +259,9 @@ impl BusProgress {
         publisher: Publisher,
         correlation: HashMap<PathBuf, Uuid>,
     ) -> Self {
-        let (notes, rx) = mpsc::unbounded_channel();
-        let ending = Arc::new(Notify::new());
-        let task = runtime.spawn(Task::new(publisher, correlation).run(rx, Arc::clone(&ending)));
-        BusProgress {
-            notes,
-            ending,
-            task,
-        }
+        Self::spawn(runtime, |inbox| {
+            Task::new(publisher, correlation).run(inbox)
+        })
     }
 
     /// Like [`BusProgress::start`], joining the bus meanwhile: the
@@ -282,15 +278,10 @@ impl BusProgress {
     where
         J: std::future::Future<Output = anyhow::Result<Publisher>> + Send + 'static,
     {
-        let (notes, rx) = mpsc::unbounded_channel();
-        let ending = Arc::new(Notify::new());
-        let task_ending = Arc::clone(&ending);
-        let task = runtime.spawn(async move {
+        Self::spawn(runtime, |inbox| async move {
             match joining.await {
                 Ok(publisher) => {
-                    let delivered = Task::new(publisher.clone(), correlation)
-                        .run(rx, task_ending)
-                        .await;
+                    let delivered = Task::new(publisher.clone(), correlation).run(inbox).await;
                     let _ = publisher.bus().shutdown().await;
                     delivered
                 }
@@ -299,7 +290,20 @@ impl BusProgress {
                     ..Delivered::default()
                 },
             }
-        });
+        })
+    }
+
+    /// Spawns the task `task` makes of the inbox, on `runtime`.
+    fn spawn<F>(runtime: &tokio::runtime::Handle, task: impl FnOnce(Inbox) -> F) -> Self
+    where
+        F: std::future::Future<Output = Delivered> + Send + 'static,
+    {
+        let (notes, rx) = mpsc::unbounded_channel();
+        let ending = Arc::new(Notify::new());
+        let task = runtime.spawn(task(Inbox {
+            notes: rx,
+            ending: Arc::clone(&ending),
+        }));
         BusProgress {
             notes,
             ending,
@@ -361,6 +365,13 @@ impl BusProgress {
     }
 }
 
+/// What the task reads: the pipeline's notes, and the signal that the run
+/// is over.
+struct Inbox {
+    notes: mpsc::UnboundedReceiver<Note>,
+    ending: Arc<Notify>,
+}
+
 /// The publishing task.
 struct Task {
     publisher: Publisher,
@@ -386,11 +397,11 @@ impl Task {
         }
     }
 
-    async fn run(
-        mut self,
-        mut rx: mpsc::UnboundedReceiver<Note>,
-        ending: Arc<Notify>,
-    ) -> Delivered {
+    async fn run(mut self, inbox: Inbox) -> Delivered {
+        let Inbox {
+            notes: mut rx,
+            ending,
+        } = inbox;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             // Waits for the next note while the deliveries come in.
@@ -646,7 +657,9 @@ impl Task {
     }
 
     /// Publishes a built message. Its publish is polled with the batch
-    /// (see [`Task::poll_in_flight`]).
+    /// (see [`Task::poll_in_flight`]), in the order the batch sent them; the
+    /// events of a run travel on different topics anyway, so readers order
+    /// them by their timestamps.
     fn send(&mut self, message: Result<onex::BusMessage, BusError>) {
         match message {
             Ok(message) => {

@@ -8,7 +8,7 @@
 //! of `cargo check` on generated code. Instead each struct serializes
 //! through the borrowed [`Ref`](operation_started::Ref) of its shape and
 //! deserializes through the owned [`Owned`](operation_started::Owned), both
-//! derived here once; [`serde_via!`](crate::__serde_via) writes the two
+//! derived here once; [`__serde_via!`](crate::__serde_via) writes the two
 //! short impls. The JSON is the same as the derives wrote.
 
 use std::collections::BTreeMap;
