@@ -14,8 +14,10 @@
 //! The task takes the notes in batches: after a batch it pauses a few
 //! milliseconds, so that the notes sent meanwhile do not each wake it (a
 //! large run sends tens of thousands, and on a machine with few cores every
-//! wake-up is taken from the pipeline's threads). Its publishes are polled
-//! by the task itself, not spawned, for the same reason.
+//! wake-up is taken from the pipeline's threads). A batch's events are
+//! published together ([`onex::EventBus::publish_many`]): one future per
+//! batch, polled by the task itself, not one spawned task per event, for
+//! the same reason.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -27,7 +29,7 @@ use std::{
 
 use futures_util::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use onex::{
-    BusError, Publisher,
+    BusError, BusMessage, Delivery, Publisher,
     chrono::{DateTime, Utc},
     tokio::{
         self,
@@ -381,7 +383,12 @@ struct Task {
     /// The position of each contract's run in `runs`, by the path's bytes
     /// (hashing a `Path` walks its components, for every note).
     run_index: HashMap<OsString, usize>,
-    in_flight: FuturesUnordered<BoxFuture<'static, Result<(), BusError>>>,
+    /// The events of the batch being taken, published together after it.
+    outbox: Vec<Arc<BusMessage>>,
+    /// The batches being published.
+    in_flight: FuturesUnordered<BoxFuture<'static, Vec<Result<Delivery, BusError>>>>,
+    /// The events in `in_flight`.
+    in_flight_events: usize,
     delivered: Delivered,
 }
 
@@ -392,7 +399,9 @@ impl Task {
             correlation,
             runs: Vec::new(),
             run_index: HashMap::new(),
+            outbox: Vec::new(),
             in_flight: FuturesUnordered::new(),
+            in_flight_events: 0,
             delivered: Delivered::default(),
         }
     }
@@ -415,6 +424,7 @@ impl Task {
             for note in batch.drain(..) {
                 self.take(note);
             }
+            self.publish_outbox();
             self.poll_in_flight();
             self.make_room().await;
             // Lets the next notes gather (the run's end cuts the pause).
@@ -459,6 +469,7 @@ impl Task {
     /// events remain (their publish had not reached the producer yet) is
     /// started again.
     async fn drain(&mut self) {
+        self.publish_outbox();
         let bus = self.publisher.bus().clone();
         let mut flush = Box::pin(flush_after(bus.clone(), Duration::ZERO));
         while !self.in_flight.is_empty() {
@@ -656,19 +667,27 @@ impl Task {
         }
     }
 
-    /// Publishes a built message. Its publish is polled with the batch
-    /// (see [`Task::poll_in_flight`]), in the order the batch sent them; the
-    /// events of a run travel on different topics anyway, so readers order
-    /// them by their timestamps.
-    fn send(&mut self, message: Result<onex::BusMessage, BusError>) {
+    /// Adds a built message to the batch's events.
+    fn send(&mut self, message: Result<BusMessage, BusError>) {
         match message {
-            Ok(message) => {
-                let bus = self.publisher.bus().clone();
-                self.in_flight
-                    .push(async move { bus.publish(Arc::new(message)).await.map(|_| ()) }.boxed());
-            }
+            Ok(message) => self.outbox.push(Arc::new(message)),
             Err(e) => self.failed(e.to_string()),
         }
+    }
+
+    /// Publishes the batch's events together, in the order they were
+    /// built; the events of a run travel on different topics anyway, so
+    /// readers order them by their timestamps. Polled with the task's
+    /// other batches (see [`Task::poll_in_flight`]).
+    fn publish_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let messages = std::mem::take(&mut self.outbox);
+        self.in_flight_events += messages.len();
+        let bus = self.publisher.bus().clone();
+        self.in_flight
+            .push(async move { bus.publish_many(messages).await }.boxed());
     }
 
     /// Polls the publishes once, which hands the new ones to the bus, and
@@ -681,17 +700,21 @@ impl Task {
 
     /// Waits while more than [`IN_FLIGHT`] events wait for delivery.
     async fn make_room(&mut self) {
-        while self.in_flight.len() > IN_FLIGHT {
+        while self.in_flight_events > IN_FLIGHT {
             if let Some(result) = self.in_flight.next().await {
                 self.count(result);
             }
         }
     }
 
-    fn count(&mut self, result: Result<(), BusError>) {
-        match result {
-            Ok(()) => self.delivered.published += 1,
-            Err(e) => self.failed(e.to_string()),
+    /// Counts a batch's deliveries.
+    fn count(&mut self, results: Vec<Result<Delivery, BusError>>) {
+        self.in_flight_events -= results.len();
+        for result in results {
+            match result {
+                Ok(_) => self.delivered.published += 1,
+                Err(e) => self.failed(e.to_string()),
+            }
         }
     }
 

@@ -125,6 +125,72 @@ async fn independent_client_reads_envelope_headers_key_and_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_delivers_a_batch_in_order_and_fails_only_what_the_broker_refuses() {
+    let Some(bootstrap) =
+        bootstrap("publish_many_delivers_a_batch_in_order_and_fails_only_what_the_broker_refuses")
+    else {
+        return;
+    };
+    let env = unique("pm");
+    let bus = kafka_bus(test_config(&bootstrap, &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    // One key: one partition, so the broker's order is the batch's.
+    let keyed = |n: u64| {
+        let mut m = (*message(&publisher, &topic, n)).clone();
+        m.key = "one-key".into();
+        m
+    };
+    let mut batch: Vec<Arc<BusMessage>> = (0..300).map(|n| Arc::new(keyed(n))).collect();
+    // Larger than the broker takes (message.max.bytes): refused on its own.
+    let mut huge = keyed(300);
+    let mut order = order(300);
+    order.customer = "x".repeat(2_000_000);
+    huge.envelope = publisher
+        .message(&order, None, Default::default())
+        .expect("message")
+        .envelope;
+    batch.insert(150, Arc::new(huge));
+
+    let outcomes = bus.publish_many(batch.clone()).await;
+    assert_eq!(outcomes.len(), 301);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 150 {
+            let err = outcome.as_ref().expect_err("too large");
+            assert!(
+                matches!(err, onex::BusError::Delivery { attempts: 1, .. }),
+                "{err}"
+            );
+        } else {
+            assert_eq!(
+                outcome.as_ref().ok(),
+                Some(&onex::Delivery::Acknowledged),
+                "{i}"
+            );
+        }
+    }
+    assert_eq!(bus.stats().delivered, 300);
+    bus.shutdown().await.expect("shutdown");
+
+    let mut records = read_topic(&bootstrap, &topic, Some(300), Duration::from_secs(30));
+    records.sort_by_key(|r| (r.partition, r.offset));
+    let got: Vec<Uuid> = records.iter().map(|r| r.envelope().event_id).collect();
+    let sent: Vec<Uuid> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 150)
+        .map(|(_, m)| m.envelope.event_id)
+        .collect();
+    assert_eq!(
+        got, sent,
+        "every delivered message once, in the batch's order"
+    );
+    let first = &records[0];
+    assert_eq!(first.header("ce_id"), Some(sent[0].to_string().as_str()));
+    assert_eq!(first.key.as_deref(), Some("one-key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_none_lost_none_duplicated() {
     let Some(bootstrap) = bootstrap("ten_thousand_events_none_lost_none_duplicated") else {
         return;

@@ -202,6 +202,39 @@ async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_on_an_unreachable_broker_buffers_each_message_as_publish_would() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let env = unique("dm");
+    let mut config = fragile(&dead, &env);
+    config.spool_dir = "off".to_owned();
+    config.publish_buffer_capacity = 3;
+    let bus = KafkaBus::connect(config).await.expect("constructs anyway");
+    let publisher = publisher(Arc::new(DummyBus), &env);
+    let topic = format!("{env}.orders.v1");
+    let batch: Vec<_> = (0..4).map(|n| message(&publisher, &topic, n)).collect();
+    let outcomes = bus.publish_many(batch.clone()).await;
+    assert_eq!(outcomes.len(), 4);
+    for outcome in &outcomes[..3] {
+        assert_eq!(outcome.as_ref().ok(), Some(&Delivery::Buffered));
+    }
+    assert!(
+        matches!(outcomes[3], Err(BusError::BufferFull { capacity: 3 })),
+        "{:?}",
+        outcomes[3]
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let err = bus.shutdown().await.expect_err("undelivered messages");
+    assert!(matches!(err, BusError::Undelivered { count: 3 }), "{err}");
+    let undelivered: Vec<Uuid> = bus
+        .take_undelivered()
+        .iter()
+        .map(|m| m.envelope.event_id)
+        .collect();
+    let sent: Vec<Uuid> = batch[..3].iter().map(|m| m.envelope.event_id).collect();
+    assert_eq!(undelivered, sent, "handed back in order, not dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_broker_did_not_take_by_shutdown_is_delivered_first_at_the_next_start() {
     let spool_dir = tempfile::tempdir().expect("spool dir");
     let env = unique("sp");
@@ -418,6 +451,45 @@ async fn producer_is_rebuilt_after_a_fatal_error_and_resends_what_failed() {
     println!(
         "rebuilds: {}, duplicates: {duplicates}",
         stats.producer_rebuilds
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_resends_what_a_fatal_error_failed_on_the_rebuilt_producer() {
+    if !broker_tests_enabled(
+        "publish_many_resends_what_a_fatal_error_failed_on_the_rebuilt_producer",
+    ) {
+        return;
+    }
+    let tansu = Tansu::started();
+    let env = unique("fm");
+    let bus = kafka_bus(test_config(&tansu.bootstrap(), &env)).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    publisher.publish(&order(0), None).await.expect("before");
+
+    let batch: Vec<_> = (1..501).map(|n| message(&publisher, &topic, n)).collect();
+    let sent: HashSet<Uuid> = batch.iter().map(|m| m.envelope.event_id).collect();
+    let publishing = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.publish_many(batch).await }
+    });
+    // A fatal error while the batch is being handed over or in flight.
+    tokio::task::yield_now().await;
+    bus.inject_fatal_error("test: fatal error during a batch");
+    let outcomes = publishing.await.expect("task");
+    for outcome in &outcomes {
+        outcome.as_ref().expect("re-sent, not dropped");
+    }
+    assert!(bus.stats().producer_rebuilds >= 1, "{:?}", bus.stats());
+    bus.shutdown().await.expect("shutdown");
+
+    let records = read_topic(&tansu.bootstrap(), &topic, None, Duration::from_secs(20));
+    let (got, _) = distinct_ids(records.iter().map(|r| r.envelope().event_id));
+    assert!(
+        got.is_superset(&sent),
+        "lost {} message(s)",
+        sent.difference(&got).count()
     );
 }
 

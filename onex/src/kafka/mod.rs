@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod consumer;
 mod outage;
 mod producer;
@@ -605,6 +606,17 @@ impl EventBus for KafkaBus {
             ) => inner.hold(message, record).await,
             Err(e) => Err(e.into_bus_error(&record.topic)),
         }
+    }
+
+    /// Hands the whole batch to librdkafka and awaits its acknowledgements
+    /// together; what the batch does not deliver goes through
+    /// [`publish`](EventBus::publish). While the bus is degraded or holds
+    /// messages, a publish each.
+    async fn publish_many(
+        &self,
+        messages: Vec<Arc<BusMessage>>,
+    ) -> Vec<Result<Delivery, BusError>> {
+        self.publish_batch(messages).await
     }
 
     async fn subscribe(

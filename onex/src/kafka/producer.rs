@@ -1,12 +1,14 @@
 //! The rdkafka producer behind [`super::KafkaBus`]: a `ThreadedProducer`
 //! whose delivery callback completes a oneshot per message, so that any
-//! number of publishes can await their delivery reports concurrently.
+//! number of publishes can await their delivery reports concurrently, or
+//! counts the reports of a batch of messages, which one task awaits
+//! together ([`BatchReports`]).
 
 use std::{
     borrow::Cow,
     sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -20,7 +22,7 @@ use rdkafka::{
         BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
     },
 };
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::consumer::{
     CONNECTION_WARNING_INTERVAL, LogThrottle, is_connection_error, log_librdkafka,
@@ -86,10 +88,21 @@ impl ClientContext for ProducerCallbacks {
     }
 }
 
-impl ProducerContext for ProducerCallbacks {
-    type DeliveryOpaque = Box<oneshot::Sender<Report>>;
+/// Who waits for a message's delivery report.
+pub(crate) enum Waiter {
+    /// One publish, on its oneshot.
+    One(oneshot::Sender<Report>),
+    /// A batch's message at `index`.
+    Batch {
+        batch: Arc<BatchReports>,
+        index: usize,
+    },
+}
 
-    fn delivery(&self, result: &DeliveryResult<'_>, tx: Self::DeliveryOpaque) {
+impl ProducerContext for ProducerCallbacks {
+    type DeliveryOpaque = Box<Waiter>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, waiter: Self::DeliveryOpaque) {
         let report = match result {
             Ok(_) => {
                 self.unknown_producer_id.store(0, Ordering::Release);
@@ -97,8 +110,60 @@ impl ProducerContext for ProducerCallbacks {
             }
             Err((e, _)) => Err(e.clone()),
         };
-        // The publish may have been cancelled; nobody waits then.
-        let _ = tx.send(report);
+        match *waiter {
+            // The publish may have been cancelled; nobody waits then.
+            Waiter::One(tx) => {
+                let _ = tx.send(report);
+            }
+            Waiter::Batch { batch, index } => batch.report(index, report),
+        }
+    }
+}
+
+/// The delivery reports of a batch of messages: counted as they come, the
+/// failures kept, one wake-up when the last one is in. A batch of events
+/// costs one waiting task instead of a future, a oneshot and a wake-up
+/// per message.
+#[derive(Debug)]
+pub(crate) struct BatchReports {
+    remaining: AtomicUsize,
+    failures: Mutex<Vec<(usize, KafkaError)>>,
+    done: Notify,
+}
+
+impl BatchReports {
+    pub(crate) fn new(messages: usize) -> Arc<Self> {
+        Arc::new(BatchReports {
+            remaining: AtomicUsize::new(messages),
+            failures: Mutex::new(Vec::new()),
+            done: Notify::new(),
+        })
+    }
+
+    /// Notes the outcome of the message at `index`.
+    pub(crate) fn report(&self, index: usize, report: Report) {
+        if let Err(e) = report {
+            self.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((index, e));
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores the permit if the batch is not waiting yet.
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits for every report; the failed messages' positions and errors,
+    /// in position order.
+    pub(crate) async fn wait(&self) -> Vec<(usize, KafkaError)> {
+        if self.remaining.load(Ordering::Acquire) > 0 {
+            self.done.notified().await;
+        }
+        let mut failures =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
+        failures.sort_by_key(|(index, _)| *index);
+        failures
     }
 }
 
@@ -278,21 +343,48 @@ impl ProducerSlot {
         record: &Record,
         deadline: Instant,
     ) -> Result<oneshot::Receiver<Report>, KafkaError> {
-        let producer = self.producer().ok_or(KafkaError::Canceled)?;
         let (tx, rx) = oneshot::channel();
-        let mut base = BaseRecord::with_opaque_to(&record.topic, Box::new(tx))
+        self.hand_over(record, Waiter::One(tx), deadline).await?;
+        Ok(rx)
+    }
+
+    /// Hands the record to librdkafka; its delivery report goes to the
+    /// batch, as the message at `index`. Waits (asynchronously) while
+    /// librdkafka's queue is full, until `deadline`. On an error the batch
+    /// hears nothing of this message.
+    pub(crate) async fn enqueue_in_batch(
+        &self,
+        record: &Record,
+        batch: &Arc<BatchReports>,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
+        let waiter = Waiter::Batch {
+            batch: Arc::clone(batch),
+            index,
+        };
+        self.hand_over(record, waiter, deadline).await
+    }
+
+    async fn hand_over(
+        &self,
+        record: &Record,
+        waiter: Waiter,
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
+        let producer = self.producer().ok_or(KafkaError::Canceled)?;
+        let mut base = BaseRecord::with_opaque_to(&record.topic, Box::new(waiter))
             .payload(&record.value)
             .headers(record.owned_headers());
         if let Some(key) = &record.key {
             base = base.key(key);
         }
         match producer.send(base) {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 // Boxed: the rare wait for room would otherwise make the
                 // future of every publish larger.
-                Box::pin(send_when_room(producer, back, deadline)).await?;
-                Ok(rx)
+                Box::pin(send_when_room(producer, back, deadline)).await
             }
             Err((e, _)) => Err(e),
         }
@@ -380,7 +472,7 @@ impl Drop for ProducerSlot {
 /// `deadline`.
 async fn send_when_room<'a>(
     producer: &ThreadedProducer<ProducerCallbacks>,
-    mut base: BaseRecord<'a, Vec<u8>, Vec<u8>, Box<oneshot::Sender<Report>>>,
+    mut base: BaseRecord<'a, Vec<u8>, Vec<u8>, Box<Waiter>>,
     deadline: Instant,
 ) -> Result<(), KafkaError> {
     loop {
