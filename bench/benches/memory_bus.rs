@@ -13,6 +13,11 @@
 //! `memory_bus_parts` times, on one thread, what an event costs before the
 //! bus sees it: cloning (and dropping) a built message, and building one.
 
+// What a generated node installs (see its main.rs); the peers measured
+// beside it share this process, so both sides run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: onex::Allocator = onex::Allocator;
+
 use std::{
     hint::black_box,
     sync::{

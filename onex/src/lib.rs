@@ -77,6 +77,20 @@ pub use publisher::{Published, Publisher};
 pub use request::{PendingReply, RequestError, Requester, RequesterStats};
 pub use text::Text;
 
+/// The global allocator a generated node's `main.rs` installs
+/// (`#[global_allocator]`): mimalloc with the `mimalloc` feature (on by
+/// default), the system allocator without it. A node builds and frees an
+/// envelope, its JSON and its headers for every message, often on
+/// different threads (a subscriber frees what a publisher built), where
+/// glibc's allocator contends: the in-memory bus's typed publish runs
+/// about three times as fast on mimalloc.
+#[cfg(feature = "mimalloc")]
+pub use mimalloc::MiMalloc as Allocator;
+/// The global allocator a generated node's `main.rs` installs: the system
+/// allocator, as the `mimalloc` feature is off.
+#[cfg(not(feature = "mimalloc"))]
+pub use std::alloc::System as Allocator;
+
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;
 pub use serde;

@@ -36,6 +36,11 @@
 //! profiling one of them); `--no-consume` skips consuming; `--compression
 //! CODEC` sets every producer's codec (default: the bus's, lz4).
 
+// What a generated node installs (see its main.rs); the peers measured
+// beside it share this process, so both sides run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: onex::Allocator = onex::Allocator;
+
 use std::{
     error::Error,
     future::Future,

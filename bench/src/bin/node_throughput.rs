@@ -35,6 +35,11 @@
 //! environment, the group, and `KAFKA_AUTO_OFFSET_RESET=earliest` (its
 //! commands were waiting before it joined).
 
+// What a generated node installs (see its main.rs); the peers measured
+// beside it share this process, so both sides run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: onex::Allocator = onex::Allocator;
+
 use std::{
     error::Error,
     fs::File,

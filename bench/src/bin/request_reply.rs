@@ -15,6 +15,11 @@
 //! caller. The first `--warmup` round trips are not counted. Without
 //! `--brokers` only the in-memory bus is measured.
 
+// What a generated node installs (see its main.rs); the peers measured
+// beside it share this process, so both sides run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: onex::Allocator = onex::Allocator;
+
 use std::{
     error::Error,
     sync::Arc,

@@ -43,6 +43,11 @@
 //! one workflow at a time, each holding its command while the writer
 //! answers.
 
+// What a generated node installs (see its main.rs); the peers measured
+// beside it share this process, so both sides run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: onex::Allocator = onex::Allocator;
+
 use std::{
     error::Error,
     sync::{

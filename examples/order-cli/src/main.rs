@@ -15,6 +15,10 @@ use ::onex::{
     KafkaConfig, SourceInfo, connect::BusKind,
     lifecycle::{NodeRuntime, ShutdownSignals, unless_signalled},
 };
+/// The runtime's allocator: mimalloc, unless onex's `mimalloc` feature is
+/// off (then the system allocator). See `onex::Allocator`.
+#[global_allocator]
+static ONEX_ALLOCATOR: ::onex::Allocator = ::onex::Allocator;
 fn main() -> ExitCode {
     ::onex::logging::init();
     let runtime = match ::onex::tokio::runtime::Runtime::new() {
