@@ -15,7 +15,8 @@
 //!   envelope and headers for every send, as the bus does;
 //! - `bus_publisher`: `onex::Publisher::publish` of a typed event on the
 //!   Kafka bus (envelope, headers, key, delivery report awaited);
-//! - `bus_prebuilt`: `EventBus::publish` of an already built message;
+//! - `bus_prebuilt`: `EventBus::publish` of already built messages (one
+//!   per send, built before the clock starts);
 //! - `bus_publisher_plain`: `bus_publisher` without the CloudEvents headers
 //!   (`KAFKA_CLOUDEVENTS=false`): what those headers cost.
 //!
@@ -387,11 +388,21 @@ async fn produce(
             config.cloudevents = producer != Producer::BusPublisherPlain;
             let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::connect(config).await?);
             let publisher = Publisher::new(Arc::clone(&bus), source);
-            let prebuilt = producer == Producer::BusPrebuilt;
-            let shared = Arc::new(template.clone());
-            let send = |_| {
+            // Built before the clock starts, one per send: distinct
+            // messages (ids, timestamps), as an application publishes
+            // them. The same message sent again and again would
+            // flatter this row, as lz4 compresses identical records to
+            // almost nothing.
+            let built: Vec<Arc<BusMessage>> = if producer == Producer::BusPrebuilt {
+                (0..warmup.max(n))
+                    .map(|_| publisher.message(&event, None, Default::default()).map(Arc::new))
+                    .collect::<Result<_, _>>()?
+            } else {
+                Vec::new()
+            };
+            let send = |i: usize| {
                 let publisher = publisher.clone();
-                let message = prebuilt.then(|| Arc::clone(&shared));
+                let message = built.get(i).cloned();
                 let event = event.clone();
                 async move {
                     match message {
