@@ -395,7 +395,11 @@ async fn produce(
             // almost nothing.
             let built: Vec<Arc<BusMessage>> = if producer == Producer::BusPrebuilt {
                 (0..warmup.max(n))
-                    .map(|_| publisher.message(&event, None, Default::default()).map(Arc::new))
+                    .map(|_| {
+                        publisher
+                            .message(&event, None, Default::default())
+                            .map(Arc::new)
+                    })
                     .collect::<Result<_, _>>()?
             } else {
                 Vec::new()
