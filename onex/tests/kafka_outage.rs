@@ -160,23 +160,46 @@ async fn open_breaker_buffers_publishes_and_delivers_them_when_the_broker_return
     bus.shutdown().await.expect("shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
+/// A bus whose broker does not answer, without a spool: held messages live
+/// in memory, at most three. With a publisher and a topic for it.
+async fn unreachable_with_room_for_three(prefix: &str) -> (KafkaBus, onex::Publisher, String) {
     // Nothing listens on this port.
     let dead = format!("127.0.0.1:{}", free_port());
-    let env = unique("dp");
+    let env = unique(prefix);
     let mut config = fragile(&dead, &env);
-    // Without a spool, held messages live in memory, bounded.
     config.spool_dir = "off".to_owned();
     config.publish_buffer_capacity = 3;
     let bus = KafkaBus::connect(config).await.expect("constructs anyway");
+    let publisher = publisher(Arc::new(DummyBus), &env);
+    (bus, publisher, format!("{env}.orders.v1"))
+}
+
+/// Not delivered within the timeout, the held messages are handed back by
+/// shutdown, in order, not dropped.
+async fn assert_handed_back(bus: &KafkaBus, sent: &[Uuid]) {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let err = bus.shutdown().await.expect_err("undelivered messages");
+    assert!(
+        matches!(err, BusError::Undelivered { count } if count == sent.len()),
+        "{err}"
+    );
+    let undelivered: Vec<Uuid> = bus
+        .take_undelivered()
+        .iter()
+        .map(|m| m.envelope.event_id)
+        .collect();
+    assert_eq!(undelivered, sent, "all of them, in order");
+    assert_eq!(bus.health(), BusHealth::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
+    let (bus, publisher, topic) = unreachable_with_room_for_three("dp").await;
     assert!(
         matches!(bus.health(), BusHealth::Degraded { .. }),
         "{:?}",
         bus.health()
     );
-    let publisher = publisher(Arc::new(DummyBus), &env);
-    let topic = format!("{env}.orders.v1");
     let mut sent = Vec::new();
     for n in 0..3 {
         let m = message(&publisher, &topic, n);
@@ -188,29 +211,12 @@ async fn unreachable_broker_degrades_buffers_then_refuses_when_full() {
         bus.publish(message(&publisher, &topic, 3)).await,
         Err(BusError::BufferFull { capacity: 3 })
     ));
-    // Not delivered within the timeout: handed back, not dropped.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let err = bus.shutdown().await.expect_err("undelivered messages");
-    assert!(matches!(err, BusError::Undelivered { count: 3 }), "{err}");
-    let undelivered: Vec<Uuid> = bus
-        .take_undelivered()
-        .iter()
-        .map(|m| m.envelope.event_id)
-        .collect();
-    assert_eq!(undelivered, sent, "all of them, in order");
-    assert_eq!(bus.health(), BusHealth::Stopped);
+    assert_handed_back(&bus, &sent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_many_on_an_unreachable_broker_buffers_each_message_as_publish_would() {
-    let dead = format!("127.0.0.1:{}", free_port());
-    let env = unique("dm");
-    let mut config = fragile(&dead, &env);
-    config.spool_dir = "off".to_owned();
-    config.publish_buffer_capacity = 3;
-    let bus = KafkaBus::connect(config).await.expect("constructs anyway");
-    let publisher = publisher(Arc::new(DummyBus), &env);
-    let topic = format!("{env}.orders.v1");
+    let (bus, publisher, topic) = unreachable_with_room_for_three("dm").await;
     let batch: Vec<_> = (0..4).map(|n| message(&publisher, &topic, n)).collect();
     let outcomes = bus.publish_many(batch.clone()).await;
     assert_eq!(outcomes.len(), 4);
@@ -222,16 +228,8 @@ async fn publish_many_on_an_unreachable_broker_buffers_each_message_as_publish_w
         "{:?}",
         outcomes[3]
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let err = bus.shutdown().await.expect_err("undelivered messages");
-    assert!(matches!(err, BusError::Undelivered { count: 3 }), "{err}");
-    let undelivered: Vec<Uuid> = bus
-        .take_undelivered()
-        .iter()
-        .map(|m| m.envelope.event_id)
-        .collect();
     let sent: Vec<Uuid> = batch[..3].iter().map(|m| m.envelope.event_id).collect();
-    assert_eq!(undelivered, sent, "handed back in order, not dropped");
+    assert_handed_back(&bus, &sent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
