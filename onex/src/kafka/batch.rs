@@ -10,7 +10,7 @@ use std::{sync::Arc, sync::atomic::Ordering, time::Instant};
 use futures_util::future::join_all;
 use rdkafka::error::KafkaError;
 
-use super::{Inner, KafkaBus, SendError, producer, producer::BatchReports, record_of};
+use super::{KafkaBus, SendError, producer, producer::BatchReports, record_of};
 use crate::{
     bus::{BusMessage, Delivery, EventBus},
     error::BusError,
@@ -46,48 +46,45 @@ impl KafkaBus {
         inner
             .delivered
             .fetch_add(delivered as u64, Ordering::Relaxed);
+        let mut outcomes: Vec<Result<Delivery, BusError>> = messages
+            .iter()
+            .map(|_| Ok(Delivery::Acknowledged))
+            .collect();
         if failures.is_empty() {
             permit.success();
             inner.note_success();
-            return messages
-                .iter()
-                .map(|_| Ok(Delivery::Acknowledged))
-                .collect();
+            return outcomes;
         }
         // The failed messages' own publishes count their failures.
         drop(permit);
         if slot.is_fatal() {
             inner.rebuild_producer(&slot);
         }
-        let mut outcomes: Vec<Option<Result<Delivery, BusError>>> = messages
-            .iter()
-            .map(|_| Some(Ok(Delivery::Acknowledged)))
-            .collect();
         let again = failures.into_iter().map(|(index, error)| {
             let message = Arc::clone(&messages[index]);
-            async move { (index, self.after_batch(inner, message, error).await) }
+            async move { (index, self.after_batch(message, error).await) }
         });
         for (index, outcome) in join_all(again).await {
-            outcomes[index] = Some(outcome);
+            outcomes[index] = outcome;
         }
-        outcomes.into_iter().flatten().collect()
+        outcomes
     }
 
     /// A message the batch did not deliver: a fault of the message itself
     /// fails it; anything else is published again, as one.
     async fn after_batch(
         &self,
-        inner: &Inner,
         message: Arc<BusMessage>,
         error: KafkaError,
     ) -> Result<Delivery, BusError> {
         if producer::is_retriable(&error) || producer::is_purged(&error) {
             return self.publish(message).await;
         }
-        inner.note_failure(&error.to_string());
+        let reason = error.to_string();
+        self.inner.note_failure(&reason);
         Err(SendError::Failed {
             attempts: 1,
-            reason: error.to_string(),
+            reason,
             retriable: false,
         }
         .into_bus_error(&message.topic))
