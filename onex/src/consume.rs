@@ -5,7 +5,14 @@
 //! last failed attempt would dead-letter it. A
 //! [`SubscriberBreaker`] pauses a subscriber whose messages keep failing.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering as AtomicOrdering},
+    },
+    time::Duration,
+};
 
 use tokio::time::Instant;
 
@@ -107,6 +114,87 @@ where
             }
         }
     }
+}
+
+tokio::task_local! {
+    /// The key of the message whose handler runs in the current future,
+    /// when its consumer keeps several keys in hand at once.
+    static KEY_IN_HAND: KeyInHand;
+}
+
+/// What lets a handler hand its key back before it is done: the consumer
+/// that gave it the message learns it through `to_consumer`, and from then
+/// on it may start that key's next message while this one still awaits
+/// what it sent (the broker's acknowledgements). The message itself stays
+/// open: its offset is stored only once its handler is done.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyInHand {
+    /// The message's lane in its consumer.
+    lane: u64,
+    state: Arc<KeyState>,
+    /// The consumer's own queue of handed-back lanes.
+    to_consumer: tokio::sync::mpsc::UnboundedSender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    /// Set by the code that handles the message as one operation, and
+    /// taken by that operation's run: only that run hands the key back,
+    /// not a run nested in it or in a workflow.
+    armed: AtomicBool,
+    /// Set once the key is handed back, so that the consumer does not free
+    /// the lane twice.
+    released: AtomicBool,
+}
+
+impl KeyInHand {
+    pub(crate) fn new(lane: u64, to_consumer: tokio::sync::mpsc::UnboundedSender<u64>) -> Self {
+        KeyInHand {
+            lane,
+            state: Arc::default(),
+            to_consumer,
+        }
+    }
+
+    /// Runs `handling` with this key in hand, so that the functions below
+    /// reach it from within.
+    pub(crate) async fn scope<F: Future>(&self, handling: F) -> F::Output {
+        KEY_IN_HAND.scope(self.clone(), handling).await
+    }
+
+    /// Whether the handler handed the key back.
+    pub(crate) fn was_released(&self) -> bool {
+        self.state.released.load(AtomicOrdering::Acquire)
+    }
+}
+
+/// Marks the message in hand as handled by the one operation run that
+/// starts next ([`take_key_release`]).
+pub(crate) fn arm_key_release() {
+    let _ = KEY_IN_HAND.try_with(|key| key.state.armed.store(true, AtomicOrdering::Release));
+}
+
+/// Whether the calling run is the one that may hand the message's key back
+/// ([`arm_key_release`]); only the first asking is.
+pub(crate) fn take_key_release() -> bool {
+    KEY_IN_HAND
+        .try_with(|key| key.state.armed.swap(false, AtomicOrdering::AcqRel))
+        .unwrap_or(false)
+}
+
+/// Tells the consumer that handed the current message over that the next
+/// message of its key may start now: everything the handler publishes for
+/// this message is already handed to the bus, in order, and what remains is
+/// waiting for it to be acknowledged. Outside a consumer that keeps several
+/// keys in hand (one message at a time, the in-memory bus) it does nothing.
+pub(crate) fn release_key() {
+    let _ = KEY_IN_HAND.try_with(|key| {
+        if !key.state.released.swap(true, AtomicOrdering::AcqRel) {
+            // The receiver is gone only when the consumer stopped: nothing
+            // to free then.
+            let _ = key.to_consumer.send(key.lane);
+        }
+    });
 }
 
 /// A subscriber's circuit breaker. After `threshold` consecutive messages

@@ -139,6 +139,13 @@ pub trait Failure {
 /// the command stays uncommitted and comes again. So the logic may run for
 /// a command whose started event never became durable: the same as a run
 /// cut short by a crash, which at-least-once delivery repeats anyway.
+///
+/// A run started through [`handing_back_key`] (a node's dispatch of a
+/// command to its operation) hands the command's key back to its consumer
+/// once the outcome event is handed to the bus: the key's next command may
+/// start while this run awaits the acknowledgements. Its events go out
+/// behind this run's, in order; the command is committed only once this
+/// run returns.
 pub async fn run_operation<O, Work, Started, Completed, Failed>(
     publisher: &Publisher,
     correlation_id: Uuid,
@@ -154,20 +161,37 @@ where
     Failed: Event,
 {
     let clock = Instant::now();
+    let hands_back_key = crate::consume::take_key_release();
     let mut started_delivery = std::pin::pin!(publisher.publish(&started, Some(correlation_id)));
     // Polled once, which hands the event to the bus (librdkafka's queue, or
     // the in-memory bus's subscribers), so that it goes out before the
     // outcome event; its acknowledgement is awaited after the logic.
     let started_early = started_delivery.as_mut().now_or_never();
     let outcome = work().await;
-    let ended = match &outcome {
-        Ok(output) => {
-            let event = completed(elapsed_ms(clock), output);
-            publish_durable(publisher, &event, correlation_id).await
+    let ended = {
+        let mut ended = std::pin::pin!(async {
+            match &outcome {
+                Ok(output) => {
+                    let event = completed(elapsed_ms(clock), output);
+                    publish_durable(publisher, &event, correlation_id).await
+                }
+                Err(error) => {
+                    let event = failed(elapsed_ms(clock), error);
+                    publish_durable(publisher, &event, correlation_id).await
+                }
+            }
+        });
+        // Polled once, which hands the outcome event to the bus behind the
+        // started event; the command's key is then free for its next
+        // command, whose events go out behind these, while this run awaits
+        // their acknowledgements.
+        let ended_early = ended.as_mut().now_or_never();
+        if hands_back_key {
+            crate::consume::release_key();
         }
-        Err(error) => {
-            let event = failed(elapsed_ms(clock), error);
-            publish_durable(publisher, &event, correlation_id).await
+        match ended_early {
+            Some(result) => result,
+            None => ended.await,
         }
     };
     let started_result = match started_early {
@@ -178,6 +202,17 @@ where
     require_durable::<Started>(started_result)?;
     ended?;
     outcome
+}
+
+/// Runs `run`, an operation that is the whole handling of a consumed
+/// message, so that the operation hands the message's key back to its
+/// consumer once its outcome event is handed to the bus
+/// ([`run_operation`]). An operation run from within another (a handler
+/// calling another operation, a workflow's step) keeps the key until the
+/// outer handling is done.
+pub async fn handing_back_key<F: Future>(run: F) -> F::Output {
+    crate::consume::arm_key_release();
+    run.await
 }
 
 /// Publishes an event a run depends on: `Ok` once it is durable, else the

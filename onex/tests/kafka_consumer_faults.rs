@@ -2,7 +2,10 @@
 //! `max.poll.interval.ms` keeps its consumer in the group; handled offsets
 //! are committed within a commit interval without stopping the consumer;
 //! batch subscriptions get their batches in order, again after a failure,
-//! and commit them only once the handler returned `Ok`. Hermetic: rdkafka's
+//! and commit them only once the handler returned `Ok`; several messages
+//! in flight keep order per key, and an operation run hands its key back
+//! once its outcome event is handed over, yet is committed only once
+//! acknowledged. Hermetic: rdkafka's
 //! in-process mock cluster.
 
 // Without the Kafka bus these tests must fail, not pass vacuously.
@@ -21,9 +24,12 @@ use std::{
 };
 
 use onex::{
-    BusMessage, EventBus, HandlerError,
-    bus::{BatchHandler, BatchOptions, Handler, Subscription},
+    BusError, BusMessage, EventBus, HandlerError, OperationError, Publisher,
+    bus::{
+        BatchHandler, BatchOptions, BusHealth, Delivery, Handler, Subscription, SubscriptionHandle,
+    },
     kafka::KafkaBus,
+    operation::{handing_back_key, run_operation, settle},
 };
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
@@ -74,6 +80,24 @@ fn committed_offset(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
         Offset::Offset(n) => Some(n),
         _ => None,
     }
+}
+
+/// The offset the group committed for partition 0 of `topic` once it is
+/// `expected`, or whatever it is after 10 s.
+async fn committed_soon(bootstrap: &str, group: &str, topic: &str, expected: i64) -> Option<i64> {
+    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let committed = committed_offset(&bootstrap, &group, &topic);
+            if committed == Some(expected) || std::time::Instant::now() >= deadline {
+                return committed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("reader")
 }
 
 async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -402,36 +426,92 @@ impl Handler for Lanes {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    let env = unique("inflight");
-    let topic = format!("{env}.orders.v1");
-    let group = format!("{env}-group");
-    mock.create_topic(&topic, 1, 1).expect("topic");
-    let mut config = test_config(&mock.bootstrap_servers(), &env);
-    config.max_in_flight = 8;
-    config.commit_interval_ms = 100;
-    let bus = Arc::new(KafkaBus::connect(config).await.expect("connect"));
-    let lanes = Arc::new(Lanes::default());
-    lanes.hold.store(true, Ordering::SeqCst);
-    let handle = bus
-        .subscribe(
-            Subscription {
-                topics: vec![topic.clone()],
-                group: group.clone(),
-            },
-            lanes.clone(),
+/// A topic of one partition on a mock cluster, subscribed to by a Kafka
+/// bus with eight messages in flight: what the in-flight tests share.
+struct InFlight {
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    bus: Arc<KafkaBus>,
+    topic: String,
+    group: String,
+    handle: SubscriptionHandle,
+}
+
+impl InFlight {
+    async fn subscribe(prefix: &str, handler: Arc<dyn Handler>) -> Self {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        let env = unique(prefix);
+        let topic = format!("{env}.orders.v1");
+        let group = format!("{env}-group");
+        mock.create_topic(&topic, 1, 1).expect("topic");
+        let mut config = test_config(&mock.bootstrap_servers(), &env);
+        config.max_in_flight = 8;
+        config.commit_interval_ms = 100;
+        let bus = Arc::new(KafkaBus::connect(config).await.expect("connect"));
+        let handle = bus
+            .subscribe(
+                Subscription {
+                    topics: vec![topic.clone()],
+                    group: group.clone(),
+                },
+                handler,
+            )
+            .await
+            .expect("subscribe");
+        InFlight {
+            mock,
+            bus,
+            topic,
+            group,
+            handle,
+        }
+    }
+
+    /// Publishes orders `0..n`, order `i` with the key `key_of(i)`.
+    async fn publish_orders(&self, n: u64, key_of: impl Fn(u64) -> String) {
+        let publisher = publisher(self.bus.clone(), self.bus.environment());
+        for i in 0..n {
+            let mut m = BusMessage::clone(&message(&publisher, &self.topic, i));
+            m.key = key_of(i).into();
+            self.bus.publish(Arc::new(m)).await.expect("publish");
+        }
+    }
+
+    /// The committed offset, read at once.
+    async fn committed_now(&self) -> Option<i64> {
+        let (bootstrap, g, t) = (
+            self.mock.bootstrap_servers(),
+            self.group.clone(),
+            self.topic.clone(),
+        );
+        tokio::task::spawn_blocking(move || committed_offset(&bootstrap, &g, &t))
+            .await
+            .expect("reader")
+    }
+
+    /// The committed offset once it is `expected`, or after 10 s.
+    async fn committed_soon(&self, expected: i64) -> Option<i64> {
+        committed_soon(
+            &self.mock.bootstrap_servers(),
+            &self.group,
+            &self.topic,
+            expected,
         )
         .await
-        .expect("subscribe");
-    let publisher = publisher(bus.clone(), &env);
-    const N: u64 = 40;
-    for n in 0..N {
-        let mut m = BusMessage::clone(&message(&publisher, &topic, n));
-        m.key = format!("key-{}", n % 4).into();
-        bus.publish(Arc::new(m)).await.expect("publish");
     }
+
+    async fn stop(self) {
+        self.handle.stop().await;
+        self.bus.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
+    let lanes = Arc::new(Lanes::default());
+    lanes.hold.store(true, Ordering::SeqCst);
+    let topic = InFlight::subscribe("inflight", lanes.clone()).await;
+    const N: u64 = 40;
+    topic.publish_orders(N, |n| format!("key-{}", n % 4)).await;
     let handled = |lanes: &Lanes| {
         lanes
             .by_key
@@ -453,10 +533,7 @@ async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
         !lanes.by_key.lock().expect("lock").contains_key("key-0"),
         "key 0 waits behind its first message"
     );
-    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.clone(), topic.clone());
-    let committed = tokio::task::spawn_blocking(move || committed_offset(&bootstrap, &g, &t))
-        .await
-        .expect("reader");
+    let committed = topic.committed_now().await;
     assert!(
         committed.is_none_or(|c| c <= 0),
         "committed past the open message: {committed:?}"
@@ -472,24 +549,179 @@ async fn several_messages_in_flight_keep_order_per_key_and_commit_in_order() {
     }
     let most = lanes.most_in_hand.load(Ordering::SeqCst);
     assert!((2..=8).contains(&most), "{most} messages in hand at once");
-    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.clone(), topic.clone());
-    let committed = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let committed = committed_offset(&bootstrap, &g, &t);
-            if committed == Some(N as i64) || std::time::Instant::now() >= deadline {
-                return committed;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .expect("reader");
     assert_eq!(
-        committed,
+        topic.committed_soon(N as i64).await,
         Some(N as i64),
         "every offset committed once all are done"
     );
-    handle.stop().await;
-    bus.shutdown().await.expect("shutdown");
+    topic.stop().await;
+}
+
+/// A bus that takes every publish at once and acknowledges none until the
+/// test opens its gate: where a node's run waits once it has handed its
+/// outcome event over.
+struct GatedBus {
+    gate: tokio::sync::watch::Sender<bool>,
+    /// The order numbers of the events handed over, in order.
+    handed_over: Mutex<Vec<u64>>,
+}
+
+impl GatedBus {
+    fn closed() -> Self {
+        GatedBus {
+            gate: tokio::sync::watch::channel(false).0,
+            handed_over: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for GatedBus {
+    fn environment(&self) -> &str {
+        "gated"
+    }
+
+    async fn publish(&self, message: Arc<BusMessage>) -> Result<Delivery, BusError> {
+        self.handed_over
+            .lock()
+            .expect("lock")
+            .push(order_no(&message));
+        let mut gate = self.gate.subscribe();
+        gate.wait_for(|open| *open)
+            .await
+            .map_err(|_| BusError::Other("the gate is gone".to_owned()))?;
+        Ok(Delivery::Acknowledged)
+    }
+
+    async fn subscribe(
+        &self,
+        _subscription: Subscription,
+        _handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        Err(BusError::Other("the gated bus only publishes".to_owned()))
+    }
+
+    fn health(&self) -> BusHealth {
+        BusHealth::Healthy
+    }
+
+    async fn shutdown(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+fn order_no(message: &BusMessage) -> u64 {
+    message.envelope.payload_value()["order_no"]
+        .as_u64()
+        .expect("order_no")
+}
+
+/// A command handled as a node's dispatch handles one: an operation run
+/// (started, the logic, completed) on the gated bus, through
+/// `handing_back_key` when `hand_back`.
+struct OperationRun {
+    publisher: Publisher,
+    hand_back: bool,
+    /// The order numbers whose logic ran, in order.
+    ran: Mutex<Vec<u64>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for OperationRun {
+    async fn handle(&self, message: &BusMessage) -> Result<(), HandlerError> {
+        let n = order_no(message);
+        let run = run_operation(
+            &self.publisher,
+            Uuid::new_v4(),
+            order(n),
+            || async move {
+                self.ran.lock().expect("lock").push(n);
+                Ok::<_, OperationError>(n)
+            },
+            |_, n| order(*n),
+            |_, _| order(n),
+        );
+        let result = if self.hand_back {
+            handing_back_key(run).await
+        } else {
+            run.await
+        };
+        settle("order", result)
+    }
+}
+
+/// Four commands of one key, each run's events taken by the bus but not
+/// acknowledged: the run hands its key back once its completed event is
+/// handed over, so all four run, in order, and their events are handed
+/// over in order; nothing is committed until the acknowledgements come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_hands_its_key_back_once_its_outcome_is_handed_over() {
+    let (ran, handed_over, committed) = runs_with_acknowledgements_held(true).await;
+    assert_eq!(ran, [0, 1, 2, 3], "the key's next commands ran meanwhile");
+    assert_eq!(
+        handed_over,
+        [0, 0, 1, 1, 2, 2, 3, 3],
+        "each run's started and completed, run after run"
+    );
+    assert!(
+        committed.is_none_or(|c| c <= 0),
+        "committed before the acknowledgements: {committed:?}"
+    );
+}
+
+/// The same without `handing_back_key` (an operation run inside another
+/// handling, a workflow's step): the key stays in hand until the run is
+/// done, so only the first command runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_not_dispatched_as_the_whole_handling_keeps_its_key() {
+    let (ran, handed_over, committed) = runs_with_acknowledgements_held(false).await;
+    assert_eq!(ran, [0], "the key's next command waited");
+    assert_eq!(handed_over, [0, 0]);
+    assert!(committed.is_none_or(|c| c <= 0), "{committed:?}");
+}
+
+/// Subscribes an [`OperationRun`] to four commands of one key with
+/// acknowledgements held; returns what ran, what was handed over and what
+/// was committed after a while, then opens the gate and checks that all
+/// four are done and committed.
+async fn runs_with_acknowledgements_held(hand_back: bool) -> (Vec<u64>, Vec<u64>, Option<i64>) {
+    let gated = Arc::new(GatedBus::closed());
+    let operation = Arc::new(OperationRun {
+        publisher: publisher(gated.clone(), "gated"),
+        hand_back,
+        ran: Mutex::default(),
+    });
+    let topic = InFlight::subscribe("handback", operation.clone()).await;
+    const N: u64 = 4;
+    topic.publish_orders(N, |_| "one-key".to_owned()).await;
+    let expected = if hand_back { N as usize } else { 1 };
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            operation.ran.lock().expect("lock").len() >= expected
+        })
+        .await,
+        "ran: {:?}",
+        operation.ran.lock().expect("lock")
+    );
+    // Time for anything that should not happen to happen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ran = operation.ran.lock().expect("lock").clone();
+    let handed_over = gated.handed_over.lock().expect("lock").clone();
+    let committed = topic.committed_now().await;
+    gated.gate.send_replace(true);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            operation.ran.lock().expect("lock").len() == N as usize
+        })
+        .await
+    );
+    let all_committed = topic.committed_soon(N as i64).await;
+    assert_eq!(
+        all_committed,
+        Some(N as i64),
+        "every command committed once acknowledged"
+    );
+    assert_eq!(*operation.ran.lock().expect("lock"), [0, 1, 2, 3]);
+    topic.stop().await;
+    (ran, handed_over, committed)
 }

@@ -115,10 +115,12 @@ impl<H: crate::Handler> NodePostgresWriterEffect<H> {
                             ),
                         )
                 })?;
-            let run = crate::Operations::write_record(
-                    &self.operations(),
-                    command.record,
-                    correlation_id,
+            let run = ::onex::operation::handing_back_key(
+                    crate::Operations::write_record(
+                        &self.operations(),
+                        command.record,
+                        correlation_id,
+                    ),
                 )
                 .await;
             return ::onex::operation::settle("write_record", run);

@@ -3,14 +3,18 @@
 //!
 //! - messages of one key (in one partition) are handled one after the
 //!   other, in order; messages of different keys side by side; messages
-//!   without a key have no order to keep;
+//!   without a key have no order to keep. A handler may hand its key back
+//!   before it is done (`release_key`: a node's operation does once its
+//!   outcome event is handed to the bus), and the key's next message
+//!   starts while the first awaits its acknowledgements;
 //! - a message's offset is stored only once every message before it in its
 //!   partition is done, so a crash replays whatever was not finished (and
 //!   perhaps some that were), never skips one;
-//! - at most `limit` messages are in hand, and at most 16 × `limit` wait
-//!   for their turn; when that many wait, the consumer stops taking
-//!   messages (librdkafka keeps what it fetched, and stops fetching once
-//!   its own queue is full). Should that last a poll tick (handlers stuck
+//! - at most `limit` messages are in hand; with those that handed their
+//!   key back and only await acknowledgements, at most 16 × `limit`; and
+//!   at most 16 × `limit` wait for their turn; when that many wait, the
+//!   consumer stops taking messages (librdkafka keeps what it fetched, and
+//!   stops fetching once its own queue is full). Should that last a poll tick (handlers stuck
 //!   on something), it pauses its partitions and goes on polling, so that
 //!   it stays in its group, and resumes them once no more than 4 × `limit`
 //!   wait; likewise while the subscriber's breaker pauses it.
@@ -30,7 +34,7 @@ use rdkafka::{Message, TopicPartitionList, consumer::Consumer, message::Borrowed
 use super::{ConsumerTask, Outcome, stopped};
 use crate::{
     bus::{Handler, StopSignal},
-    consume::SubscriberBreaker,
+    consume::{KeyInHand, SubscriberBreaker},
 };
 
 /// The lane a keyed message keeps its order in: a hash of its topic,
@@ -96,6 +100,8 @@ pub(super) struct Lanes<'c> {
     unkeyed: VecDeque<BorrowedMessage<'c>>,
     /// How many messages wait, in all.
     waiting: usize,
+    /// How many messages in hand handed their key back.
+    released: usize,
     partitions: HashMap<(String, i32), Progress>,
 }
 
@@ -156,10 +162,28 @@ impl<'c> Lanes<'c> {
         }
     }
 
-    /// Settles a message that is done; returns the offset of its partition
-    /// up to which every message is done, when that moved.
-    fn done(&mut self, slot: &Slot) -> Option<i64> {
-        self.free(slot.lane);
+    /// A message in hand handed its key back: the key's next message may
+    /// go, though this one is not done.
+    fn released(&mut self, lane: Lane) {
+        self.released += 1;
+        self.free(Some(lane));
+    }
+
+    /// Frees the lane of a message in hand that left it: unless it handed
+    /// its key back before, which freed the lane then.
+    fn leave(&mut self, slot: &Slot, released: bool) {
+        if released {
+            self.released -= 1;
+        } else {
+            self.free(slot.lane);
+        }
+    }
+
+    /// Settles a message that is done (`released`: it handed its key back
+    /// before); returns the offset of its partition up to which every
+    /// message is done, when that moved.
+    fn done(&mut self, slot: &Slot, released: bool) -> Option<i64> {
+        self.leave(slot, released);
         let progress = self
             .partitions
             .get_mut(&(slot.topic.clone(), slot.partition))?;
@@ -180,8 +204,8 @@ impl<'c> Lanes<'c> {
 
     /// Frees the lane of a message given up (stop was requested): it stays
     /// open, so that nothing after it in its partition is stored.
-    fn abandoned(&mut self, slot: &Slot) {
-        self.free(slot.lane);
+    fn abandoned(&mut self, slot: &Slot, released: bool) {
+        self.leave(slot, released);
     }
 
     fn waiting(&self) -> usize {
@@ -229,6 +253,7 @@ impl ConsumerTask {
         let mut commits = super::Commits::new(self.inner.config.commit_interval());
         let mut lanes = Lanes::default();
         let mut running = FuturesUnordered::new();
+        let (to_consumer, mut released) = tokio::sync::mpsc::unbounded_channel();
         let mut paused = TopicPartitionList::new();
         let mut stopping = false;
         let high = limit.saturating_mul(WAITING_PER_IN_HAND);
@@ -238,12 +263,16 @@ impl ConsumerTask {
             // An open breaker takes nothing new until its pause is over.
             let pause = super::lock(&breaker).pause_left();
             if !stopping && pause.is_none() {
-                while running.len() < limit {
+                // Those that handed their key back only await the broker:
+                // not in hand, though bounded too.
+                while running.len() - lanes.released < limit && running.len() < high {
                     let Some(record) = lanes.next_ready() else {
                         break;
                     };
                     let (stop, bus_stop) = (stop.clone(), bus_stop.clone());
-                    running.push(self.settle_one(handler, record, &breaker, stop, bus_stop));
+                    let key = lane_of(record.topic(), record.partition(), record.key())
+                        .map(|lane| KeyInHand::new(lane, to_consumer.clone()));
+                    running.push(self.settle_one(handler, record, &breaker, key, stop, bus_stop));
                 }
             }
             if stopping && running.is_empty() {
@@ -268,20 +297,29 @@ impl ConsumerTask {
             let receive = !stopping && (!full || paused.count() > 0);
             tokio::select! {
                 biased;
-                Some((slot, outcome)) = running.next(), if !running.is_empty() => match outcome {
-                    Outcome::Done => {
-                        if let Some(offset) = lanes.done(&slot) {
-                            self.mark_processed_up_to(&slot.topic, slot.partition, offset);
-                            commits.stored(&self.consumer);
+                Some(lane) = released.recv() => lanes.released(lane),
+                Some((slot, outcome, was_released)) = running.next(), if !running.is_empty() => {
+                    // A key handed back is in the channel before its
+                    // message is done (both happen on this task): counted
+                    // first.
+                    while let Ok(lane) = released.try_recv() {
+                        lanes.released(lane);
+                    }
+                    match outcome {
+                        Outcome::Done => {
+                            if let Some(offset) = lanes.done(&slot, was_released) {
+                                self.mark_processed_up_to(&slot.topic, slot.partition, offset);
+                                commits.stored(&self.consumer);
+                            }
+                        }
+                        // Not stored: delivered again, and nothing after it
+                        // in its partition is stored either.
+                        Outcome::Abandoned => {
+                            lanes.abandoned(&slot, was_released);
+                            stopping = true;
                         }
                     }
-                    // Not stored: delivered again, and nothing after it in
-                    // its partition is stored either.
-                    Outcome::Abandoned => {
-                        lanes.abandoned(&slot);
-                        stopping = true;
-                    }
-                },
+                }
                 () = stopped(stop, &mut bus_stop), if !stopping => stopping = true,
                 received = self.consumer.recv(), if receive => match received {
                     // While holding, only a partition assigned meanwhile
@@ -317,17 +355,20 @@ impl ConsumerTask {
         handler: &'c dyn Handler,
         record: BorrowedMessage<'c>,
         breaker: &'c Mutex<SubscriberBreaker>,
+        key: Option<KeyInHand>,
         mut stop: StopSignal,
         mut bus_stop: tokio::sync::watch::Receiver<bool>,
-    ) -> (Slot, Outcome) {
+    ) -> (Slot, Outcome, bool) {
         let slot = Slot::of(&record);
-        let (outcome, verdict) = self
-            .handle_record(handler, &record, &mut stop, &mut bus_stop)
-            .await;
+        let handling = self.handle_record(handler, &record, &mut stop, &mut bus_stop);
+        let (outcome, verdict) = match &key {
+            Some(key) => key.scope(handling).await,
+            None => handling.await,
+        };
         if let (Outcome::Done, Some(verdict)) = (&outcome, &verdict) {
             super::lock(breaker).record(verdict);
         }
-        (slot, outcome)
+        (slot, outcome, key.is_some_and(|key| key.was_released()))
     }
 
     /// Pauses the assigned partitions (`hold`) or resumes those paused.
@@ -403,12 +444,12 @@ mod tests {
         for s in [&a, &b, &c] {
             open(&mut lanes, s);
         }
-        assert_eq!(lanes.done(&b), None, "10 is still open");
-        assert_eq!(lanes.done(&c), None, "10 is still open");
-        assert_eq!(lanes.done(&a), Some(12), "10 to 12 are done");
+        assert_eq!(lanes.done(&b, false), None, "10 is still open");
+        assert_eq!(lanes.done(&c, false), None, "10 is still open");
+        assert_eq!(lanes.done(&a, false), Some(12), "10 to 12 are done");
         let d = slot(0, 13, Some("a"));
         open(&mut lanes, &d);
-        assert_eq!(lanes.done(&d), Some(13));
+        assert_eq!(lanes.done(&d, false), Some(13));
     }
 
     #[test]
@@ -417,11 +458,40 @@ mod tests {
         let (a, b) = (slot(1, 5, Some("a")), slot(1, 6, Some("b")));
         open(&mut lanes, &a);
         open(&mut lanes, &b);
-        lanes.abandoned(&a);
+        lanes.abandoned(&a, false);
         assert!(!lanes.busy.contains(&a.lane.unwrap()));
-        assert_eq!(lanes.done(&b), None, "5 was not done: nothing is stored");
+        assert_eq!(
+            lanes.done(&b, false),
+            None,
+            "5 was not done: nothing is stored"
+        );
         let other = slot(2, 0, Some("a"));
         open(&mut lanes, &other);
-        assert_eq!(lanes.done(&other), Some(0), "partitions are independent");
+        assert_eq!(
+            lanes.done(&other, false),
+            Some(0),
+            "partitions are independent"
+        );
+    }
+
+    #[test]
+    fn a_key_handed_back_lets_its_next_message_go_and_keeps_the_first_open() {
+        let mut lanes = Lanes::default();
+        let (first, second) = (slot(0, 20, Some("a")), slot(0, 21, Some("a")));
+        open(&mut lanes, &first);
+        let lane = first.lane.unwrap();
+        lanes.released(lane);
+        assert!(!lanes.busy.contains(&lane), "the key is free");
+        assert_eq!(lanes.released, 1);
+        // The key's next message is in hand while the first is not done.
+        open(&mut lanes, &second);
+        assert_eq!(lanes.done(&second, false), None, "20 is still open");
+        assert!(!lanes.busy.contains(&lane));
+        // The first one's end must not free the lane a second time.
+        let third = slot(0, 22, Some("a"));
+        open(&mut lanes, &third);
+        assert_eq!(lanes.done(&first, true), Some(21));
+        assert!(lanes.busy.contains(&lane), "22 still holds the key");
+        assert_eq!(lanes.released, 0);
     }
 }
