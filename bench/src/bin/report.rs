@@ -1143,7 +1143,8 @@ fn node_throughput_section(r: &Path, md: &mut String, targets: &mut Vec<Target>)
          the measurement ({} partitions, the broker's default) before the consumer starts; \
          one Tansu broker and PostgreSQL on loopback. The generated node is a release binary \
          run with its defaults (`KAFKA_MAX_IN_FLIGHT` unset: its contract's \
-         `event_bus.max_in_flight`, {}), which publishes started and completed for every command and commits a \
+         `event_bus.max_in_flight`, {}), which publishes started and completed for every command, \
+         starts a key's next command once they are handed to its producer, and commits a \
          command's offset only once they are delivered. The hand-written consumer is an \
          rdkafka `StreamConsumer` with `enable.auto.offset.store=false` and auto-commit: it \
          decodes each envelope with `onex` as the node does, does the work, then stores the \
