@@ -82,24 +82,6 @@ fn committed_offset(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
     }
 }
 
-/// The offset the group committed for partition 0 of `topic` once it is
-/// `expected`, or whatever it is after 10 s.
-async fn committed_soon(bootstrap: &str, group: &str, topic: &str, expected: i64) -> Option<i64> {
-    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let committed = committed_offset(&bootstrap, &group, &topic);
-            if committed == Some(expected) || std::time::Instant::now() >= deadline {
-                return committed;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .expect("reader")
-}
-
 async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
@@ -186,19 +168,7 @@ async fn handled_offsets_are_committed_promptly(auto_commit: bool) {
     collector
         .wait_for(N as usize, Duration::from_secs(30))
         .await;
-    let (bootstrap, g, t) = (mock.bootstrap_servers(), group.clone(), topic.clone());
-    let committed = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + interval * 2;
-        loop {
-            let committed = committed_offset(&bootstrap, &g, &t);
-            if committed == Some(N) || std::time::Instant::now() >= deadline {
-                return committed;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .expect("reader");
+    let committed = committed_within(&mock, &group, &topic, N, interval * 2).await;
     assert_eq!(
         committed,
         Some(N),
@@ -490,11 +460,12 @@ impl InFlight {
 
     /// The committed offset once it is `expected`, or after 10 s.
     async fn committed_soon(&self, expected: i64) -> Option<i64> {
-        committed_soon(
-            &self.mock.bootstrap_servers(),
+        committed_within(
+            &self.mock,
             &self.group,
             &self.topic,
             expected,
+            Duration::from_secs(10),
         )
         .await
     }

@@ -14,10 +14,11 @@
 //!   key back and only await acknowledgements, at most 16 × `limit`; and
 //!   at most 16 × `limit` wait for their turn; when that many wait, the
 //!   consumer stops taking messages (librdkafka keeps what it fetched, and
-//!   stops fetching once its own queue is full). Should that last a poll tick (handlers stuck
-//!   on something), it pauses its partitions and goes on polling, so that
-//!   it stays in its group, and resumes them once no more than 4 × `limit`
-//!   wait; likewise while the subscriber's breaker pauses it.
+//!   stops fetching once its own queue is full). Should that last a poll
+//!   tick (handlers stuck on something), it pauses its partitions and goes
+//!   on polling, so that it stays in its group, and resumes them once no
+//!   more than 4 × `limit` wait; likewise while the subscriber's breaker
+//!   pauses it.
 //!
 //! The messages are futures of the subscription's own task, so a handler
 //! that awaits I/O (a database, another node's answer) lets the others
@@ -101,7 +102,7 @@ pub(super) struct Lanes<'c> {
     /// How many messages wait, in all.
     waiting: usize,
     /// How many messages in hand handed their key back.
-    released: usize,
+    released_in_hand: usize,
     partitions: HashMap<(String, i32), Progress>,
 }
 
@@ -165,7 +166,7 @@ impl<'c> Lanes<'c> {
     /// A message in hand handed its key back: the key's next message may
     /// go, though this one is not done.
     fn released(&mut self, lane: Lane) {
-        self.released += 1;
+        self.released_in_hand += 1;
         self.free(Some(lane));
     }
 
@@ -173,7 +174,7 @@ impl<'c> Lanes<'c> {
     /// its key back before, which freed the lane then.
     fn leave(&mut self, slot: &Slot, released: bool) {
         if released {
-            self.released -= 1;
+            self.released_in_hand -= 1;
         } else {
             self.free(slot.lane);
         }
@@ -252,8 +253,9 @@ impl ConsumerTask {
         let breaker = Mutex::new(self.subscriber_breaker());
         let mut commits = super::Commits::new(self.inner.config.commit_interval());
         let mut lanes = Lanes::default();
-        let mut running = FuturesUnordered::new();
+        // Before `running`, whose futures borrow the sender.
         let (to_consumer, mut released) = tokio::sync::mpsc::unbounded_channel();
+        let mut running = FuturesUnordered::new();
         let mut paused = TopicPartitionList::new();
         let mut stopping = false;
         let high = limit.saturating_mul(WAITING_PER_IN_HAND);
@@ -265,14 +267,19 @@ impl ConsumerTask {
             if !stopping && pause.is_none() {
                 // Those that handed their key back only await the broker:
                 // not in hand, though bounded too.
-                while running.len() - lanes.released < limit && running.len() < high {
+                while running.len() - lanes.released_in_hand < limit && running.len() < high {
                     let Some(record) = lanes.next_ready() else {
                         break;
                     };
                     let (stop, bus_stop) = (stop.clone(), bus_stop.clone());
-                    let key = lane_of(record.topic(), record.partition(), record.key())
-                        .map(|lane| KeyInHand::new(lane, to_consumer.clone()));
-                    running.push(self.settle_one(handler, record, &breaker, key, stop, bus_stop));
+                    running.push(self.settle_one(
+                        handler,
+                        record,
+                        &breaker,
+                        &to_consumer,
+                        stop,
+                        bus_stop,
+                    ));
                 }
             }
             if stopping && running.is_empty() {
@@ -355,11 +362,15 @@ impl ConsumerTask {
         handler: &'c dyn Handler,
         record: BorrowedMessage<'c>,
         breaker: &'c Mutex<SubscriberBreaker>,
-        key: Option<KeyInHand>,
+        to_consumer: &tokio::sync::mpsc::UnboundedSender<Lane>,
         mut stop: StopSignal,
         mut bus_stop: tokio::sync::watch::Receiver<bool>,
     ) -> (Slot, Outcome, bool) {
         let slot = Slot::of(&record);
+        // A keyed message's handler may hand its key back.
+        let key = slot
+            .lane
+            .map(|lane| KeyInHand::new(lane, to_consumer.clone()));
         let handling = self.handle_record(handler, &record, &mut stop, &mut bus_stop);
         let (outcome, verdict) = match &key {
             Some(key) => key.scope(handling).await,
@@ -482,7 +493,7 @@ mod tests {
         let lane = first.lane.unwrap();
         lanes.released(lane);
         assert!(!lanes.busy.contains(&lane), "the key is free");
-        assert_eq!(lanes.released, 1);
+        assert_eq!(lanes.released_in_hand, 1);
         // The key's next message is in hand while the first is not done.
         open(&mut lanes, &second);
         assert_eq!(lanes.done(&second, false), None, "20 is still open");
@@ -492,6 +503,6 @@ mod tests {
         open(&mut lanes, &third);
         assert_eq!(lanes.done(&first, true), Some(21));
         assert!(lanes.busy.contains(&lane), "22 still holds the key");
-        assert_eq!(lanes.released, 0);
+        assert_eq!(lanes.released_in_hand, 0);
     }
 }
