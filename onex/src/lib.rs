@@ -83,7 +83,10 @@ pub use text::Text;
 /// envelope, its JSON and its headers for every message, often on
 /// different threads (a subscriber frees what a publisher built), where
 /// glibc's allocator contends: the in-memory bus's typed publish runs
-/// about three times as fast on mimalloc.
+/// about three times as fast on mimalloc. The feature also makes mimalloc
+/// the C allocator of the program (mimalloc's `override`), so librdkafka's
+/// allocations per record, freed on its own threads, leave glibc's
+/// allocator too: the typed Kafka publish takes about a sixth less CPU.
 #[cfg(feature = "mimalloc")]
 pub use mimalloc::MiMalloc as Allocator;
 /// The global allocator a generated node's `main.rs` installs: the system
