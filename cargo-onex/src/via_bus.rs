@@ -80,8 +80,8 @@ async fn run(
     compile_check: bool,
     waits: &Waits,
 ) -> anyhow::Result<Option<Vec<(PathBuf, Outcome)>>> {
-    // Both subscriptions join their groups at once: on Kafka each join takes
-    // a few seconds.
+    // Both subscriptions start at once: on Kafka each asks the broker where
+    // its topics end.
     let (requester, progress) = tokio::join!(
         Requester::<PipelineCompleted, PipelineFailed>::start(publisher.clone(), "generation_cli"),
         Progress::subscribe(publisher.bus()),
@@ -200,11 +200,8 @@ impl Progress {
             .into_iter()
             .map(|t| onex::topic::qualified(&environment, t))
             .collect();
-        // A group of its own, starting at the end: this run's events only.
+        // From now on, under a name of its own: this run's events only.
         let group = format!("generation_cli.progress.{}", Uuid::new_v4());
-        bus.start_group_at_end(&group, &topics)
-            .await
-            .context("cannot prepare the progress subscription")?;
         let (tx, rx) = mpsc::unbounded_channel();
         let handler = handler_fn(move |message: BusMessage| {
             let tx = tx.clone();
@@ -226,7 +223,7 @@ impl Progress {
             }
         });
         let handle = bus
-            .subscribe(Subscription { topics, group }, handler)
+            .subscribe_from_now(Subscription { topics, group }, handler)
             .await
             .context("cannot subscribe to the generator's progress")?;
         Ok(Progress {

@@ -433,15 +433,38 @@ pub trait EventBus: Send + Sync + 'static {
         ))
     }
 
-    /// Prepares a consumer group that is about to subscribe to `topics`
-    /// for replies: it must see every message published from now on, and
-    /// none from before. The Kafka bus creates the missing topics and
-    /// commits the current end of each partition for the new group (see
-    /// [`crate::request::Requester::start`]); the in-memory bus, whose new
-    /// subscriptions see what is published after them, needs nothing.
+    /// Prepares a consumer group that is about to subscribe to `topics`:
+    /// it must see every message published from now on, and none from
+    /// before. The Kafka bus creates the missing topics and commits, for
+    /// the group, the current end of every partition it has no offset for
+    /// (the broker refuses this while members of the group run); the
+    /// in-memory bus, whose new subscriptions see what is published after
+    /// them, needs nothing.
     async fn start_group_at_end(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
         let _ = (group, topics);
         Ok(())
+    }
+
+    /// Subscribes a handler to what is published on the topics from now on,
+    /// outside any consumer group's balancing: the subscription sees every
+    /// message published after this returns, and none from before. What a
+    /// client waiting for answers wants (a requester, a progress display).
+    /// `subscription.group` names it (in logs, and on Kafka the offsets it
+    /// commits); it must be a name no one else uses.
+    ///
+    /// The Kafka bus creates the missing topics and assigns the consumer
+    /// every partition at its current end, so it does not wait for a
+    /// group's join and rebalance (seconds on some brokers). By default, a
+    /// group of its own prepared with [`EventBus::start_group_at_end`],
+    /// then [`EventBus::subscribe`]: the in-memory bus needs no more.
+    async fn subscribe_from_now(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.start_group_at_end(&subscription.group, &subscription.topics)
+            .await?;
+        self.subscribe(subscription, handler).await
     }
 
     /// Health of the bus.

@@ -5,8 +5,8 @@
 //! (`requests:`) is another.
 //!
 //! An [`Exchange<R, F>`] starts its [`Requester`] on first use (or when the
-//! node initializes), in a consumer group of its own named after the node's
-//! service and the exchange, and gives up when the node shuts down
+//! node initializes), under a subscription name of its own made of the
+//! node's service and the exchange, and gives up when the node shuts down
 //! ([`NodeRuntime::stopping`]).
 
 use std::time::Duration;
@@ -40,7 +40,7 @@ impl<R, F> std::fmt::Debug for Exchange<R, F> {
 }
 
 impl<R: Event, F: Event> Exchange<R, F> {
-    /// An exchange, not started yet; `name` names its consumer group.
+    /// An exchange, not started yet; `name` names its subscription.
     pub const fn new(name: &'static str) -> Self {
         Exchange {
             name,
@@ -49,7 +49,7 @@ impl<R: Event, F: Event> Exchange<R, F> {
     }
 
     /// Starts the requester unless it runs already: subscribed to `R` and
-    /// `F` in the group `{service}.{name}.replies.{uuid}`
+    /// `F` as `{service}.{name}.replies.{uuid}`
     /// ([`Requester::start`]).
     pub async fn start(&self, runtime: &NodeRuntime) -> Result<&Requester<R, F>, BusError> {
         self.requester

@@ -2,8 +2,8 @@
 //! its outcome, matched by correlation id.
 //!
 //! A [`Requester<R, F>`] subscribes once to the topics of the completed
-//! event `R` and the failed event `F`, in a consumer group of its own, and
-//! routes every reply by its event type and correlation id to the caller
+//! event `R` and the failed event `F`, from now on and under a name of its
+//! own (on Kafka outside any consumer group), and routes every reply by its event type and correlation id to the caller
 //! waiting for it. [`Requester::request`] sends a command with a fresh
 //! correlation id and resolves to `R`, to [`RequestError::Failed`] with the
 //! typed `F`, or to [`RequestError::Timeout`].
@@ -63,12 +63,11 @@
 //!   and hands it over through a oneshot channel; it never waits, and it
 //!   always returns `Ok`, so no reply is retried or dead-lettered.
 //! - **Subscribed before sending.** [`Requester::start`] returns once the
-//!   bus subscribed the reply topics: the in-memory bus at once, the Kafka
-//!   bus once the consumer got its partitions (up to
-//!   `KAFKA_TIMEOUT_SECONDS`). On Kafka it first creates missing reply
-//!   topics and fixes where the new group starts reading (the current end
-//!   of each reply partition), so that a reply to the very first command
-//!   is never skipped, whatever `auto_offset_reset` says.
+//!   bus subscribed the reply topics. On Kafka it first creates missing
+//!   reply topics and looks up the current end of each reply partition,
+//!   where its consumer is assigned to start (no group to join), so that a
+//!   reply to the very first command is never skipped, whatever
+//!   `auto_offset_reset` says.
 //!
 //! A timeout does not mean that the command was not executed: it may still
 //! be handled, and its late reply is then counted and dropped.
@@ -475,26 +474,19 @@ impl<R: Event, F: Event> fmt::Debug for Requester<R, F> {
 }
 
 impl<R: Event, F: Event> Requester<R, F> {
-    /// Subscribes to the topics of `R` and `F` in a consumer group of this
-    /// requester's own, `{group}.replies.{uuid}` (every requester must see
-    /// every reply, so no two share a group), and returns once the bus
-    /// subscribed: on Kafka, once the consumer got its partitions or the
-    /// bus's timeout passed (the bus then warns; the consumer keeps
-    /// joining).
-    ///
-    /// Before it subscribes, the bus prepares the new group
-    /// ([`EventBus::start_group_at_end`](crate::EventBus::start_group_at_end)).
-    /// On Kafka that
+    /// Subscribes to the topics of `R` and `F` from now on
+    /// ([`EventBus::subscribe_from_now`](crate::EventBus::subscribe_from_now)),
+    /// under a name of this requester's own, `{group}.replies.{uuid}`
+    /// (every requester must see every reply), and returns once the bus
+    /// subscribed. On Kafka that
     /// - creates the reply topics that do not exist yet
-    ///   ([`create_missing_topics`]): a consumer subscribed to a missing
-    ///   topic learns of it only at its next metadata refresh (librdkafka:
-    ///   every 5 minutes), missing the replies meanwhile;
-    /// - commits the current end of every reply partition for the group, so
-    ///   that its consumer starts exactly there whatever
-    ///   `auto_offset_reset` says: with `latest`, librdkafka looks the end
-    ///   up only after the assignment, and a reply that lands in between is
-    ///   skipped; with `earliest`, the requester would read every old reply
-    ///   first.
+    ///   ([`create_missing_topics`]): a consumer of a missing topic learns
+    ///   of it only at its next metadata refresh (librdkafka: every 5
+    ///   minutes), missing the replies meanwhile;
+    /// - assigns the requester's consumer every reply partition at its
+    ///   current end, outside any consumer group: it starts exactly there
+    ///   whatever `auto_offset_reset` says, reads no old reply, and does
+    ///   not wait for a group's join (seconds on some brokers).
     ///
     /// Errors: the bus's, when it refuses the subscription (for instance
     /// [`BusError::Shutdown`]) or, on Kafka, when the broker does not
@@ -515,11 +507,10 @@ impl<R: Event, F: Event> Requester<R, F> {
             topic::check(t)?;
         }
         let group = Self::own_group(group);
-        publisher.bus().start_group_at_end(&group, &topics).await?;
         Self::subscribe(publisher, topics, group).await
     }
 
-    /// A consumer group no other requester uses.
+    /// A subscription name no other requester uses.
     fn own_group(group: impl Into<String>) -> String {
         format!("{}.replies.{}", group.into(), Uuid::new_v4().simple())
     }
@@ -532,7 +523,7 @@ impl<R: Event, F: Event> Requester<R, F> {
         let routes = Arc::new(Routes::new());
         let handle = publisher
             .bus()
-            .subscribe(
+            .subscribe_from_now(
                 Subscription {
                     topics: topics.clone(),
                     group: group.clone(),
@@ -700,7 +691,8 @@ impl<R: Event, F: Event> Requester<R, F> {
         self.shared.routes.stats()
     }
 
-    /// The requester's own consumer group.
+    /// The name of the requester's subscription, its own (on Kafka, the
+    /// group id its offsets are committed under; it joins no group).
     pub fn group(&self) -> &str {
         &self.shared.group
     }
@@ -890,7 +882,7 @@ pub(crate) mod kafka_replies {
     use rdkafka::{
         ClientConfig, Offset, TopicPartitionList,
         consumer::{BaseConsumer, CommitMode, Consumer as _},
-        error::RDKafkaErrorCode,
+        error::{KafkaError, RDKafkaErrorCode},
     };
 
     use crate::{KafkaConfig, error::BusError};
@@ -955,36 +947,110 @@ pub(crate) mod kafka_replies {
         Ok(out)
     }
 
-    /// Creates the missing topics, then commits the end of every partition
-    /// of them for `group`, a group nobody consumes in yet.
+    /// The current end of every partition of `topics`, the missing topics
+    /// created first.
+    fn ends_with(
+        client: &BaseConsumer,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<TopicPartitionList, BusError> {
+        let mut ends = TopicPartitionList::new();
+        for (topic, partitions) in partitions(client, topics, timeout)? {
+            for partition in partitions {
+                let (_, high) = client
+                    .fetch_watermarks(&topic, partition, timeout)
+                    .map_err(|e| {
+                        BusError::Unavailable(format!(
+                            "no end offset for `{topic}` partition {partition}: {e}"
+                        ))
+                    })?;
+                ends.add_partition_offset(&topic, partition, Offset::Offset(high))
+                    .map_err(|e| BusError::Other(e.to_string()))?;
+            }
+        }
+        Ok(ends)
+    }
+
+    /// Creates the missing topics; the current end of every partition of
+    /// them, where a consumer assigned them starts with what is published
+    /// from now on.
+    pub(crate) async fn ends(
+        config: &KafkaConfig,
+        topics: &[String],
+    ) -> Result<TopicPartitionList, BusError> {
+        let config = config.clone();
+        let topics = topics.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let client = client(&config, None)?;
+            ends_with(&client, &topics, config.timeout())
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("looking up where the topics end: {e}")))?
+    }
+
+    /// Whether a commit from outside the group failed because the group has
+    /// members.
+    fn members_run(error: &KafkaError) -> bool {
+        matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::UnknownMemberId
+                    | RDKafkaErrorCode::IllegalGeneration
+                    | RDKafkaErrorCode::RebalanceInProgress
+            )
+        )
+    }
+
+    /// What [`start_group_at_end`] found.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum GroupStart {
+        /// Every partition has an offset for the group now.
+        Set,
+        /// The broker refused the commit: members of the group run, and
+        /// they started its partitions already.
+        Running,
+    }
+
+    /// Creates the missing topics, then commits, for `group`, the current
+    /// end of every partition of them it has no offset for.
     pub(crate) async fn start_group_at_end(
         config: &KafkaConfig,
         group: &str,
         topics: &[String],
-    ) -> Result<(), BusError> {
+    ) -> Result<GroupStart, BusError> {
         let config = config.clone();
         let group = group.to_owned();
         let topics = topics.to_vec();
         tokio::task::spawn_blocking(move || {
-            let timeout = config.timeout();
             let client = client(&config, Some(&group))?;
-            let mut ends = TopicPartitionList::new();
-            for (topic, partitions) in partitions(&client, &topics, timeout)? {
-                for partition in partitions {
-                    let (_, high) = client
-                        .fetch_watermarks(&topic, partition, timeout)
-                        .map_err(|e| {
-                            BusError::Unavailable(format!(
-                                "no end offset for `{topic}` partition {partition}: {e}"
-                            ))
-                        })?;
-                    ends.add_partition_offset(&topic, partition, Offset::Offset(high))
+            let timeout = config.timeout();
+            let ends = ends_with(&client, &topics, timeout)?;
+            let committed = client
+                .committed_offsets(ends.clone(), timeout)
+                .map_err(|e| {
+                    BusError::Unavailable(format!("no committed offsets of group `{group}`: {e}"))
+                })?;
+            let mut uncommitted = TopicPartitionList::new();
+            for end in ends.elements() {
+                let offset = committed
+                    .find_partition(end.topic(), end.partition())
+                    .map(|p| p.offset());
+                if matches!(offset, None | Some(Offset::Invalid)) {
+                    uncommitted
+                        .add_partition_offset(end.topic(), end.partition(), end.offset())
                         .map_err(|e| BusError::Other(e.to_string()))?;
                 }
             }
-            client.commit(&ends, CommitMode::Sync).map_err(|e| {
-                BusError::Unavailable(format!("cannot commit the start of group `{group}`: {e}"))
-            })
+            if uncommitted.count() == 0 {
+                return Ok(GroupStart::Set);
+            }
+            match client.commit(&uncommitted, CommitMode::Sync) {
+                Ok(()) => Ok(GroupStart::Set),
+                Err(e) if members_run(&e) => Ok(GroupStart::Running),
+                Err(e) => Err(BusError::Unavailable(format!(
+                    "cannot commit the start of group `{group}`: {e}"
+                ))),
+            }
         })
         .await
         .map_err(|e| BusError::Other(format!("preparing the reply group: {e}")))?

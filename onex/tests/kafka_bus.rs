@@ -286,6 +286,69 @@ async fn restarted_group_resumes_at_the_committed_offset() {
     assert_eq!(distinct, second, "resumed exactly at the committed offset");
 }
 
+/// A new group with `latest` and a subscription from now on each see
+/// exactly what is published once they returned: the first message right
+/// after, and nothing from before (librdkafka would look a `latest`
+/// partition's end up only after the assignment, skipping what lands in
+/// between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_and_from_now_subscriptions_start_where_they_returned() {
+    let Some(bootstrap) = bootstrap("latest_and_from_now_subscriptions_start_where_they_returned")
+    else {
+        return;
+    };
+    let env = unique("ln");
+    let mut config = test_config(&bootstrap, &env);
+    config.auto_offset_reset = onex::config::AutoOffsetReset::Latest;
+    let bus = kafka_bus(config).await;
+    let publisher = publisher(bus.clone(), &env);
+    let topic = publisher.topic_of::<OrderPlaced>();
+    for n in 0..5 {
+        publisher.publish(&order(n), None).await.expect("publish");
+    }
+
+    let (in_group, group_handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
+    let from_now = Collector::new();
+    let from_now_handle = bus
+        .subscribe_from_now(
+            Subscription {
+                topics: vec![topic.clone()],
+                group: unique("now"),
+            },
+            from_now.clone(),
+        )
+        .await
+        .expect("subscribed from now on");
+    let mut after = Vec::new();
+    for n in 5..10 {
+        after.push(
+            publisher
+                .publish(&order(n), None)
+                .await
+                .expect("publish")
+                .event_id,
+        );
+    }
+    in_group.wait_for(5, Duration::from_secs(30)).await;
+    from_now.wait_for(5, Duration::from_secs(30)).await;
+    // Anything from before would have come first (lower offsets); give
+    // stragglers a moment all the same.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    group_handle.stop().await;
+    from_now_handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+
+    let after: HashSet<Uuid> = after.into_iter().collect();
+    for (name, got) in [
+        ("in a group", in_group.ids()),
+        ("from now on", from_now.ids()),
+    ] {
+        let (distinct, duplicates) = distinct_ids(got.iter().copied());
+        assert_eq!(duplicates, 0, "{name}: no message twice");
+        assert_eq!(distinct, after, "{name}: what came after, nothing before");
+    }
+}
+
 /// Fails every message, counting the calls.
 struct AlwaysFails(AtomicU32);
 

@@ -48,7 +48,7 @@ use crate::{
         SubscriptionHandle,
     },
     cloudevents,
-    config::KafkaConfig,
+    config::{AutoOffsetReset, KafkaConfig},
     consume::{Handling, SubscriberBreaker, Verdict, handle_batch, handle_message},
     envelope::OnexEnvelopeV1,
     error::BusError,
@@ -280,13 +280,24 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
     c
 }
 
-/// Creates the consumer, starts its task and waits (up to the timeout) for
-/// its first partition assignment, so that messages published after this
-/// returns reach it even with `auto_offset_reset=latest`.
+/// Where a consumer reads from.
+pub(super) enum Start {
+    /// It joins its consumer group, which shares the partitions among its
+    /// members and starts at the offsets committed for it.
+    InGroup,
+    /// It is assigned these partitions at these offsets, outside any
+    /// group's balancing (the topics exist already).
+    At(TopicPartitionList),
+}
+
+/// Creates the consumer, starts its task and, in a group, waits (up to the
+/// timeout) for its first partition assignment, so that messages published
+/// after this returns reach it even with `auto_offset_reset=latest`.
 pub(super) async fn subscribe(
     inner: Arc<Inner>,
     subscription: Subscription,
     handling: Handling,
+    start: Start,
 ) -> Result<SubscriptionHandle, BusError> {
     if subscription.topics.is_empty() {
         return Err(BusError::Other(
@@ -299,11 +310,31 @@ pub(super) async fn subscribe(
     // before anyone published its commands would sit idle. So the topics
     // are created first, as a first publish would create them. A broker
     // that does not answer leaves this to the consumer's own retries.
-    if !inner.is_degraded()
-        && let Err(error) =
-            crate::request::create_missing_topics(&inner.config, &subscription.topics).await
-    {
-        tracing::warn!(%error, topics = ?subscription.topics, "could not create the subscribed topics");
+    //
+    // With `latest`, librdkafka looks the end of a partition the group has
+    // no offset for up only once it starts fetching it, a while after the
+    // assignment: a message published in between would be skipped,
+    // although this returned before it was published. So the group's
+    // offset of such a partition is first set to its end as of now. (The
+    // broker refuses that while other members of the group run; they
+    // started those partitions already.)
+    if matches!(start, Start::InGroup) && !inner.is_degraded() {
+        let topics = &subscription.topics;
+        let prepared = match inner.config.auto_offset_reset {
+            AutoOffsetReset::Latest => crate::request::kafka_replies::start_group_at_end(
+                &inner.config,
+                &subscription.group,
+                topics,
+            )
+            .await
+            .map(|_| ()),
+            AutoOffsetReset::Earliest => {
+                crate::request::create_missing_topics(&inner.config, topics).await
+            }
+        };
+        if let Err(error) = prepared {
+            tracing::warn!(%error, ?topics, "could not prepare the subscribed topics");
+        }
     }
     let processed = Arc::new(Mutex::new(Processed::new()));
     let (assigned_tx, mut assigned_rx) = watch::channel(false);
@@ -320,9 +351,11 @@ pub(super) async fn subscribe(
     )
     .map_err(|e| BusError::Other(format!("cannot create the Kafka consumer: {e}")))?;
     let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|e| BusError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
+    let in_group = match &start {
+        Start::InGroup => consumer.subscribe(&topics).map(|()| true),
+        Start::At(partitions) => consumer.assign(partitions).map(|()| false),
+    }
+    .map_err(|e| BusError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
     let consumer = Arc::new(consumer);
 
     let (done_tx, done_rx) = oneshot::channel();
@@ -349,6 +382,10 @@ pub(super) async fn subscribe(
         task.run(stop).await;
         let _ = done_tx.send(());
     });
+    if !in_group {
+        // Assigned already: nothing to wait for.
+        return Ok(handle);
+    }
     if degraded {
         // The broker does not answer: do not hold up the node; the consumer
         // joins its group once the broker is back.

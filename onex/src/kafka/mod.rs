@@ -626,7 +626,13 @@ impl EventBus for KafkaBus {
     ) -> Result<SubscriptionHandle, BusError> {
         self.inner.check_open()?;
         let handling = Handling::One(handler);
-        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
+        consumer::subscribe(
+            Arc::clone(&self.inner),
+            subscription,
+            handling,
+            consumer::Start::InGroup,
+        )
+        .await
     }
 
     async fn subscribe_batches(
@@ -637,13 +643,44 @@ impl EventBus for KafkaBus {
     ) -> Result<SubscriptionHandle, BusError> {
         self.inner.check_open()?;
         let handling = Handling::Batches(handler, options);
-        consumer::subscribe(Arc::clone(&self.inner), subscription, handling).await
+        consumer::subscribe(
+            Arc::clone(&self.inner),
+            subscription,
+            handling,
+            consumer::Start::InGroup,
+        )
+        .await
+    }
+
+    /// Creates the missing topics and assigns the consumer every partition
+    /// of them at its current end: no group to join.
+    async fn subscribe_from_now(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        let ends =
+            crate::request::kafka_replies::ends(&self.inner.config, &subscription.topics).await?;
+        consumer::subscribe(
+            Arc::clone(&self.inner),
+            subscription,
+            Handling::One(handler),
+            consumer::Start::At(ends),
+        )
+        .await
     }
 
     /// Creates the missing topics and commits their current ends for the
     /// new group, on a client of its own.
     async fn start_group_at_end(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
-        crate::request::kafka_replies::start_group_at_end(&self.inner.config, group, topics).await
+        use crate::request::kafka_replies::{GroupStart, start_group_at_end};
+        match start_group_at_end(&self.inner.config, group, topics).await? {
+            GroupStart::Set => Ok(()),
+            GroupStart::Running => Err(BusError::Other(format!(
+                "group `{group}` has members already: it cannot be started at the end"
+            ))),
+        }
     }
 
     fn health(&self) -> BusHealth {
