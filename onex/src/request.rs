@@ -1053,7 +1053,7 @@ pub(crate) mod kafka_replies {
             }
         })
         .await
-        .map_err(|e| BusError::Other(format!("preparing the reply group: {e}")))?
+        .map_err(|e| BusError::Other(format!("preparing a consumer group: {e}")))?
     }
 }
 

@@ -343,6 +343,17 @@ impl KafkaBus {
     pub fn inject_fatal_error(&self, reason: &str) {
         self.inner.current_producer().raise_fatal_error(reason);
     }
+
+    /// Starts a consumer for a subscription, unless the bus is shut down.
+    async fn consume(
+        &self,
+        subscription: Subscription,
+        handling: Handling,
+        start: consumer::Start,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        consumer::subscribe(Arc::clone(&self.inner), subscription, handling, start).await
+    }
 }
 
 /// Opens the spool the configuration asks for and says what an earlier run
@@ -624,15 +635,9 @@ impl EventBus for KafkaBus {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
-        self.inner.check_open()?;
         let handling = Handling::One(handler);
-        consumer::subscribe(
-            Arc::clone(&self.inner),
-            subscription,
-            handling,
-            consumer::Start::InGroup,
-        )
-        .await
+        self.consume(subscription, handling, consumer::Start::InGroup)
+            .await
     }
 
     async fn subscribe_batches(
@@ -641,15 +646,9 @@ impl EventBus for KafkaBus {
         options: BatchOptions,
         handler: Arc<dyn BatchHandler>,
     ) -> Result<SubscriptionHandle, BusError> {
-        self.inner.check_open()?;
         let handling = Handling::Batches(handler, options);
-        consumer::subscribe(
-            Arc::clone(&self.inner),
-            subscription,
-            handling,
-            consumer::Start::InGroup,
-        )
-        .await
+        self.consume(subscription, handling, consumer::Start::InGroup)
+            .await
     }
 
     /// Creates the missing topics and assigns the consumer every partition
@@ -662,17 +661,13 @@ impl EventBus for KafkaBus {
         self.inner.check_open()?;
         let ends =
             crate::request::kafka_replies::ends(&self.inner.config, &subscription.topics).await?;
-        consumer::subscribe(
-            Arc::clone(&self.inner),
-            subscription,
-            Handling::One(handler),
-            consumer::Start::At(ends),
-        )
-        .await
+        let handling = Handling::One(handler);
+        self.consume(subscription, handling, consumer::Start::At(ends))
+            .await
     }
 
-    /// Creates the missing topics and commits their current ends for the
-    /// new group, on a client of its own.
+    /// Creates the missing topics and commits, for the group, the current
+    /// end of each partition it has no offset for, on a client of its own.
     async fn start_group_at_end(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
         use crate::request::kafka_replies::{GroupStart, start_group_at_end};
         match start_group_at_end(&self.inner.config, group, topics).await? {
