@@ -3,8 +3,8 @@
 //! The registry is a node of its own, generated from
 //! `contracts/node_registry.yaml`: a reducer over the discovery events every
 //! node publishes, its introspection event on start-up and its heartbeats.
-//! It reads both topics from their beginning, in a consumer group of its
-//! own, so it finds nodes that started before it. It keeps one entry per
+//! It reads both topics from their beginning (assigned, in no consumer
+//! group), so it finds nodes that started before it. It keeps one entry per
 //! node name: a node that restarts with a new id replaces its old entry.
 //! A node is live while its heartbeats come on time, late once it missed
 //! one, and gone once it missed `--missed` of them or said it stopped.
@@ -241,11 +241,12 @@ pub fn run(args: &NodesArgs) -> anyhow::Result<std::process::ExitCode> {
             publisher.topic_of::<NodeIntrospectionEvent>(),
             publisher.topic_of::<NodeHeartbeatEvent>(),
         ];
-        // A group of this run's own: every run reads the whole history.
+        // Every run reads the whole history, under a name of its own and
+        // outside any consumer group (no join to wait for).
         let group = format!("{}.{}", events::CONSUMER_GROUP, Uuid::new_v4());
         let subscription = publisher
             .bus()
-            .subscribe(Subscription { topics, group }, handler)
+            .subscribe_from_start(Subscription { topics, group }, handler)
             .await
             .context("cannot read the discovery topics")?;
         let result = if args.watch {

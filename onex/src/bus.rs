@@ -433,6 +433,27 @@ pub trait EventBus: Send + Sync + 'static {
         ))
     }
 
+    /// Subscribes a handler to everything the topics keep, oldest first,
+    /// and what is published after, outside any consumer group's balancing:
+    /// what a reader of a whole history wants (`cargo onex nodes` reads
+    /// every node's announcements). `subscription.group` names it, as for
+    /// [`EventBus::subscribe_from_now`].
+    ///
+    /// The Kafka bus creates the missing topics and assigns the consumer
+    /// every partition at the oldest message it keeps, so it does not wait
+    /// for a group's join. By default a bus refuses: the in-memory bus
+    /// hands a new subscription only what is published after it.
+    async fn subscribe_from_start(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        let _ = (subscription, handler);
+        Err(BusError::Other(
+            "this event bus cannot read its topics from their start".to_owned(),
+        ))
+    }
+
     /// Prepares a consumer group that is about to subscribe to `topics`:
     /// it must see every message published from now on, and none from
     /// before. The Kafka bus creates the missing topics and commits, for

@@ -947,45 +947,61 @@ pub(crate) mod kafka_replies {
         Ok(out)
     }
 
-    /// The current end of every partition of `topics`, the missing topics
-    /// created first.
-    fn ends_with(
+    /// One edge of a partition's log.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Edge {
+        /// The oldest message still kept (the low watermark).
+        Start,
+        /// Where the next message goes (the high watermark).
+        End,
+    }
+
+    /// The current `edge` of every partition of `topics`, the missing
+    /// topics created first.
+    fn edges_with(
         client: &BaseConsumer,
         topics: &[String],
+        edge: Edge,
         timeout: Duration,
     ) -> Result<TopicPartitionList, BusError> {
-        let mut ends = TopicPartitionList::new();
+        let mut edges = TopicPartitionList::new();
         for (topic, partitions) in partitions(client, topics, timeout)? {
             for partition in partitions {
-                let (_, high) = client
+                let (low, high) = client
                     .fetch_watermarks(&topic, partition, timeout)
                     .map_err(|e| {
                         BusError::Unavailable(format!(
-                            "no end offset for `{topic}` partition {partition}: {e}"
+                            "no offsets for `{topic}` partition {partition}: {e}"
                         ))
                     })?;
-                ends.add_partition_offset(&topic, partition, Offset::Offset(high))
+                let offset = match edge {
+                    Edge::Start => low,
+                    Edge::End => high,
+                };
+                edges
+                    .add_partition_offset(&topic, partition, Offset::Offset(offset))
                     .map_err(|e| BusError::Other(e.to_string()))?;
             }
         }
-        Ok(ends)
+        Ok(edges)
     }
 
-    /// Creates the missing topics; the current end of every partition of
-    /// them, where a consumer assigned them starts with what is published
-    /// from now on.
-    pub(crate) async fn ends(
+    /// Creates the missing topics; the current `edge` of every partition of
+    /// them: where a consumer assigned them starts to read all they keep
+    /// ([`Edge::Start`]) or what is published from now on ([`Edge::End`]).
+    pub(crate) async fn edges(
         config: &KafkaConfig,
         topics: &[String],
+        edge: Edge,
     ) -> Result<TopicPartitionList, BusError> {
         let config = config.clone();
         let topics = topics.to_vec();
         tokio::task::spawn_blocking(move || {
             let client = client(&config, None)?;
-            ends_with(&client, &topics, config.timeout())
+            edges_with(&client, &topics, edge, config.timeout())
         })
         .await
-        .map_err(|e| BusError::Other(format!("looking up where the topics end: {e}")))?
+        .map_err(|e| BusError::Other(format!("looking up the topics' offsets: {e}")))?
     }
 
     /// Whether a commit from outside the group failed because the group has
@@ -1024,7 +1040,7 @@ pub(crate) mod kafka_replies {
         tokio::task::spawn_blocking(move || {
             let client = client(&config, Some(&group))?;
             let timeout = config.timeout();
-            let ends = ends_with(&client, &topics, timeout)?;
+            let ends = edges_with(&client, &topics, Edge::End, timeout)?;
             let committed = client
                 .committed_offsets(ends.clone(), timeout)
                 .map_err(|e| {

@@ -286,6 +286,43 @@ async fn restarted_group_resumes_at_the_committed_offset() {
     assert_eq!(distinct, second, "resumed exactly at the committed offset");
 }
 
+/// Publishes the orders `numbers`; their event ids, in order.
+async fn publish_orders(publisher: &onex::Publisher, numbers: std::ops::Range<u64>) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for n in numbers {
+        ids.push(
+            publisher
+                .publish(&order(n), None)
+                .await
+                .expect("publish")
+                .event_id,
+        );
+    }
+    ids
+}
+
+/// A subscription to one topic under a fresh name.
+fn one_topic(topic: &str, name: &str) -> Subscription {
+    Subscription {
+        topics: vec![topic.to_owned()],
+        group: unique(name),
+    }
+}
+
+/// A bus in a fresh environment whose groups start at `latest`, and its
+/// publisher.
+async fn latest_bus(
+    bootstrap: &str,
+    prefix: &str,
+) -> (Arc<onex::kafka::KafkaBus>, onex::Publisher) {
+    let env = unique(prefix);
+    let mut config = test_config(bootstrap, &env);
+    config.auto_offset_reset = onex::config::AutoOffsetReset::Latest;
+    let bus = kafka_bus(config).await;
+    let publisher = publisher(bus.clone(), &env);
+    (bus, publisher)
+}
+
 /// A new group with `latest` and a subscription from now on each see
 /// exactly what is published once they returned: the first message right
 /// after, and nothing from before (librdkafka would look a `latest`
@@ -297,38 +334,20 @@ async fn latest_and_from_now_subscriptions_start_where_they_returned() {
     else {
         return;
     };
-    let env = unique("ln");
-    let mut config = test_config(&bootstrap, &env);
-    config.auto_offset_reset = onex::config::AutoOffsetReset::Latest;
-    let bus = kafka_bus(config).await;
-    let publisher = publisher(bus.clone(), &env);
+    let (bus, publisher) = latest_bus(&bootstrap, "ln").await;
     let topic = publisher.topic_of::<OrderPlaced>();
-    for n in 0..5 {
-        publisher.publish(&order(n), None).await.expect("publish");
-    }
+    publish_orders(&publisher, 0..5).await;
 
     let (in_group, group_handle) = collect(bus.as_ref(), &topic, &unique("g")).await;
     let from_now = Collector::new();
     let from_now_handle = bus
-        .subscribe_from_now(
-            Subscription {
-                topics: vec![topic.clone()],
-                group: unique("now"),
-            },
-            from_now.clone(),
-        )
+        .subscribe_from_now(one_topic(&topic, "now"), from_now.clone())
         .await
         .expect("subscribed from now on");
-    let mut after = Vec::new();
-    for n in 5..10 {
-        after.push(
-            publisher
-                .publish(&order(n), None)
-                .await
-                .expect("publish")
-                .event_id,
-        );
-    }
+    let after: HashSet<Uuid> = publish_orders(&publisher, 5..10)
+        .await
+        .into_iter()
+        .collect();
     in_group.wait_for(5, Duration::from_secs(30)).await;
     from_now.wait_for(5, Duration::from_secs(30)).await;
     // Anything from before would have come first (lower offsets); give
@@ -338,7 +357,6 @@ async fn latest_and_from_now_subscriptions_start_where_they_returned() {
     from_now_handle.stop().await;
     bus.shutdown().await.expect("shutdown");
 
-    let after: HashSet<Uuid> = after.into_iter().collect();
     for (name, got) in [
         ("in a group", in_group.ids()),
         ("from now on", from_now.ids()),
@@ -347,6 +365,36 @@ async fn latest_and_from_now_subscriptions_start_where_they_returned() {
         assert_eq!(duplicates, 0, "{name}: no message twice");
         assert_eq!(distinct, after, "{name}: what came after, nothing before");
     }
+}
+
+/// A subscription from the start reads what the topic kept and what comes
+/// after, without joining a group (whatever the reset policy says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_from_the_start_reads_the_history_and_what_follows() {
+    let Some(bootstrap) =
+        bootstrap("a_subscription_from_the_start_reads_the_history_and_what_follows")
+    else {
+        return;
+    };
+    let (bus, publisher) = latest_bus(&bootstrap, "fs").await;
+    let topic = publisher.topic_of::<OrderPlaced>();
+    let mut sent = publish_orders(&publisher, 0..5).await;
+    let collector = Collector::new();
+    let handle = bus
+        .subscribe_from_start(one_topic(&topic, "history"), collector.clone())
+        .await
+        .expect("subscribed from the start");
+    sent.extend(publish_orders(&publisher, 5..10).await);
+    collector.wait_for(10, Duration::from_secs(30)).await;
+    handle.stop().await;
+    bus.shutdown().await.expect("shutdown");
+    let (distinct, duplicates) = distinct_ids(collector.ids());
+    assert_eq!(duplicates, 0, "no message twice");
+    assert_eq!(
+        distinct,
+        sent.into_iter().collect(),
+        "the history and what followed"
+    );
 }
 
 /// Fails every message, counting the calls.

@@ -176,6 +176,31 @@ async fn fans_out_to_every_group() {
     }
 }
 
+/// A subscription from now on sees what comes after it, and nothing from
+/// before; one from the start is refused, as the bus hands no history to
+/// its subscribers.
+#[tokio::test]
+async fn from_now_sees_what_follows_and_from_the_start_is_refused() {
+    let bus = InMemoryBus::new("dev");
+    let p = publisher(&bus);
+    p.publish(&Tick { n: 0, from: 0 }, None).await.unwrap();
+    let (seen, handler) = recorder();
+    let _handle = bus
+        .subscribe_from_now(sub(TICKS, "now"), handler)
+        .await
+        .unwrap();
+    for n in 1..4 {
+        p.publish(&Tick { n, from: 0 }, None).await.unwrap();
+    }
+    bus.wait_until_idle().await;
+    assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3]);
+    let (_, handler) = recorder();
+    let refused = bus
+        .subscribe_from_start(sub(TICKS, "history"), handler)
+        .await;
+    assert!(matches!(refused, Err(BusError::Other(_))), "{refused:?}");
+}
+
 #[tokio::test]
 async fn members_of_one_group_share_messages_and_other_groups_get_all() {
     let bus = InMemoryBus::new("dev");

@@ -74,7 +74,10 @@ use crate::{
     retry::RetryPolicy,
 };
 
-use crate::time::Rfc3339;
+use crate::{
+    request::kafka_replies::{Edge, edges},
+    time::Rfc3339,
+};
 use outage::{Buffer, SpoolSlot, background};
 use producer::{ProducerSlot, Record, RecordHeaders, SharedProducer};
 
@@ -342,6 +345,21 @@ impl KafkaBus {
     #[doc(hidden)]
     pub fn inject_fatal_error(&self, reason: &str) {
         self.inner.current_producer().raise_fatal_error(reason);
+    }
+
+    /// Starts a consumer outside any group, assigned every partition of the
+    /// subscription's topics at `edge`.
+    async fn subscribe_at(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+        edge: Edge,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.inner.check_open()?;
+        let at = edges(&self.inner.config, &subscription.topics, edge).await?;
+        let handling = Handling::One(handler);
+        self.consume(subscription, handling, consumer::Start::At(at))
+            .await
     }
 
     /// Starts a consumer for a subscription, unless the bus is shut down.
@@ -658,12 +676,17 @@ impl EventBus for KafkaBus {
         subscription: Subscription,
         handler: Arc<dyn Handler>,
     ) -> Result<SubscriptionHandle, BusError> {
-        self.inner.check_open()?;
-        let ends =
-            crate::request::kafka_replies::ends(&self.inner.config, &subscription.topics).await?;
-        let handling = Handling::One(handler);
-        self.consume(subscription, handling, consumer::Start::At(ends))
-            .await
+        self.subscribe_at(subscription, handler, Edge::End).await
+    }
+
+    /// Creates the missing topics and assigns the consumer every partition
+    /// of them at the oldest message it keeps: no group to join.
+    async fn subscribe_from_start(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Handler>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        self.subscribe_at(subscription, handler, Edge::Start).await
     }
 
     /// Creates the missing topics and commits, for the group, the current
