@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: see cargo-onex's Cargo.toml.
+/// The runtime's allocator, mimalloc, rather than the system allocator: see
+/// cargo-onex's Cargo.toml.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: onex::Allocator = onex::Allocator;
 
 fn main() -> ExitCode {
     match cargo_onex::run(std::env::args_os()) {

@@ -3,8 +3,8 @@
 //!
 //! A [`Requester<R, F>`] subscribes once to the topics of the completed
 //! event `R` and the failed event `F`, from now on and under a name of its
-//! own (on Kafka outside any consumer group), and routes every reply by its event type and correlation id to the caller
-//! waiting for it. [`Requester::request`] sends a command with a fresh
+//! own (on Kafka outside any consumer group), and routes every reply by its
+//! event type and correlation id to the caller waiting for it. [`Requester::request`] sends a command with a fresh
 //! correlation id and resolves to `R`, to [`RequestError::Failed`] with the
 //! typed `F`, or to [`RequestError::Timeout`].
 //!

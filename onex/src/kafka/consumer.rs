@@ -351,9 +351,9 @@ pub(super) async fn subscribe(
     )
     .map_err(|e| BusError::Other(format!("cannot create the Kafka consumer: {e}")))?;
     let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
-    let in_group = match &start {
-        Start::InGroup => consumer.subscribe(&topics).map(|()| true),
-        Start::At(partitions) => consumer.assign(partitions).map(|()| false),
+    match &start {
+        Start::InGroup => consumer.subscribe(&topics),
+        Start::At(partitions) => consumer.assign(partitions),
     }
     .map_err(|e| BusError::Other(format!("cannot subscribe to {topics:?}: {e}")))?;
     let consumer = Arc::new(consumer);
@@ -382,7 +382,7 @@ pub(super) async fn subscribe(
         task.run(stop).await;
         let _ = done_tx.send(());
     });
-    if !in_group {
+    if let Start::At(_) = start {
         // Assigned already: nothing to wait for.
         return Ok(handle);
     }
