@@ -42,9 +42,17 @@ pub(crate) struct ProducerCallbacks {
     /// (bumping the epoch of an id the broker does not know) until every
     /// queued message times out; the bus treats that like a fatal error.
     unknown_producer_id: AtomicU32,
+    /// Whether the producer is idempotent and has not asked for its
+    /// producer id yet, as the `eos` debug log tells (librdkafka's states
+    /// `WaitPID` and `Assigned` come after the asking).
+    pid_unrequested: AtomicBool,
     /// Holds back repeated connection warnings.
     connection_warnings: LogThrottle,
 }
+
+/// How long [`ProducerSlot::probe`] helps an idempotent producer to its
+/// producer id: librdkafka's own retry comes after 500 ms.
+const PID_NUDGE: Duration = Duration::from_millis(400);
 
 /// `UnknownProducerId` answers in a row that make a producer "stuck".
 const STUCK_AFTER_UNKNOWN_PID: u32 = 3;
@@ -55,6 +63,11 @@ impl ClientContext for ProducerCallbacks {
         // state machine, where the unknown-producer-id loop shows.
         if facility == "UNKPID" {
             self.unknown_producer_id.fetch_add(1, Ordering::AcqRel);
+        }
+        if facility == "IDEMPSTATE"
+            && (message.ends_with("-> WaitPID") || message.ends_with("-> Assigned"))
+        {
+            self.pid_unrequested.store(false, Ordering::Release);
         }
         log_librdkafka(
             &self.connection_warnings,
@@ -294,6 +307,7 @@ impl ProducerSlot {
         let callbacks = ProducerCallbacks {
             fatal: AtomicBool::new(false),
             unknown_producer_id: AtomicU32::new(0),
+            pid_unrequested: AtomicBool::new(config.get("enable.idempotence") == Some("true")),
             connection_warnings: LogThrottle::new(CONNECTION_WARNING_INTERVAL),
         };
         let producer = ThreadedProducer::from_config_and_context(config, callbacks)?;
@@ -427,11 +441,29 @@ impl ProducerSlot {
     }
 
     /// Asks the broker for metadata (blocking): whether it answers.
+    ///
+    /// An idempotent producer asks for its producer id when a metadata
+    /// answer arrives, from a broker that is up. The first answer comes
+    /// through the bootstrap connection, which does not count, often before
+    /// the connection to the broker it names is up; librdkafka then tries
+    /// again only half a second later, and every publish waits for it. So
+    /// the metadata is asked for again, briefly, until the producer id is
+    /// asked for.
     pub(crate) fn probe(&self, timeout: Duration) -> Result<(), KafkaError> {
-        match self.producer() {
-            Some(p) => p.client().fetch_metadata(None, timeout).map(|_| ()),
-            None => Err(KafkaError::Canceled),
+        let Some(p) = self.producer() else {
+            return Err(KafkaError::Canceled);
+        };
+        p.client().fetch_metadata(None, timeout)?;
+        let deadline = Instant::now() + PID_NUDGE;
+        let unrequested = || p.context().pid_unrequested.load(Ordering::Acquire);
+        while unrequested() && Instant::now() < deadline {
+            // The log that says it was asked for may still be on its way.
+            std::thread::sleep(Duration::from_millis(2));
+            if unrequested() {
+                p.client().fetch_metadata(None, timeout)?;
+            }
         }
+        Ok(())
     }
 
     /// Raises a fatal error in librdkafka, as a broker restart can
