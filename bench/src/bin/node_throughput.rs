@@ -4,7 +4,7 @@
 //! ```text
 //! onex-bench-node-throughput --brokers 127.0.0.1:19092 \
 //!     --writer NODES/postgres-writer --noop-writer NODES/noop-writer \
-//!     --commands 3000 --runs 3 --out node_throughput.json
+//!     --commands 3000 --runs 3 [--work postgres|noop] --out node_throughput.json
 //! ```
 //!
 //! Every measurement has an environment of its own (fresh topics and
@@ -83,6 +83,8 @@ struct Args {
     commands: usize,
     keys: usize,
     runs: usize,
+    /// The handlers measured (both unless `--work` names one).
+    works: Vec<Work>,
     out: Option<PathBuf>,
 }
 
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Args, BoxError> {
         commands: 3000,
         keys: 64,
         runs: 3,
+        works: vec![Work::Postgres, Work::Noop],
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -108,6 +111,15 @@ fn parse_args() -> Result<Args, BoxError> {
             "--commands" => args.commands = value()?.parse()?,
             "--keys" => args.keys = value()?.parse()?,
             "--runs" => args.runs = value()?.parse()?,
+            "--work" => {
+                args.works = match value()?.as_str() {
+                    "postgres" => vec![Work::Postgres],
+                    "noop" => vec![Work::Noop],
+                    other => {
+                        return Err(format!("--work takes postgres or noop, not `{other}`").into());
+                    }
+                }
+            }
             "--out" => args.out = Some(value()?.into()),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -495,7 +507,7 @@ async fn main() -> Result<(), BoxError> {
     let (mut postgres, mut noop) = (Samples::default(), Samples::default());
     let mut partitions = 0;
     for run in 0..args.runs {
-        for work in [Work::Postgres, Work::Noop] {
+        for &work in &args.works {
             // Alternate who goes first, so that neither always meets a
             // broker busy with the other's leftovers.
             let mut order = [Side::Node, Side::HandWritten];
