@@ -1207,6 +1207,7 @@ mod tests {
         assert_eq!(c.get("fetch.wait.max.ms"), Some("7"));
         assert_eq!(c.get("auto.commit.interval.ms"), Some("250"));
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("enable.sparse.connections"), Some("false"));
     }
 
     #[test]

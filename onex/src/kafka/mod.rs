@@ -857,5 +857,7 @@ mod tests {
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("linger.ms"), Some("0"));
         assert_eq!(c.get("message.timeout.ms"), Some("7000"));
+        // Connects to the brokers the first metadata answer names at once.
+        assert_eq!(c.get("enable.sparse.connections"), Some("false"));
     }
 }

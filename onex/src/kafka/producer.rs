@@ -567,3 +567,28 @@ pub(crate) fn is_purged(error: &KafkaError) -> bool {
 
 /// A shared producer handle.
 pub(crate) type SharedProducer = Arc<ProducerSlot>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe that `KafkaBus::connect` waits for returns only once an
+    /// idempotent producer asked for its producer id, so that its first
+    /// publish does not wait for librdkafka's half-second retry.
+    #[test]
+    fn the_probe_returns_once_the_producer_id_was_asked_for() {
+        let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        let config = KafkaConfig {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            ..KafkaConfig::default()
+        };
+        let slot = ProducerSlot::create(&client_config(&config), 0).expect("producer");
+        slot.probe(Duration::from_secs(10))
+            .expect("the mock broker answers");
+        let producer = slot.producer().expect("a producer");
+        assert!(
+            !producer.context().pid_unrequested.load(Ordering::Acquire),
+            "the probe returned before the producer asked for its id"
+        );
+    }
+}
