@@ -904,7 +904,7 @@ pub(crate) mod kafka_replies {
             .set("allow.auto.create.topics", "true")
             // Connects to the brokers the first metadata answer names at
             // once, not after half the reconnect back-off (see the bus's
-            // producer settings): this client lives for a few requests.
+            // connection settings): this client lives for a few requests.
             .set("enable.sparse.connections", "false");
         if let Some(group) = group {
             c.set("group.id", group);

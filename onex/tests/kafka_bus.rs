@@ -243,32 +243,20 @@ async fn restarted_group_resumes_at_the_committed_offset() {
     let topic = publisher.topic_of::<OrderPlaced>();
     let group = unique("g");
 
-    let mut first = HashSet::new();
-    for n in 0..50 {
-        first.insert(
-            publisher
-                .publish(&order(n), None)
-                .await
-                .expect("publish")
-                .event_id,
-        );
-    }
+    let first: HashSet<Uuid> = publish_orders(&publisher, 0..50)
+        .await
+        .into_iter()
+        .collect();
     let (c1, h1) = collect(bus.as_ref(), &topic, &group).await;
     c1.wait_for(50, Duration::from_secs(30)).await;
     // Stopping commits what was handled.
     h1.stop().await;
     assert_eq!(c1.ids().into_iter().collect::<HashSet<_>>(), first);
 
-    let mut second = HashSet::new();
-    for n in 50..100 {
-        second.insert(
-            publisher
-                .publish(&order(n), None)
-                .await
-                .expect("publish")
-                .event_id,
-        );
-    }
+    let second: HashSet<Uuid> = publish_orders(&publisher, 50..100)
+        .await
+        .into_iter()
+        .collect();
     let (c2, h2) = collect(bus.as_ref(), &topic, &group).await;
     c2.wait_for(50, Duration::from_secs(30)).await;
     // Give redeliveries of the first batch, if any, time to show up.

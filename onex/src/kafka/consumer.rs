@@ -274,15 +274,8 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> ClientConfig {
         // A broker that holds every empty fetch for the whole wait (Tansu
         // does) would add up to librdkafka's 500 ms to each message.
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
-        .set("allow.auto.create.topics", "true")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "1000")
-        // Connect to a broker as soon as the metadata names it. librdkafka
-        // 2.12 drops the bootstrap connection once the first metadata
-        // answer names the cluster's brokers, and with sparse connections
-        // it then waits half the reconnect back-off before connecting to
-        // one: every new client spent about 25 ms idle at its start.
-        .set("enable.sparse.connections", "false");
+        .set("allow.auto.create.topics", "true");
+    super::set_connection_settings(&mut c);
     c
 }
 

@@ -288,16 +288,8 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
         .set("compression.type", config.compression.as_str())
         // A delivery report arrives within the timeout, success or not.
         .set("message.timeout.ms", &timeout_ms)
-        .set("socket.connection.setup.timeout.ms", &timeout_ms)
-        // Reconnect quickly once a broker is back.
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "1000")
-        // Connect to a broker as soon as the metadata names it. librdkafka
-        // 2.12 drops the bootstrap connection once the first metadata
-        // answer names the cluster's brokers, and with sparse connections
-        // it then waits half the reconnect back-off before connecting to
-        // one: every new client spent about 25 ms idle at its start.
-        .set("enable.sparse.connections", "false");
+        .set("socket.connection.setup.timeout.ms", &timeout_ms);
+    super::set_connection_settings(&mut c);
     if config.enable_idempotence {
         // Lets the bus see an idempotent producer stuck on an unknown
         // producer id (only state changes are logged: cheap).
