@@ -5,16 +5,22 @@
 //! ```text
 //! onex-bench-generator-bus --cli target/release/cargo-onex \
 //!     --brokers 127.0.0.1:19092 --counts 1,1000 --runs 5 --large-runs 3 \
-//!     --round-trips 10 --out generator_bus.json
+//!     --round-trips 10 --broker-pid-file tansu.pid --scratch /dev/shm \
+//!     --out generator_bus.json
 //! ```
 //!
 //! Progress: the CLI generates N synthetic contracts into a fresh folder
 //! (cold), once without a broker (nothing published) and once with
 //! `KAFKA_BOOTSTRAP_SERVERS` set (every stage's started and completed event
 //! and each contract's outcome published, and delivered before the command
-//! ends), alternately, `--runs` times (`--large-runs` from 1,000 contracts),
-//! each after `sync`; medians of the wall times. The broker runs on the
-//! same cores, so its work on the events counts too. Round trip: a `cargo onex serve` process
+//! ends): a first pair not counted, then `--runs` pairs (`--large-runs`
+//! from 1,000 contracts), the order within a pair alternating, each run
+//! after `sync`; medians of the wall times, and of the CPU times of the
+//! command and (`--broker-pid-file`) of the broker. The broker runs on the
+//! same cores, so its work on the events counts too. `--scratch` puts the
+//! node crates in another folder: on a file system in memory, the disk's
+//! swings stay out of the comparison, and each run's output is deleted
+//! after it. Round trip: a `cargo onex serve` process
 //! runs; `cargo onex generate --via-bus` for one contract into a fresh
 //! folder is timed from start to exit (joining the bus, sending the
 //! request, the service's run and its progress, the outcome), beside the
@@ -40,6 +46,11 @@ struct Args {
     large_runs: usize,
     round_trips: usize,
     onex_path: PathBuf,
+    /// The broker's process, whose CPU time is read around each run.
+    broker_pid: Option<u32>,
+    /// A second place for the progress runs' node crates (a file system
+    /// in memory, say), measured beside the benchmark's temporary folder.
+    scratch: Option<PathBuf>,
     out: Option<PathBuf>,
 }
 
@@ -52,6 +63,8 @@ fn parse_args() -> Result<Args, BoxError> {
         large_runs: 3,
         round_trips: 10,
         onex_path: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        broker_pid: None,
+        scratch: None,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -69,6 +82,10 @@ fn parse_args() -> Result<Args, BoxError> {
             "--runs" => args.runs = value()?.parse()?,
             "--large-runs" => args.large_runs = value()?.parse()?,
             "--round-trips" => args.round_trips = value()?.parse()?,
+            "--broker-pid-file" => {
+                args.broker_pid = std::fs::read_to_string(value()?)?.trim().parse().ok()
+            }
+            "--scratch" => args.scratch = Some(value()?.into()),
             "--out" => args.out = Some(value()?.into()),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -96,11 +113,49 @@ fn onex(args: &Args, dir: &Path, environment: &str, broker: bool) -> Command {
     command
 }
 
-/// Runs a command to its end; its wall time. The page cache is written
-/// back first: a run that writes 1,000 node crates leaves seconds of
-/// writeback behind, which would otherwise land on the next run.
-fn timed(command: &mut Command) -> Result<Duration, BoxError> {
+/// CPU time in milliseconds from a `/proc/.../stat` line: the sum of the
+/// fields numbered `fields` (as proc(5) numbers them, from 1), in clock
+/// ticks of 10 ms (Linux's USER_HZ on every architecture it runs on).
+fn stat_cpu_ms(stat: &str, fields: [usize; 2]) -> Option<f64> {
+    // Fields after the command name, which may hold spaces: field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let values: Vec<&str> = rest.split_whitespace().collect();
+    let mut ms = 0.0;
+    for field in fields {
+        ms += values.get(field - 3)?.parse::<f64>().ok()? * 10.0;
+    }
+    Some(ms)
+}
+
+/// CPU time of this process's ended children (user and system), ms.
+fn children_cpu_ms() -> Option<f64> {
+    stat_cpu_ms(&std::fs::read_to_string("/proc/self/stat").ok()?, [16, 17])
+}
+
+/// CPU time of the broker's process (user and system), ms.
+fn broker_cpu_ms(args: &Args) -> Option<f64> {
+    let pid = args.broker_pid?;
+    stat_cpu_ms(
+        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+        [14, 15],
+    )
+}
+
+/// What one run took.
+struct Timing {
+    wall_ms: f64,
+    /// CPU of the command (with its own children), ms.
+    cli_cpu_ms: Option<f64>,
+    /// CPU of the broker during the run, ms.
+    broker_cpu_ms: Option<f64>,
+}
+
+/// Runs a command to its end; its wall time and CPU. The page cache is
+/// written back first: a run that writes 1,000 node crates leaves seconds
+/// of writeback behind, which would otherwise land on the next run.
+fn timed(args: &Args, command: &mut Command) -> Result<Timing, BoxError> {
     let _ = Command::new("sync").status();
+    let (cli_before, broker_before) = (children_cpu_ms(), broker_cpu_ms(args));
     let started = Instant::now();
     let output = command.output()?;
     let wall = started.elapsed();
@@ -111,58 +166,150 @@ fn timed(command: &mut Command) -> Result<Duration, BoxError> {
         )
         .into());
     }
-    Ok(wall)
+    let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    Ok(Timing {
+        wall_ms: stats::ms(wall),
+        cli_cpu_ms: delta(cli_before, children_cpu_ms()),
+        broker_cpu_ms: delta(broker_before, broker_cpu_ms(args)),
+    })
+}
+
+/// Deletes a run's node crates, unless they are on a disk: deleting
+/// thousands of files there keeps the disk busy (discards) during the next
+/// run, so those are kept until the benchmark ends.
+fn remove_output(out: &Path) -> Result<(), BoxError> {
+    if on_memory(out) {
+        std::fs::remove_dir_all(out)?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is on a file system in memory (tmpfs), by the longest
+/// mount point of /proc/mounts that holds it.
+fn on_memory(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(point)
+                .then_some((point.len(), kind == "tmpfs"))
+        })
+        .max()
+        .is_some_and(|(_, tmpfs)| tmpfs)
 }
 
 fn progress(args: &Args, work: &Path, environment: &str) -> Result<Vec<Value>, BoxError> {
     let examples = synth::example_contracts(&args.onex_path.join("contracts"))?;
     let mut rows = Vec::new();
+    let places: Vec<&Path> = std::iter::once(work)
+        .chain(args.scratch.as_deref())
+        .collect();
     for &n in &args.counts {
         let contracts = synth::write_contracts(&examples, &work.join(format!("c{n}")), n)?;
-        let runs = if n >= 1000 {
-            args.large_runs
-        } else {
-            args.runs
-        };
-        let (mut without, mut with) = (Vec::new(), Vec::new());
-        for run in 0..runs {
-            for broker in [false, true] {
-                let out = work.join(format!("out-{n}-{run}-{broker}"));
-                let wall = timed(
-                    onex(args, work, environment, broker)
-                        .args(["generate", "-q", "--out"])
-                        .arg(&out)
-                        .args(&contracts),
-                )?;
-                // Kept until the end: deleting 1,000 node crates makes the
-                // disk busy (discards) during the next run.
-                let list = if broker { &mut with } else { &mut without };
-                list.push(stats::ms(wall));
-                eprintln!(
-                    "{n:>5} contracts, run {run}: {:>9.2} ms {}",
-                    stats::ms(wall),
-                    if broker {
-                        "publishing progress"
-                    } else {
-                        "without a bus"
-                    }
-                );
-            }
+        for place in &places {
+            rows.push(progress_in(args, work, place, environment, n, &contracts)?);
         }
-        let (a, b) = (stats::median(&without), stats::median(&with));
-        rows.push(json!({
-            "contracts": n,
-            "runs": runs,
-            "without_bus_ms": a,
-            "with_bus_ms": b,
-            "overhead_pct": (b - a) / a * 100.0,
-            "without_bus_ms_runs": without,
-            "with_bus_ms_runs": with,
-            // Per contract: 8 stages started and completed, and the outcome.
-            "events": n * 17,
-        }));
     }
     Ok(rows)
+}
+
+/// The progress runs for `n` contracts, writing their node crates under
+/// `place`.
+fn progress_in(
+    args: &Args,
+    work: &Path,
+    place: &Path,
+    environment: &str,
+    n: usize,
+    contracts: &[PathBuf],
+) -> Result<Value, BoxError> {
+    let runs = if n >= 1000 {
+        args.large_runs
+    } else {
+        args.runs
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut cli_cpu_without, mut cli_cpu_with, mut broker_cpu) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let scratch = tempfile::tempdir_in(place)?;
+    // A first pair that is not counted (the binary and the contracts
+    // into the page cache, the broker's topics created), then the
+    // pairs, the order of each alternating so that neither side always
+    // runs after the other.
+    for run in 0..=runs {
+        let order = if run % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for broker in order {
+            let out = scratch.path().join(format!("out-{n}-{run}-{broker}"));
+            let timing = timed(
+                args,
+                onex(args, work, environment, broker)
+                    .args(["generate", "-q", "--out"])
+                    .arg(&out)
+                    .args(contracts),
+            )?;
+            remove_output(&out)?;
+            eprintln!(
+                "{n:>5} contracts {}, run {run}: {:>9.2} ms, CPU {:>6.0} ms, broker's {:>5.0} ms, {}{}",
+                if on_memory(&out) {
+                    "in memory"
+                } else {
+                    "on disk"
+                },
+                timing.wall_ms,
+                timing.cli_cpu_ms.unwrap_or(f64::NAN),
+                timing.broker_cpu_ms.unwrap_or(f64::NAN),
+                if broker {
+                    "publishing progress"
+                } else {
+                    "without a bus"
+                },
+                if run == 0 { " (warm-up)" } else { "" }
+            );
+            if run == 0 {
+                continue;
+            }
+            let (list, cpu) = if broker {
+                (&mut with, &mut cli_cpu_with)
+            } else {
+                (&mut without, &mut cli_cpu_without)
+            };
+            list.push(timing.wall_ms);
+            cpu.extend(timing.cli_cpu_ms);
+            if broker {
+                broker_cpu.extend(timing.broker_cpu_ms);
+            }
+        }
+    }
+    let (a, b) = (stats::median(&without), stats::median(&with));
+    let median_or_null = |values: &[f64]| (!values.is_empty()).then(|| stats::median(values));
+    let row = json!({
+        "contracts": n,
+        "runs": runs,
+        "without_bus_ms": a,
+        "with_bus_ms": b,
+        "overhead_pct": (b - a) / a * 100.0,
+        "without_bus_ms_runs": without,
+        "with_bus_ms_runs": with,
+        // CPU time (user and system) of the command, and of the broker
+        // during the runs that published.
+        "without_bus_cpu_ms": median_or_null(&cli_cpu_without),
+        "with_bus_cpu_ms": median_or_null(&cli_cpu_with),
+        "broker_cpu_ms": median_or_null(&broker_cpu),
+        "output_in_memory": on_memory(scratch.path()),
+        // Per contract: 8 stages started and completed, and the outcome.
+        "events": n * 17,
+    });
+    if !on_memory(scratch.path()) {
+        // On the disk, deleted with the benchmark's folder at its end.
+        let _ = scratch.keep();
+    }
+    Ok(row)
 }
 
 /// The generator service, until dropped.
@@ -218,18 +365,20 @@ fn round_trip(args: &Args, work: &Path, environment: &str) -> Result<Value, BoxE
     for run in 0..args.round_trips {
         let out = format!("rt-out-{run}");
         let wall = timed(
+            args,
             onex(args, work, environment, true)
                 .args(["generate", "-q", "--via-bus", "--out", &out])
                 .arg(&relative),
         )?;
-        via_bus.push(stats::ms(wall));
+        via_bus.push(wall.wall_ms);
         let out = format!("rt-local-{run}");
         let wall = timed(
+            args,
             onex(args, work, environment, false)
                 .args(["generate", "-q", "--out", &out])
                 .arg(&relative),
         )?;
-        local.push(stats::ms(wall));
+        local.push(wall.wall_ms);
         eprintln!(
             "round trip {run}: --via-bus {:>8.2} ms, local {:>8.2} ms",
             via_bus[run], local[run]
