@@ -33,6 +33,10 @@
 //! subscription whose handler counts. Timed from the first message to the
 //! last, so the group join is not counted.
 //!
+//! The CloudEvents headers are measured again in pairs: two buses, with
+//! and without them, in alternating rounds (`--ce-rounds`, `--ce-messages`;
+//! `--ce-rounds 0` skips it).
+//!
 //! `--producers a,b` and `--consumers a,b` run only the named ones (for
 //! profiling one of them); `--no-consume` skips consuming; `--compression
 //! CODEC` sets every producer's codec (default: the bus's, lz4).
@@ -92,6 +96,10 @@ struct Args {
     consumers: Vec<String>,
     /// The producers' codec (`--compression`; the bus's default otherwise).
     compression: onex::config::Compression,
+    /// Rounds of the paired measurement of the CloudEvents headers (0: not
+    /// measured), and typed publishes on each side of a round.
+    ce_rounds: usize,
+    ce_messages: usize,
     out: Option<String>,
 }
 
@@ -110,6 +118,8 @@ fn parse_args() -> Result<Args, BoxError> {
             "bus".to_owned(),
         ],
         compression: KafkaConfig::default().compression,
+        ce_rounds: 20,
+        ce_messages: 20_000,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -140,6 +150,8 @@ fn parse_args() -> Result<Args, BoxError> {
                     .parse()
                     .map_err(|()| format!("unknown codec `{codec}`"))?;
             }
+            "--ce-rounds" => args.ce_rounds = value()?.parse()?,
+            "--ce-messages" => args.ce_messages = value()?.parse()?,
             "--out" => args.out = Some(value()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -430,6 +442,70 @@ async fn produce(
     Ok((rate, latencies, topic))
 }
 
+/// What the CloudEvents headers cost the typed publish, paired: two Kafka
+/// buses connected side by side, one writing the headers and one not
+/// (`KAFKA_CLOUDEVENTS=false`); `--ce-rounds` rounds of `--ce-messages`
+/// typed publishes on each, the order within a round alternating. A drift
+/// of the machine or of the broker (whose memory grows with every message
+/// it keeps) reaches both sides of a round alike, where the rotating runs
+/// above put minutes between the two rows.
+async fn cloudevents_paired(args: &Args, tag: &str) -> Result<Value, BoxError> {
+    let event = RecordWritten::sample();
+    let mut publishers = Vec::new();
+    for cloudevents in [true, false] {
+        let environment = format!("{tag}-ce-{cloudevents}");
+        let mut config = bus_config(args, &environment);
+        config.cloudevents = cloudevents;
+        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::connect(config).await?);
+        let source = SourceInfo::new("postgres_writer", "1.0.0", environment.as_str());
+        publishers.push(Publisher::new(bus, source));
+    }
+    let sends = |publisher: &Publisher| {
+        let publisher = publisher.clone();
+        let event = event.clone();
+        move |_: usize| {
+            let publisher = publisher.clone();
+            let event = event.clone();
+            async move {
+                publisher.publish(&event, None).await?;
+                Ok(())
+            }
+        }
+    };
+    for publisher in &publishers {
+        drive(1000, args.in_flight, sends(publisher)).await?;
+    }
+    let n = args.ce_messages;
+    let (mut with, mut without, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.ce_rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut rates = [0.0; 2];
+        for side in order {
+            let (elapsed, _) = drive(n, args.in_flight, sends(&publishers[side])).await?;
+            rates[side] = n as f64 / elapsed.as_secs_f64();
+        }
+        eprintln!(
+            "CloudEvents round {round}: with {:>9.0} msg/s, without {:>9.0} msg/s ({:.2}x)",
+            rates[0],
+            rates[1],
+            rates[0] / rates[1]
+        );
+        with.push(rates[0]);
+        without.push(rates[1]);
+        ratios.push(rates[0] / rates[1]);
+    }
+    for publisher in publishers {
+        publisher.bus().shutdown().await?;
+    }
+    Ok(json!({
+        "rounds": args.ce_rounds,
+        "messages_per_round": n,
+        "with_rate": summary(&with),
+        "without_rate": summary(&without),
+        "ratio": summary(&ratios),
+    }))
+}
+
 struct Counter {
     seen: AtomicUsize,
     target: usize,
@@ -625,6 +701,15 @@ async fn main() -> Result<(), BoxError> {
         );
     }
 
+    let cloudevents = if args.ce_rounds > 0
+        && args.producers.contains(&Producer::BusPublisher)
+        && args.producers.contains(&Producer::BusPublisherPlain)
+    {
+        Some(cloudevents_paired(&args, &tag).await?)
+    } else {
+        None
+    };
+
     let mut consume_results = serde_json::Map::new();
     if args.consume {
         const CONSUMERS: [&str; 3] = ["raw", "raw_decoding", "bus"];
@@ -677,6 +762,7 @@ async fn main() -> Result<(), BoxError> {
             "header_count": sample.headers.len(),
         },
         "produce": produce_results,
+        "cloudevents_paired": cloudevents,
         "latency_one_at_a_time": latency_results,
         "consume": consume_results,
     });
