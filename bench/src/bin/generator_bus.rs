@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use onex_bench::{stats, synth};
+use onex_bench::{cpu, stats, synth};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -82,9 +82,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--runs" => args.runs = value()?.parse()?,
             "--large-runs" => args.large_runs = value()?.parse()?,
             "--round-trips" => args.round_trips = value()?.parse()?,
-            "--broker-pid-file" => {
-                args.broker_pid = std::fs::read_to_string(value()?)?.trim().parse().ok()
-            }
+            "--broker-pid-file" => args.broker_pid = cpu::pid_from_file(&value()?)?,
             "--scratch" => args.scratch = Some(value()?.into()),
             "--out" => args.out = Some(value()?.into()),
             other => return Err(format!("unknown argument `{other}`").into()),
@@ -113,32 +111,9 @@ fn onex(args: &Args, dir: &Path, environment: &str, broker: bool) -> Command {
     command
 }
 
-/// CPU time in milliseconds from a `/proc/.../stat` line: the sum of the
-/// fields numbered `fields` (as proc(5) numbers them, from 1), in clock
-/// ticks of 10 ms (Linux's USER_HZ on every architecture it runs on).
-fn stat_cpu_ms(stat: &str, fields: [usize; 2]) -> Option<f64> {
-    // Fields after the command name, which may hold spaces: field 3 on.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let values: Vec<&str> = rest.split_whitespace().collect();
-    let mut ms = 0.0;
-    for field in fields {
-        ms += values.get(field - 3)?.parse::<f64>().ok()? * 10.0;
-    }
-    Some(ms)
-}
-
-/// CPU time of this process's ended children (user and system), ms.
-fn children_cpu_ms() -> Option<f64> {
-    stat_cpu_ms(&std::fs::read_to_string("/proc/self/stat").ok()?, [16, 17])
-}
-
 /// CPU time of the broker's process (user and system), ms.
 fn broker_cpu_ms(args: &Args) -> Option<f64> {
-    let pid = args.broker_pid?;
-    stat_cpu_ms(
-        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
-        [14, 15],
-    )
+    cpu::process_ms(args.broker_pid?)
 }
 
 /// What one run took.
@@ -155,7 +130,7 @@ struct Timing {
 /// of writeback behind, which would otherwise land on the next run.
 fn timed(args: &Args, command: &mut Command) -> Result<Timing, BoxError> {
     let _ = Command::new("sync").status();
-    let (cli_before, broker_before) = (children_cpu_ms(), broker_cpu_ms(args));
+    let (cli_before, broker_before) = (cpu::children_ms(), broker_cpu_ms(args));
     let started = Instant::now();
     let output = command.output()?;
     let wall = started.elapsed();
@@ -169,7 +144,7 @@ fn timed(args: &Args, command: &mut Command) -> Result<Timing, BoxError> {
     let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
     Ok(Timing {
         wall_ms: stats::ms(wall),
-        cli_cpu_ms: delta(cli_before, children_cpu_ms()),
+        cli_cpu_ms: delta(cli_before, cpu::children_ms()),
         broker_cpu_ms: delta(broker_before, broker_cpu_ms(args)),
     })
 }

@@ -100,6 +100,9 @@ struct Args {
     /// measured), and typed publishes on each side of a round.
     ce_rounds: usize,
     ce_messages: usize,
+    /// The broker's process (`--broker-pid-file`), whose CPU time the
+    /// paired rounds read.
+    broker_pid: Option<u32>,
     out: Option<String>,
 }
 
@@ -120,6 +123,7 @@ fn parse_args() -> Result<Args, BoxError> {
         compression: KafkaConfig::default().compression,
         ce_rounds: 20,
         ce_messages: 20_000,
+        broker_pid: None,
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -152,6 +156,7 @@ fn parse_args() -> Result<Args, BoxError> {
             }
             "--ce-rounds" => args.ce_rounds = value()?.parse()?,
             "--ce-messages" => args.ce_messages = value()?.parse()?,
+            "--broker-pid-file" => args.broker_pid = onex_bench::cpu::pid_from_file(&value()?)?,
             "--out" => args.out = Some(value()?),
             other => return Err(format!("unknown argument `{other}`").into()),
         }
@@ -477,12 +482,21 @@ async fn cloudevents_paired(args: &Args, tag: &str) -> Result<Value, BoxError> {
     }
     let n = args.ce_messages;
     let (mut with, mut without, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // CPU per message of this process and of the broker, each side.
+    let mut own_us: [Vec<f64>; 2] = Default::default();
+    let mut broker_us: [Vec<f64>; 2] = Default::default();
+    let broker_ms = || args.broker_pid.and_then(onex_bench::cpu::process_ms);
+    let per_message =
+        |before: Option<f64>, after: Option<f64>| Some((after? - before?) * 1000.0 / n as f64);
     for round in 0..args.ce_rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rates = [0.0; 2];
         for side in order {
+            let (own, broker) = (onex_bench::cpu::own_ms(), broker_ms());
             let (elapsed, _) = drive(n, args.in_flight, sends(&publishers[side])).await?;
             rates[side] = n as f64 / elapsed.as_secs_f64();
+            own_us[side].extend(per_message(own, onex_bench::cpu::own_ms()));
+            broker_us[side].extend(per_message(broker, broker_ms()));
         }
         eprintln!(
             "CloudEvents round {round}: with {:>9.0} msg/s, without {:>9.0} msg/s ({:.2}x)",
@@ -503,6 +517,12 @@ async fn cloudevents_paired(args: &Args, tag: &str) -> Result<Value, BoxError> {
         "with_rate": summary(&with),
         "without_rate": summary(&without),
         "ratio": summary(&ratios),
+        // CPU µs per message (user and system), medians over the rounds;
+        // null where not measured.
+        "with_cpu_us": (!own_us[0].is_empty()).then(|| stats::median(&own_us[0])),
+        "without_cpu_us": (!own_us[1].is_empty()).then(|| stats::median(&own_us[1])),
+        "with_broker_cpu_us": (!broker_us[0].is_empty()).then(|| stats::median(&broker_us[0])),
+        "without_broker_cpu_us": (!broker_us[1].is_empty()).then(|| stats::median(&broker_us[1])),
     }))
 }
 

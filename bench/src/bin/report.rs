@@ -720,6 +720,17 @@ fn kafka_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
                 num(&paired["ratio"]["min"]).unwrap_or(f64::NAN),
                 num(&paired["ratio"]["max"]).unwrap_or(f64::NAN),
             );
+            let cpu = |key: &str| num(&paired[key]);
+            if let (Some(with), Some(without)) = (cpu("with_cpu_us"), cpu("without_cpu_us")) {
+                let broker = match (cpu("with_broker_cpu_us"), cpu("without_broker_cpu_us")) {
+                    (Some(b), Some(p)) => format!(", and the broker {b:.1} µs against {p:.1} µs"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    md,
+                    "\nCPU time per message (user and system, medians of the rounds): the publishing process {with:.1} µs with the headers against {without:.1} µs without{broker}.",
+                );
+            }
             targets.push(target(
                 CLOUDEVENTS_COST,
                 Some(r >= 0.95),
