@@ -482,21 +482,23 @@ async fn cloudevents_paired(args: &Args, tag: &str) -> Result<Value, BoxError> {
     }
     let n = args.ce_messages;
     let (mut with, mut without, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    // CPU per message of this process and of the broker, each side.
-    let mut own_us: [Vec<f64>; 2] = Default::default();
-    let mut broker_us: [Vec<f64>; 2] = Default::default();
-    let broker_ms = || args.broker_pid.and_then(onex_bench::cpu::process_ms);
-    let per_message =
-        |before: Option<f64>, after: Option<f64>| Some((after? - before?) * 1000.0 / n as f64);
+    // CPU of this process and of the broker, each side, over all rounds:
+    // /proc counts in 10 ms ticks, too coarse for one round.
+    let mut own_ms = [Some(0.0); 2];
+    let mut broker_ms = [Some(0.0); 2];
+    let broker_now = || args.broker_pid.and_then(onex_bench::cpu::process_ms);
+    let add = |sum: &mut Option<f64>, before: Option<f64>, after: Option<f64>| {
+        *sum = sum.zip(after.zip(before)).map(|(s, (a, b))| s + a - b);
+    };
     for round in 0..args.ce_rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rates = [0.0; 2];
         for side in order {
-            let (own, broker) = (onex_bench::cpu::own_ms(), broker_ms());
+            let (own, broker) = (onex_bench::cpu::own_ms(), broker_now());
             let (elapsed, _) = drive(n, args.in_flight, sends(&publishers[side])).await?;
             rates[side] = n as f64 / elapsed.as_secs_f64();
-            own_us[side].extend(per_message(own, onex_bench::cpu::own_ms()));
-            broker_us[side].extend(per_message(broker, broker_ms()));
+            add(&mut own_ms[side], own, onex_bench::cpu::own_ms());
+            add(&mut broker_ms[side], broker, broker_now());
         }
         eprintln!(
             "CloudEvents round {round}: with {:>9.0} msg/s, without {:>9.0} msg/s ({:.2}x)",
@@ -511,18 +513,23 @@ async fn cloudevents_paired(args: &Args, tag: &str) -> Result<Value, BoxError> {
     for publisher in publishers {
         publisher.bus().shutdown().await?;
     }
+    let messages = (args.ce_rounds * n) as f64;
+    let per_message = |ms: Option<f64>| {
+        ms.filter(|_| messages > 0.0)
+            .map(|ms| ms * 1000.0 / messages)
+    };
     Ok(json!({
         "rounds": args.ce_rounds,
         "messages_per_round": n,
         "with_rate": summary(&with),
         "without_rate": summary(&without),
         "ratio": summary(&ratios),
-        // CPU µs per message (user and system), medians over the rounds;
-        // null where not measured.
-        "with_cpu_us": (!own_us[0].is_empty()).then(|| stats::median(&own_us[0])),
-        "without_cpu_us": (!own_us[1].is_empty()).then(|| stats::median(&own_us[1])),
-        "with_broker_cpu_us": (!broker_us[0].is_empty()).then(|| stats::median(&broker_us[0])),
-        "without_broker_cpu_us": (!broker_us[1].is_empty()).then(|| stats::median(&broker_us[1])),
+        // CPU µs per message (user and system) over all rounds; null where
+        // not measured.
+        "with_cpu_us": per_message(own_ms[0]),
+        "without_cpu_us": per_message(own_ms[1]),
+        "with_broker_cpu_us": per_message(broker_ms[0]),
+        "without_broker_cpu_us": per_message(broker_ms[1]),
     }))
 }
 

@@ -728,7 +728,7 @@ fn kafka_section(r: &Path, md: &mut String, targets: &mut Vec<Target>) {
                 };
                 let _ = writeln!(
                     md,
-                    "\nCPU time per message (user and system, medians of the rounds): the publishing process {with:.1} µs with the headers against {without:.1} µs without{broker}.",
+                    "\nCPU time per message (user and system, over all rounds): the publishing process {with:.1} µs with the headers against {without:.1} µs without{broker}.",
                 );
             }
             targets.push(target(
