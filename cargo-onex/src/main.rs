@@ -8,6 +8,7 @@ use std::process::ExitCode;
 static ALLOCATOR: onex::Allocator = onex::Allocator;
 
 fn main() -> ExitCode {
+    onex::allocator::init();
     match cargo_onex::run(std::env::args_os()) {
         Ok(code) => code,
         Err(error) => {

@@ -27,6 +27,7 @@
 //!   heartbeats, signal handling, ordered shutdown, `RUST_LOG` logging).
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod bus;
 pub mod circuit;
 pub mod cloudevents;
@@ -77,22 +78,7 @@ pub use publisher::{Published, Publisher};
 pub use request::{PendingReply, RequestError, Requester, RequesterStats};
 pub use text::Text;
 
-/// The global allocator a generated node's `main.rs` installs
-/// (`#[global_allocator]`): mimalloc with the `mimalloc` feature (on by
-/// default), the system allocator without it. A node builds and frees an
-/// envelope, its JSON and its headers for every message, often on
-/// different threads (a subscriber frees what a publisher built), where
-/// glibc's allocator contends: the in-memory bus's typed publish runs
-/// about three times as fast on mimalloc. The feature also makes mimalloc
-/// the C allocator of the program (mimalloc's `override`), so librdkafka's
-/// allocations per record, freed on its own threads, leave glibc's
-/// allocator too: the typed Kafka publish takes about a sixth less CPU.
-#[cfg(feature = "mimalloc")]
-pub use mimalloc::MiMalloc as Allocator;
-/// The global allocator a generated node's `main.rs` installs: the system
-/// allocator, as the `mimalloc` feature is off.
-#[cfg(not(feature = "mimalloc"))]
-pub use std::alloc::System as Allocator;
+pub use allocator::Allocator;
 
 // Re-exports used by generated code through `::onex::...` paths.
 pub use chrono;

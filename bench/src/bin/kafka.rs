@@ -665,6 +665,8 @@ type ThroughputSamples = (Producer, Vec<f64>, Vec<f64>, Vec<f64>);
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // As a generated node's main does; the peers share the process.
+    onex::allocator::init();
     let args = parse_args()?;
     let tag = format!("bench{}", std::process::id());
     let defaults = KafkaConfig::default();

@@ -492,6 +492,8 @@ impl Samples {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // As a generated node's main does; the peers share the process.
+    onex::allocator::init();
     let args = parse_args()?;
     let (db, connection) = tokio_postgres::connect(&args.database_url, NoTls).await?;
     tokio::spawn(async move {

@@ -259,6 +259,8 @@ async fn over_kafka(
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // As a generated node's main does; the peers share the process.
+    onex::allocator::init();
     let args = parse_args()?;
     let memory = in_memory(&args).await?;
     report("memory", &memory);

@@ -18,10 +18,11 @@ use ::onex::{
     lifecycle::{NodeRuntime, ShutdownSignals, unless_signalled},
 };
 /// The runtime's allocator: mimalloc, unless onex's `mimalloc` feature is
-/// off (then the system allocator). See `onex::Allocator`.
+/// off (then the system allocator). See `onex::allocator`.
 #[global_allocator]
 static ONEX_ALLOCATOR: ::onex::Allocator = ::onex::Allocator;
 fn main() -> ExitCode {
+    ::onex::allocator::init();
     ::onex::logging::init();
     let runtime = match ::onex::tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

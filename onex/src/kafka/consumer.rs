@@ -31,7 +31,7 @@ use rdkafka::{
     ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
     config::{FromClientConfigAndContext, RDKafkaLogLevel},
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
-    error::{KafkaError, RDKafkaErrorCode},
+    error::{KafkaError, KafkaResult, RDKafkaErrorCode},
     message::{BorrowedMessage, Headers},
 };
 use tokio::sync::{oneshot, watch};
@@ -833,30 +833,45 @@ impl ConsumerTask {
     }
 
     /// Stores the offset after the handler and remembers it for the commit
-    /// before a rebalance and on stop.
+    /// before a rebalance and on stop. From the record, librdkafka finds
+    /// its partition without looking the topic up by name (which
+    /// [`ConsumerTask::mark_processed_up_to`] does, a copy of the name and
+    /// a lock of the client's topics for every message).
     fn mark_processed(&self, record: &BorrowedMessage<'_>) {
-        self.mark_processed_up_to(record.topic(), record.partition(), record.offset());
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
+        self.remember_processed(topic, partition, offset);
+        let stored = self.consumer.store_offset_from_message(record);
+        self.report_store(stored, topic, partition, offset);
     }
 
     /// Stores `offset + 1` of a partition, the next to read: every record
     /// up to `offset` is done.
     fn mark_processed_up_to(&self, topic: &str, partition: i32, offset: i64) {
+        self.remember_processed(topic, partition, offset);
+        let stored = self.consumer.store_offset(topic, partition, offset);
+        self.report_store(stored, topic, partition, offset);
+    }
+
+    /// Remembers that every record of a partition up to `offset` is done,
+    /// for the commits this task makes itself.
+    fn remember_processed(&self, topic: &str, partition: i32, offset: i64) {
         let next = offset + 1;
-        {
-            let mut processed = lock(&self.processed);
-            match processed.get_mut(topic) {
-                Some(partitions) => {
-                    partitions.insert(partition, next);
-                }
-                None => {
-                    processed.insert(topic.to_owned(), HashMap::from([(partition, next)]));
-                }
+        let mut processed = lock(&self.processed);
+        match processed.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, next);
+            }
+            None => {
+                processed.insert(topic.to_owned(), HashMap::from([(partition, next)]));
             }
         }
-        // Stores `offset + 1`, the next one to read.
-        if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
+    }
+
+    fn report_store(&self, stored: KafkaResult<()>, topic: &str, partition: i32, offset: i64) {
+        if let Err(e) = stored {
             // The partition was revoked meanwhile; its new owner reads the
             // message again (at-least-once).
+            let next = offset + 1;
             tracing::debug!("cannot store offset {next} of {topic}/{partition}: {e}");
         }
     }
