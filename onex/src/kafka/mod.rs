@@ -196,7 +196,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How long construction waits for the broker before starting degraded.
 /// How the bus's producer and consumers connect: quickly again once a
 /// broker is back, and to a broker as soon as the metadata names it.
 /// librdkafka 2.12 drops the bootstrap connection once the first metadata
@@ -209,6 +208,7 @@ fn set_connection_settings(c: &mut ClientConfig) {
         .set("enable.sparse.connections", "false");
 }
 
+/// How long construction waits for the broker before starting degraded.
 fn probe_timeout(config: &KafkaConfig) -> Duration {
     config.timeout().min(Duration::from_secs(3))
 }
