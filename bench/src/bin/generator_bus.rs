@@ -149,16 +149,6 @@ fn timed(args: &Args, command: &mut Command) -> Result<Timing, BoxError> {
     })
 }
 
-/// Deletes a run's node crates, unless they are on a disk: deleting
-/// thousands of files there keeps the disk busy (discards) during the next
-/// run, so those are kept until the benchmark ends.
-fn remove_output(out: &Path) -> Result<(), BoxError> {
-    if on_memory(out) {
-        std::fs::remove_dir_all(out)?;
-    }
-    Ok(())
-}
-
 /// Whether `path` is on a file system in memory (tmpfs), by the longest
 /// mount point of /proc/mounts that holds it.
 fn on_memory(path: &Path) -> bool {
@@ -209,6 +199,7 @@ fn progress_in(
     let (mut cli_cpu_without, mut cli_cpu_with, mut broker_cpu) =
         (Vec::new(), Vec::new(), Vec::new());
     let scratch = tempfile::tempdir_in(place)?;
+    let in_memory = on_memory(scratch.path());
     // A first pair that is not counted (the binary and the contracts
     // into the page cache, the broker's topics created), then the
     // pairs, the order of each alternating so that neither side always
@@ -228,14 +219,15 @@ fn progress_in(
                     .arg(&out)
                     .args(contracts),
             )?;
-            remove_output(&out)?;
+            // On a disk the node crates stay until the benchmark ends:
+            // deleting thousands of files there keeps the disk busy
+            // (discards) during the next run.
+            if in_memory {
+                std::fs::remove_dir_all(&out)?;
+            }
             eprintln!(
                 "{n:>5} contracts {}, run {run}: {:>9.2} ms, CPU {:>6.0} ms, broker's {:>5.0} ms, {}{}",
-                if on_memory(&out) {
-                    "in memory"
-                } else {
-                    "on disk"
-                },
+                if in_memory { "in memory" } else { "on disk" },
                 timing.wall_ms,
                 timing.cli_cpu_ms.unwrap_or(f64::NAN),
                 timing.broker_cpu_ms.unwrap_or(f64::NAN),
@@ -276,11 +268,11 @@ fn progress_in(
         "without_bus_cpu_ms": median_or_null(&cli_cpu_without),
         "with_bus_cpu_ms": median_or_null(&cli_cpu_with),
         "broker_cpu_ms": median_or_null(&broker_cpu),
-        "output_in_memory": on_memory(scratch.path()),
+        "output_in_memory": in_memory,
         // Per contract: 8 stages started and completed, and the outcome.
         "events": n * 17,
     });
-    if !on_memory(scratch.path()) {
+    if !in_memory {
         // On the disk, deleted with the benchmark's folder at its end.
         let _ = scratch.keep();
     }
